@@ -1,0 +1,61 @@
+//! Engine configuration: how many slots, and which mechanisms are on.
+
+use std::time::Duration;
+
+/// The most slots BSC found worth having ("8 is slightly better than 15").
+pub const MAX_SLOTS: usize = 8;
+
+/// How the engine runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Number of slots (primary workers). Default: cores - 1, at least 1, at most 8.
+    pub slots: usize,
+    /// Give every slot a shadow worker that takes redos while the primary is busy.
+    pub shadows: bool,
+    /// Let a slot with an empty queue steal queued transactions from other slots.
+    pub steal: bool,
+    /// How long the merger waits for one result before failing the block as stalled.
+    pub stall_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { slots: default_slots(), shadows: true, steal: true, stall_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Cores - 1, clamped to `1..=8`, as BSC chose.
+pub fn default_slots() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(1).clamp(1, MAX_SLOTS)
+}
+
+/// A configuration the engine refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Slot count outside `1..=MAX_SLOTS`.
+    #[error("slot count must be between 1 and {MAX_SLOTS}, got {0}")]
+    Slots(usize),
+}
+
+impl EngineConfig {
+    /// A default configuration with `slots` slots.
+    pub fn with_slots(slots: usize) -> Result<Self, ConfigError> {
+        let config = Self { slots, ..Self::default() };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_SLOTS).contains(&self.slots) {
+            return Err(ConfigError::Slots(self.slots));
+        }
+        Ok(())
+    }
+
+    /// Worker threads the engine keeps: a primary per slot, plus a shadow per slot if enabled.
+    pub fn threads(&self) -> usize {
+        self.slots * if self.shadows { 2 } else { 1 }
+    }
+}

@@ -1,0 +1,220 @@
+//! The block entry point: sets up a block's shared state, runs the slots and the merger, and
+//! tears everything down before returning, whatever happened.
+//!
+//! The worker threads live in a rayon pool owned by the [`Engine`], created once and reused for
+//! every block. Each block runs inside `ThreadPool::in_place_scope`: the merger runs on the
+//! calling thread, the slot loops run on the pool, and the scope does not return until every
+//! worker has left its loop, which is what lets them borrow the block's state without `unsafe`.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+};
+
+use alloy_primitives::{Address, U256};
+use parevm_merger::{BlockError, MergeInput, MergeStats, MergedTx, Merger, RedoCause};
+use parevm_slots::{ExecCtx, Role, TaskTable, Worker};
+use parevm_statedb::{BaseState, BlockDb, ReadSetPool, Unconfirmed};
+use revm::{
+    context::{BlockEnv, CfgEnv, TxEnv},
+    state::AccountInfo,
+};
+
+use crate::{EngineConfig, config::ConfigError, dispatch::static_dispatch, metrics, scheduler::Scheduler};
+
+/// An account changed before the block's transactions (by pre-block system calls), which the
+/// slots must see. `storage_known`: its storage is exactly `storage`, not the database's.
+#[derive(Debug, Clone)]
+pub struct SeedAccount {
+    /// Address.
+    pub address: Address,
+    /// Info, `None` if the account does not exist.
+    pub info: Option<AccountInfo>,
+    /// Whether `storage` is the complete storage.
+    pub storage_known: bool,
+    /// Changed or known slots.
+    pub storage: Vec<(U256, U256)>,
+}
+
+/// One block for the engine.
+#[derive(Debug)]
+pub struct ParallelBlock<'a, D> {
+    /// State at block start (before pre-block system calls).
+    pub db: &'a D,
+    /// Changes made by pre-block system calls.
+    pub seed: Vec<SeedAccount>,
+    /// Block environment.
+    pub block: BlockEnv,
+    /// Chain configuration.
+    pub cfg: CfgEnv,
+    /// The transactions.
+    pub txs: &'a [TxEnv],
+}
+
+/// Counters of one block.
+#[derive(Debug, Default, Clone)]
+pub struct BlockStats {
+    /// Transactions in the block.
+    pub txs: usize,
+    /// Executions in total (first executions and redos).
+    pub executions: u64,
+    /// Executions run by shadow workers.
+    pub shadow_takeovers: u64,
+    /// Transactions stolen from another slot's queue.
+    pub steals: u64,
+    /// Merge-side counters: redos by cause, merge wait, most executions of one transaction.
+    pub merge: MergeStats,
+}
+
+impl BlockStats {
+    /// Redos per transaction.
+    pub fn redo_rate(&self) -> f64 {
+        if self.txs == 0 { 0.0 } else { self.merge.total_redos() as f64 / self.txs as f64 }
+    }
+
+    /// Redos of one cause.
+    pub fn redos(&self, cause: RedoCause) -> u64 {
+        self.merge.redos[cause as usize]
+    }
+}
+
+/// A block's confirmed transactions, in order.
+#[derive(Debug)]
+pub struct BlockOutcome {
+    /// One entry per transaction.
+    pub txs: Vec<MergedTx>,
+    /// Counters.
+    pub stats: BlockStats,
+}
+
+/// The parallel engine: a configuration and its worker threads.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    pool: rayon::ThreadPool,
+    validation_pool: rayon::ThreadPool,
+    reads: ReadSetPool,
+}
+
+impl Engine {
+    /// Starts the engine's threads.
+    pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads())
+            .thread_name(|i| format!("parevm-slot-{i}"))
+            .build()
+            .expect("spawning the slot threads");
+        let validation_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.slots.max(2))
+            .thread_name(|i| format!("parevm-validate-{i}"))
+            .build()
+            .expect("spawning the validation threads");
+        Ok(Self { config, pool, validation_pool, reads: ReadSetPool::new(64) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Executes a block: returns every transaction's result and write set in order, or the
+    /// error the sequential executor would have hit first. `on_merged` sees each transaction as
+    /// soon as it is confirmed, while later ones are still executing.
+    pub fn execute<D: BlockDb>(
+        &self,
+        block: &ParallelBlock<'_, D>,
+        on_merged: impl FnMut(&MergedTx),
+    ) -> Result<BlockOutcome, BlockError> {
+        let (result, stats) = self.run(block, on_merged);
+        metrics::record_block(&stats);
+        result.map(|txs| BlockOutcome { txs, stats })
+    }
+
+    /// Like [`Engine::execute`], and returns the counters even when the block fails.
+    pub fn run<D: BlockDb>(
+        &self,
+        block: &ParallelBlock<'_, D>,
+        mut on_merged: impl FnMut(&MergedTx),
+    ) -> (Result<Vec<MergedTx>, BlockError>, BlockStats) {
+        let n = block.txs.len();
+        let mut stats = BlockStats { txs: n, ..BlockStats::default() };
+        let base = BaseState::new(block.db);
+        for seed in &block.seed {
+            if let Err(error) =
+                base.seed_account(seed.address, seed.info.clone(), seed.storage_known, seed.storage.iter().copied())
+            {
+                return (Err(BlockError::Database { tx: 0, error }), stats);
+            }
+        }
+        if n == 0 {
+            return (Ok(Vec::new()), stats);
+        }
+        let unconfirmed = Unconfirmed::new(n);
+        let merged = AtomicUsize::new(0);
+        let table = TaskTable::new(n);
+        let ctx = ExecCtx {
+            base: &base,
+            unconfirmed: &unconfirmed,
+            merged: &merged,
+            pool: self.reads.clone(),
+            txs: block.txs,
+            block: &block.block,
+            cfg: &block.cfg,
+        };
+        let slots = self.config.slots;
+        let plan = static_dispatch(block.txs, slots);
+        let scheduler = Scheduler::new(&table, &plan, self.config.steal, self.config.shadows);
+        let executions = AtomicU64::new(0);
+        let shadow_executions = AtomicU64::new(0);
+
+        let (result, merge_stats) = self.pool.in_place_scope(|scope| {
+            for slot in 0..slots {
+                let roles: &[Role] =
+                    if self.config.shadows { &[Role::Primary, Role::Shadow] } else { &[Role::Primary] };
+                for &role in roles {
+                    let (ctx, table, scheduler) = (&ctx, &table, &scheduler);
+                    let (executions, shadow_executions) = (&executions, &shadow_executions);
+                    scope.spawn(move |_| {
+                        // A panic here is a bug in the loop itself (executions catch their own);
+                        // the merger then reports the block as stalled instead of hanging.
+                        if let Ok(worker_stats) =
+                            catch_unwind(AssertUnwindSafe(|| Worker::new(slot, role, table, ctx).run(scheduler)))
+                        {
+                            // Relaxed: statistics, read after the scope joins every worker.
+                            executions.fetch_add(worker_stats.executions, Ordering::Relaxed);
+                            shadow_executions.fetch_add(worker_stats.shadow_executions, Ordering::Relaxed);
+                        }
+                    });
+                }
+            }
+            let merger = Merger::new(MergeInput {
+                base: &base,
+                unconfirmed: &unconfirmed,
+                merged: &merged,
+                txs: block.txs,
+                block: &block.block,
+                cfg: &block.cfg,
+                validation_pool: Some(&self.validation_pool),
+                stall_timeout: self.config.stall_timeout,
+            });
+            let outcome = catch_unwind(AssertUnwindSafe(|| merger.run(&scheduler, &mut on_merged)));
+            // Whatever happened, release the workers, or the scope would never end.
+            scheduler.finish();
+            outcome.unwrap_or_else(|panic| {
+                let tx = merged.load(Ordering::Acquire);
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "merger panicked".into());
+                (Err(BlockError::Panicked { tx, message }), MergeStats::default())
+            })
+        });
+        stats.executions = executions.into_inner();
+        stats.shadow_takeovers = shadow_executions.into_inner();
+        stats.steals = scheduler.steals.load(Ordering::Relaxed);
+        stats.merge = merge_stats;
+        (result, stats)
+    }
+}

@@ -1,0 +1,19 @@
+//! The dispatcher: the block entry point of the parallel engine.
+//!
+//! [`Engine`] owns the worker threads (created once, reused for every block) and runs a block:
+//! [`dispatch::static_dispatch`] spreads the transactions over the slots up front,
+//! the [`scheduler::Scheduler`] hands them to the slots' workers and balances the load at run
+//! time by work stealing (`crossbeam-deque`), and the merger confirms results in order on the
+//! calling thread while the workers keep executing. A transaction's path, by file:
+//! `dispatch.rs` → `scheduler.rs` → `slots/src/worker.rs` → `slots/src/exec.rs` →
+//! `statedb/src/unconfirmed.rs` → `merger/src/merge.rs`.
+
+mod config;
+pub mod dispatch;
+mod engine;
+mod metrics;
+pub mod scheduler;
+
+pub use config::{ConfigError, EngineConfig};
+pub use engine::{BlockOutcome, BlockStats, Engine, ParallelBlock, SeedAccount};
+pub use parevm_merger::{BlockError, MergedTx, RedoCause};

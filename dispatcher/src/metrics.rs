@@ -1,0 +1,21 @@
+//! The engine's metrics, recorded once per block through the `metrics` crate.
+//!
+//! Names are prefixed `parevm_`; a node exports them with whatever recorder it installs (reth's
+//! Prometheus exporter), and `parevm replay --stats` prints them.
+
+use parevm_merger::RedoCause;
+
+use crate::BlockStats;
+
+/// Records one block's counters.
+pub(crate) fn record_block(stats: &BlockStats) {
+    metrics::counter!("parevm_blocks_total").increment(1);
+    metrics::counter!("parevm_txs_total").increment(stats.txs as u64);
+    metrics::counter!("parevm_executions_total").increment(stats.executions);
+    metrics::counter!("parevm_steals_total").increment(stats.steals);
+    metrics::counter!("parevm_shadow_takeovers_total").increment(stats.shadow_takeovers);
+    for cause in RedoCause::ALL {
+        metrics::counter!("parevm_redos_total", "cause" => cause.label()).increment(stats.redos(cause));
+    }
+    metrics::histogram!("parevm_merge_wait_seconds").record(stats.merge.merge_wait.as_secs_f64());
+}

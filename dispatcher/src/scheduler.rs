@@ -1,0 +1,200 @@
+//! Dynamic dispatch: the queues the workers take transactions from.
+//!
+//! Each slot has a FIFO deque filled by static dispatch; a primary takes from its own deque, and
+//! when that is empty steals from the front of the others' (the lowest pending indices, which the
+//! merger needs first). Redos go to one shared injector that every worker checks first, since a
+//! redo is what the merger is waiting for. When the merger asks for a redo while the
+//! transaction's home slot is busy, that slot's shadow is woken to take it.
+//!
+//! Idle workers block on a condition variable, woken whenever work is added or the block ends;
+//! the wait has a short timeout only as a safety net, so no worker ever spins.
+
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::Duration,
+};
+
+use crossbeam_deque::{Injector, Stealer, Worker as Deque};
+use parevm_merger::Redo;
+use parevm_slots::{RedoRequest, Role, TaskSource, TaskTable};
+use parevm_statedb::TxIndex;
+use parking_lot::{Condvar, Mutex};
+
+/// Longest sleep of an idle worker between checks (a safety net; wake-ups are explicit).
+const IDLE_WAIT: Duration = Duration::from_millis(20);
+
+/// The work queues of one block.
+#[derive(Debug)]
+pub struct Scheduler<'t> {
+    table: &'t TaskTable,
+    /// Owner side of each slot's deque; only that slot's primary locks it, so it is uncontended.
+    locals: Vec<Mutex<Deque<TxIndex>>>,
+    stealers: Vec<Stealer<TxIndex>>,
+    redos: Injector<TxIndex>,
+    home_slot: Vec<usize>,
+    steal: bool,
+    shadows: bool,
+    busy: Vec<AtomicBool>,
+    shadow_wanted: Vec<AtomicBool>,
+    epoch: AtomicU64,
+    done: AtomicBool,
+    idle: Mutex<()>,
+    wakeup: Condvar,
+    /// Transactions taken from another slot's queue.
+    pub steals: AtomicU64,
+}
+
+impl<'t> Scheduler<'t> {
+    /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order).
+    pub fn new(table: &'t TaskTable, plan: &[Vec<TxIndex>], steal: bool, shadows: bool) -> Self {
+        let mut home_slot = vec![0; table.len()];
+        let mut locals = Vec::with_capacity(plan.len());
+        let mut stealers = Vec::with_capacity(plan.len());
+        for (slot, txs) in plan.iter().enumerate() {
+            let deque = Deque::new_fifo();
+            for &tx in txs {
+                deque.push(tx);
+                home_slot[tx] = slot;
+            }
+            stealers.push(deque.stealer());
+            locals.push(Mutex::new(deque));
+        }
+        let slots = plan.len();
+        Self {
+            table,
+            locals,
+            stealers,
+            redos: Injector::new(),
+            home_slot,
+            steal,
+            shadows,
+            busy: (0..slots).map(|_| AtomicBool::new(false)).collect(),
+            shadow_wanted: (0..slots).map(|_| AtomicBool::new(false)).collect(),
+            epoch: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            idle: Mutex::new(()),
+            wakeup: Condvar::new(),
+            steals: AtomicU64::new(0),
+        }
+    }
+
+    /// Ends the block: every worker returns from its loop.
+    pub fn finish(&self) {
+        // Release: pairs with the Acquire in `is_done`; nothing else rides on it.
+        self.done.store(true, Ordering::Release);
+        self.announce();
+    }
+
+    fn announce(&self) {
+        // SeqCst is not needed: the epoch is read under the `idle` lock by waiters, and we take
+        // that lock after bumping it, so a waiter either sees the new epoch or is woken.
+        self.epoch.fetch_add(1, Ordering::Release);
+        let _guard = self.idle.lock();
+        self.wakeup.notify_all();
+    }
+
+    fn steal_from_injector(&self) -> Option<TxIndex> {
+        loop {
+            match self.redos.steal() {
+                crossbeam_deque::Steal::Success(tx) => return Some(tx),
+                crossbeam_deque::Steal::Empty => return None,
+                // Another thief won a race; the queue is not empty, try again. Each retry follows
+                // someone else's progress, so this is lock-free, not a spin on a condition.
+                crossbeam_deque::Steal::Retry => {}
+            }
+        }
+    }
+
+    fn steal_from_slots(&self, me: usize) -> Option<TxIndex> {
+        let slots = self.stealers.len();
+        for offset in 1..slots {
+            let victim = (me + offset) % slots;
+            loop {
+                match self.stealers[victim].steal() {
+                    crossbeam_deque::Steal::Success(tx) => {
+                        // Skip entries someone already claimed: only runnable work counts.
+                        if self.table.status(tx) == parevm_slots::TxStatus::Ready {
+                            // Relaxed: a statistic.
+                            self.steals.fetch_add(1, Ordering::Relaxed);
+                            return Some(tx);
+                        }
+                    }
+                    crossbeam_deque::Steal::Empty => break,
+                    crossbeam_deque::Steal::Retry => {}
+                }
+            }
+        }
+        None
+    }
+}
+
+impl TaskSource for Scheduler<'_> {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn next_task(&self, slot: usize, role: Role) -> Option<TxIndex> {
+        if let Some(tx) = self.steal_from_injector() {
+            return Some(tx);
+        }
+        if role == Role::Shadow {
+            return None;
+        }
+        if let Some(tx) = self.locals[slot].lock().pop() {
+            return Some(tx);
+        }
+        if self.steal { self.steal_from_slots(slot) } else { None }
+    }
+
+    fn wait(&self, slot: usize, role: Role, seen: u64) {
+        let mut guard = self.idle.lock();
+        loop {
+            if self.is_done() {
+                return;
+            }
+            let woken = match role {
+                Role::Primary => self.epoch.load(Ordering::Acquire) != seen,
+                // Relaxed is enough for a flag whose only effect is to make us look at the
+                // injector, which has its own synchronisation.
+                Role::Shadow => self.shadow_wanted[slot].swap(false, Ordering::Relaxed),
+            };
+            if woken || self.wakeup.wait_for(&mut guard, IDLE_WAIT).timed_out() {
+                return;
+            }
+        }
+    }
+
+    fn requeue(&self, tx: TxIndex) {
+        self.redos.push(tx);
+        self.wake_for_redo(tx);
+    }
+
+    fn set_busy(&self, slot: usize, busy: bool) {
+        // Relaxed: a hint for choosing whom to wake; a stale value costs at most one needless
+        // wake-up or one redo taken by an idle primary instead of the shadow.
+        self.busy[slot].store(busy, Ordering::Relaxed);
+    }
+}
+
+impl Scheduler<'_> {
+    fn wake_for_redo(&self, tx: TxIndex) {
+        let home = self.home_slot[tx];
+        if self.shadows && self.busy[home].load(Ordering::Relaxed) {
+            self.shadow_wanted[home].store(true, Ordering::Relaxed);
+        }
+        self.announce();
+    }
+}
+
+impl Redo for Scheduler<'_> {
+    fn redo(&self, tx: TxIndex) {
+        if self.table.request_redo(tx) == RedoRequest::Queue {
+            self.redos.push(tx);
+            self.wake_for_redo(tx);
+        }
+    }
+}

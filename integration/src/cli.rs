@@ -1,0 +1,173 @@
+//! Argument parsing and output for the `parevm` binary; the work itself lives in the library.
+
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use parevm::{ChainSpec, Executor, replay::BlockReport};
+use parevm_dispatcher::{Engine, EngineConfig};
+
+/// parevm: a parallel block executor for Ethereum clients, checked against the sequential one.
+#[derive(Debug, Parser)]
+#[command(name = "parevm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Execute historical mainnet blocks; check gas used, logs bloom and receipts root against
+    /// each header and, in parallel mode, every output against the sequential executor.
+    Replay(ReplayArgs),
+    /// Run the consensus suite's BlockchainTests (state root after every block, final state,
+    /// and rejection of invalid blocks).
+    Ethtest(EthtestArgs),
+    /// Time the sequential baseline and the parallel engine side by side on the same blocks.
+    Bench(parevm::bench::BenchArgs),
+}
+
+/// How to execute: sequentially, or with the engine and its options.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Use the sequential executor (alloy-evm's EthBlockExecutor) instead of the parallel engine.
+    #[arg(long, conflicts_with = "slots")]
+    sequential: bool,
+    /// Number of slots (worker threads) of the parallel engine, 1 to 8. Default: cores - 1.
+    #[arg(long, value_name = "N")]
+    slots: Option<usize>,
+    /// Disable shadow workers (redos then wait for an idle primary).
+    #[arg(long)]
+    no_shadow: bool,
+    /// Disable work stealing (each slot runs only what static dispatch gave it, plus redos).
+    #[arg(long)]
+    no_steal: bool,
+}
+
+impl EngineArgs {
+    /// The executor these arguments ask for.
+    pub fn executor(&self) -> Result<Executor, String> {
+        if self.sequential {
+            return Ok(Executor::Sequential);
+        }
+        let mut config = EngineConfig::default();
+        if let Some(slots) = self.slots {
+            config.slots = slots;
+        }
+        config.shadows = !self.no_shadow;
+        config.steal = !self.no_steal;
+        Engine::new(config).map(Executor::Parallel).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Block folders, or folders of block folders. Default: $PAREVM_DATA, else ../shared/data/mainnet.
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// In parallel mode, skip the comparison with a sequential run (header checks only).
+    #[arg(long)]
+    no_compare: bool,
+    /// Write per-block results to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Print the engine's metrics (executions, redos by cause, steals, shadow takeovers, merge wait).
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Debug, Args)]
+struct EthtestArgs {
+    /// BlockchainTests JSON files or folders (searched recursively). Default:
+    /// ../shared/data/ethereum-tests.
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Write per-test results to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => replay(args),
+        Command::Ethtest(args) => ethtest(args),
+        Command::Bench(args) => parevm::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn progress_bar(len: u64) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(len);
+        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
+        bar
+    })
+}
+
+fn replay(args: ReplayArgs) -> Result<ExitCode, String> {
+    let executor = args.engine.executor()?;
+    let recorder = args.stats.then(parevm::stats::install_recorder);
+    let paths = if args.paths.is_empty() { vec![parevm::mainnet::default_data_dir()] } else { args.paths };
+    let chain = ChainSpec::mainnet();
+    let mut bar = None;
+    let compare = !args.no_compare;
+    println!(
+        "replaying with {}{}",
+        executor.name(),
+        if compare && !matches!(executor, Executor::Sequential) { ", compared with sequential" } else { "" }
+    );
+    let reports = parevm::replay::replay_all(&chain, &paths, &executor, compare, |done, total, report| {
+        let bar = bar.get_or_insert_with(|| progress_bar(total as u64));
+        let line = report_line(report);
+        match bar {
+            Some(bar) => {
+                bar.set_position(done as u64);
+                if !report.ok {
+                    bar.println(line);
+                }
+            }
+            None => println!("{line}"),
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(Some(bar)) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let matched = reports.iter().filter(|r| r.ok).count();
+    if let Some(recorder) = recorder {
+        print!("{}", parevm::stats::render(&recorder));
+    }
+    println!("{matched}/{} blocks match", reports.len());
+    Ok(if matched == reports.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn report_line(report: &BlockReport) -> String {
+    let status = if report.ok { "ok".to_string() } else { format!("MISMATCH: {}", report.problems.join("; ")) };
+    let engine = match (report.executions, report.redos) {
+        (Some(e), Some(r)) => format!(" executions {e} redos {r}"),
+        _ => String::new(),
+    };
+    format!(
+        "block {:>9}  txs {:>4}  gas {:>9}  {:>8.2} ms{engine}  {status}",
+        report.number, report.txs, report.gas_used, report.millis
+    )
+}
+
+fn ethtest(args: EthtestArgs) -> Result<ExitCode, String> {
+    let executor = args.engine.executor()?;
+    let paths = if args.paths.is_empty() { vec![PathBuf::from("../shared/data/ethereum-tests")] } else { args.paths };
+    parevm::ethtest::run_cli(&paths, &executor, args.json.as_deref())
+}

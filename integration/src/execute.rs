@@ -1,0 +1,135 @@
+//! The two executors behind one interface, both driven the way reth drives a block executor.
+//!
+//! Sequential: alloy-evm's `EthBlockExecutor` over revm's `State` with bundle updates:
+//! `apply_pre_execution_changes`, `execute_transaction` per transaction, `finish`. This is the
+//! reference every parallel run is compared with and the baseline every benchmark divides by.
+//!
+//! Parallel: the same executor runs the pre-block system calls; the engine executes and merges
+//! the transactions; each confirmed result is then committed through the executor's own
+//! `commit_transaction` (receipt, gas, blob gas, state commit), and `finish` runs the post-block
+//! steps. Only the transactions' execution differs, so any difference in output is the engine's.
+//! Results are committed to the `State` only once the whole block merged: a failing block leaves
+//! the caller's state as it was.
+
+use alloy_consensus::{ReceiptEnvelope, Transaction};
+use alloy_evm::{
+    Evm, EvmFactory,
+    block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory, BlockValidationError},
+    eth::{EthBlockExecutorFactory, EthEvmFactory, EthTxResult, receipt_builder::AlloyReceiptBuilder},
+};
+use parevm_dispatcher::{BlockError, BlockStats, Engine, ParallelBlock, SeedAccount};
+use parevm_statedb::BlockDb;
+use revm::{
+    context::result::ResultAndState,
+    database::{BundleState, State, states::bundle_state::BundleRetention},
+    database_interface::DBErrorMarker,
+};
+
+use crate::{BlockInput, ChainSpec};
+
+/// What executing a block produced.
+#[derive(Debug, Clone)]
+pub struct BlockOutput {
+    /// Receipts, gas used, blob gas used, requests.
+    pub result: BlockExecutionResult<ReceiptEnvelope>,
+    /// The block's state changes (with reverts), as reth would write them.
+    pub bundle: BundleState,
+    /// Engine counters (parallel only).
+    pub stats: Option<BlockStats>,
+}
+
+/// Sequential or parallel execution.
+#[derive(Debug)]
+pub enum Executor {
+    /// alloy-evm's Ethereum block executor, one transaction at a time.
+    Sequential,
+    /// The parallel engine.
+    Parallel(Engine),
+}
+
+impl Executor {
+    /// A short name for reports: `sequential` or `parallel(N)`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Sequential => "sequential".into(),
+            Self::Parallel(engine) => format!("parallel({})", engine.config().slots),
+        }
+    }
+
+    /// Executes `block` on `db` (the state before the block).
+    pub fn execute<D>(&self, chain: &ChainSpec, block: &BlockInput, db: &D) -> Result<BlockOutput, BlockExecutionError>
+    where
+        D: BlockDb + std::fmt::Debug,
+        D::Error: DBErrorMarker,
+    {
+        let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
+        let env = block.evm_env(chain);
+        let evm = EthEvmFactory::default().create_evm(&mut state, env.clone());
+        let factory =
+            EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), EthEvmFactory::default());
+        let mut executor = factory.create_executor(evm, block.execution_ctx());
+        executor.apply_pre_execution_changes()?;
+
+        let mut stats = None;
+        match self {
+            Self::Sequential => {
+                for tx in &block.txs {
+                    executor.execute_transaction(tx)?;
+                }
+            }
+            Self::Parallel(engine) => {
+                let seed = seed_from_state(executor.evm().db());
+                let txs = block.tx_envs();
+                let input =
+                    ParallelBlock { db, seed, block: env.block_env.clone(), cfg: env.cfg_env.clone(), txs: &txs };
+                let outcome = engine.execute(&input, |_| {}).map_err(|e| block_error(e, block))?;
+                for (merged, tx) in outcome.txs.into_iter().zip(&block.txs) {
+                    executor.commit_transaction(EthTxResult {
+                        result: ResultAndState { result: merged.result, state: merged.state },
+                        blob_gas_used: tx.blob_gas_used().unwrap_or_default(),
+                        tx_type: tx.tx_type(),
+                    });
+                }
+                stats = Some(outcome.stats);
+            }
+        }
+        let (evm, result) = executor.finish()?;
+        drop(evm);
+        state.merge_transitions(BundleRetention::Reverts);
+        Ok(BlockOutput { result, bundle: state.take_bundle(), stats })
+    }
+}
+
+/// What the pre-block system calls left in the `State`'s cache, for the engine's base state.
+fn seed_from_state<DB>(state: &State<DB>) -> Vec<SeedAccount> {
+    state
+        .cache
+        .accounts
+        .iter()
+        .map(|(address, account)| SeedAccount {
+            address: *address,
+            info: account.account.as_ref().map(|a| a.info.clone()),
+            storage_known: account.status.is_storage_known(),
+            storage: account
+                .account
+                .as_ref()
+                .map(|a| a.storage.iter().map(|(k, v)| (*k, *v)).collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The engine's error as the sequential executor reports the same failure.
+pub fn block_error(error: BlockError, block: &BlockInput) -> BlockExecutionError {
+    match error {
+        BlockError::GasLimitExceeded { transaction_gas_limit, block_available_gas, .. } => {
+            BlockValidationError::TransactionGasLimitMoreThanAvailableBlockGas {
+                transaction_gas_limit,
+                block_available_gas,
+            }
+            .into()
+        }
+        BlockError::Evm { tx, error } => BlockExecutionError::evm(error, *block.txs[tx].inner().tx_hash()),
+        other => BlockExecutionError::other(other),
+    }
+}

@@ -1,0 +1,29 @@
+//! parevm's integration layer: real blocks in, results compared.
+//!
+//! - [`chain`]: the chains we execute (mainnet, and the consensus suite's fork-from-genesis
+//!   networks) as alloy-evm executor specs.
+//! - [`block`]: a block ready to execute (header, recovered transactions, withdrawals) and its
+//!   EVM environment.
+//! - [`mainnet`] and [`ethtest`]: loaders for `../shared/data` (historical mainnet blocks with
+//!   pre-state, and the consensus suite's BlockchainTests).
+//! - [`execute`]: the sequential baseline (alloy-evm's `EthBlockExecutor` over revm's `State`,
+//!   exactly what reth runs) and the parallel engine behind the same interface, so that every
+//!   block can be run both ways and compared field by field.
+//! - [`checks`]: what a header lets us verify (gas used, logs bloom, receipts root, state root).
+//! - [`replay`], [`bench`]: the `parevm` CLI's commands.
+
+pub mod bench;
+pub mod block;
+pub mod chain;
+pub mod checks;
+pub mod error;
+pub mod ethtest;
+pub mod execute;
+pub mod mainnet;
+pub mod replay;
+pub mod stats;
+
+pub use block::BlockInput;
+pub use chain::ChainSpec;
+pub use error::LoadError;
+pub use execute::{BlockOutput, Executor};

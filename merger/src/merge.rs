@@ -1,0 +1,266 @@
+//! The in-order merge loop.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use parevm_statedb::{BaseState, BlockDb, ExecOutcome, Read, TxIndex, TxResult, Unconfirmed};
+use revm::{
+    context::{
+        BlockEnv, CfgEnv, TxEnv,
+        result::{ExecutionResult, HaltReason},
+    },
+    state::EvmState,
+};
+
+use crate::{BlockError, Mismatch, beneficiary, validate};
+
+/// At its turn a transaction is re-executed at most this many times. One is enough in theory:
+/// an execution that starts once all predecessors are merged reads exact state and is valid.
+/// The slack covers a result already in flight when the turn came; exceeding it is a bug,
+/// reported as [`BlockError::Internal`] instead of retrying forever.
+pub const MAX_EXECUTIONS_AT_TURN: u32 = 3;
+
+/// Asks the scheduler for another execution of a transaction.
+pub trait Redo: Sync {
+    /// Schedules `tx` again, ahead of first executions.
+    fn redo(&self, tx: TxIndex);
+}
+
+/// Why a result was sent back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedoCause {
+    /// It read an account (not the beneficiary) that a predecessor changed.
+    Account,
+    /// It read a storage slot that a predecessor changed.
+    Storage,
+    /// It read the beneficiary, whose fees are credited only at merge.
+    Beneficiary,
+    /// It panicked on speculative state.
+    Panic,
+}
+
+impl RedoCause {
+    /// All causes, for reporting.
+    pub const ALL: [Self; 4] = [Self::Account, Self::Storage, Self::Beneficiary, Self::Panic];
+
+    /// Metric label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Storage => "storage",
+            Self::Beneficiary => "beneficiary",
+            Self::Panic => "panic",
+        }
+    }
+}
+
+/// Counters of one block's merge.
+#[derive(Debug, Default, Clone)]
+pub struct MergeStats {
+    /// Redos by cause, indexed like [`RedoCause::ALL`].
+    pub redos: [u64; 4],
+    /// Time the merger spent waiting for results.
+    pub merge_wait: Duration,
+    /// The most executions any transaction needed.
+    pub max_executions: u32,
+}
+
+impl MergeStats {
+    /// Total redos.
+    pub fn total_redos(&self) -> u64 {
+        self.redos.iter().sum()
+    }
+
+    fn count(&mut self, cause: RedoCause) {
+        self.redos[cause as usize] += 1;
+    }
+}
+
+/// A confirmed transaction, in block order.
+#[derive(Debug)]
+pub struct MergedTx {
+    /// Position in the block.
+    pub index: TxIndex,
+    /// revm's result.
+    pub result: ExecutionResult<HaltReason>,
+    /// Its write set, beneficiary fee included: commit it as is.
+    pub state: EvmState,
+    /// Gas used by the block up to and including this transaction.
+    pub cumulative_gas_used: u64,
+    /// Block-wide index of its first log.
+    pub first_log_index: usize,
+    /// How many times it was executed.
+    pub executions: u32,
+}
+
+/// What the merger works on, borrowed for one block.
+#[derive(Debug)]
+pub struct MergeInput<'a, 'db, D> {
+    /// Merged state (the merger is its only writer).
+    pub base: &'a BaseState<'db, D>,
+    /// Results to confirm.
+    pub unconfirmed: &'a Unconfirmed,
+    /// Number of merged transactions, published to the slots.
+    pub merged: &'a AtomicUsize,
+    /// The block's transactions.
+    pub txs: &'a [TxEnv],
+    /// Block environment.
+    pub block: &'a BlockEnv,
+    /// Chain configuration.
+    pub cfg: &'a CfgEnv,
+    /// Pool for validating large read sets, if any.
+    pub validation_pool: Option<&'a rayon::ThreadPool>,
+    /// How long to wait for a result before declaring the engine stalled.
+    pub stall_timeout: Duration,
+}
+
+/// Confirms a block's results in order.
+#[derive(Debug)]
+pub struct Merger<'a, 'db, D> {
+    input: MergeInput<'a, 'db, D>,
+    stats: MergeStats,
+    cumulative_gas_used: u64,
+    logs: usize,
+}
+
+impl<'a, 'db, D: BlockDb> Merger<'a, 'db, D> {
+    /// A merger at the start of the block.
+    pub fn new(input: MergeInput<'a, 'db, D>) -> Self {
+        Self { input, stats: MergeStats::default(), cumulative_gas_used: 0, logs: 0 }
+    }
+
+    /// Merges every transaction, calling `on_merged` for each as soon as it is confirmed.
+    pub fn run(
+        mut self,
+        redo: &impl Redo,
+        mut on_merged: impl FnMut(&MergedTx),
+    ) -> (Result<Vec<MergedTx>, BlockError>, MergeStats) {
+        let mut merged = Vec::with_capacity(self.input.txs.len());
+        for tx in 0..self.input.txs.len() {
+            match self.merge_one(tx, redo) {
+                Ok(m) => {
+                    on_merged(&m);
+                    merged.push(m);
+                }
+                Err(e) => return (Err(e), self.stats),
+            }
+        }
+        (Ok(merged), self.stats)
+    }
+
+    fn merge_one(&mut self, tx: TxIndex, redo: &impl Redo) -> Result<MergedTx, BlockError> {
+        let input = &self.input;
+        // The same check, in the same place, as alloy-evm's `EthBlockExecutor`.
+        let block_available_gas = input.block.gas_limit - self.cumulative_gas_used;
+        let mut max_tx_gas = input.txs[tx].gas_limit;
+        if let Some(cap) = input.cfg.tx_gas_limit_cap {
+            max_tx_gas = max_tx_gas.min(cap);
+        }
+        if max_tx_gas > block_available_gas {
+            return Err(BlockError::GasLimitExceeded {
+                tx,
+                transaction_gas_limit: input.txs[tx].gas_limit,
+                block_available_gas,
+            });
+        }
+
+        let mut seen = 0;
+        let mut redos_at_turn = 0;
+        let result = loop {
+            let started = Instant::now();
+            let Some(result) = input.unconfirmed.wait_newer(tx, seen, input.stall_timeout) else {
+                return Err(BlockError::Stalled { tx, waited: input.stall_timeout });
+            };
+            self.stats.merge_wait += started.elapsed();
+            seen = result.incarnation;
+            // All predecessors were merged when this execution started: it read exact state.
+            let exact = result.merged_at_start >= tx;
+            let mismatch = validate(input.base, &result.reads, input.validation_pool)
+                .map_err(|error| BlockError::Database { tx, error })?;
+            let cause = match (&mismatch, &result.outcome) {
+                (None, ExecOutcome::Panicked(message)) if exact => {
+                    return Err(BlockError::Panicked { tx, message: message.clone() });
+                }
+                (None, ExecOutcome::Panicked(_)) => RedoCause::Panic,
+                (None, _) => break result,
+                (Some(Mismatch(read)), _) if exact => {
+                    return Err(BlockError::Internal {
+                        tx,
+                        message: format!("an execution on exact state read a stale value: {read:?}"),
+                    });
+                }
+                (Some(Mismatch(Read::Account(address, _))), _) if *address == input.block.beneficiary => {
+                    RedoCause::Beneficiary
+                }
+                (Some(Mismatch(Read::Account(..))), _) => RedoCause::Account,
+                (Some(Mismatch(Read::Storage(..))), _) => RedoCause::Storage,
+            };
+            redos_at_turn += 1;
+            if redos_at_turn > MAX_EXECUTIONS_AT_TURN {
+                return Err(BlockError::Internal { tx, message: format!("still invalid after {redos_at_turn} redos") });
+            }
+            self.stats.count(cause);
+            redo.redo(tx);
+        };
+        self.accept(tx, result)
+    }
+
+    fn accept(&mut self, tx: TxIndex, result: Arc<TxResult>) -> Result<MergedTx, BlockError> {
+        let input = &self.input;
+        let (exec, state, deferred_reward) = match &result.outcome {
+            ExecOutcome::Executed { result, state, deferred_reward } => (result, state, *deferred_reward),
+            ExecOutcome::Invalid(error) => {
+                return Err(BlockError::Evm { tx, error: error.clone() });
+            }
+            ExecOutcome::Panicked(message) => {
+                return Err(BlockError::Panicked { tx, message: message.clone() });
+            }
+        };
+        let beneficiary = input.block.beneficiary;
+        let credited = deferred_reward
+            .map(|reward| beneficiary::credited_account(input.base, beneficiary, reward, input.cfg.spec))
+            .transpose()
+            .map_err(|error| BlockError::Database { tx, error })?;
+
+        input.base.apply(state);
+        if let Some(account) = &credited {
+            input.base.apply_account(beneficiary, account);
+        }
+        // Release: a slot that reads `merged > tx` (Acquire) must find tx's writes in the base,
+        // since it will no longer look for them among the unconfirmed results.
+        input.merged.store(tx + 1, Ordering::Release);
+
+        self.cumulative_gas_used += exec.gas().tx_gas_used();
+        let first_log_index = self.logs;
+        self.logs += exec.logs().len();
+        let executions = result.incarnation;
+        self.stats.max_executions = self.stats.max_executions.max(executions);
+
+        // Nobody reads tx's result any more; take it back without copying when we can.
+        drop(input.unconfirmed.take(tx));
+        let (exec, mut state) = match Arc::try_unwrap(result) {
+            Ok(TxResult { outcome: ExecOutcome::Executed { result, state, .. }, .. }) => (result, state),
+            Ok(_) => unreachable!("matched Executed above"),
+            Err(shared) => match &shared.outcome {
+                ExecOutcome::Executed { result, state, .. } => (result.clone(), state.clone()),
+                _ => unreachable!("matched Executed above"),
+            },
+        };
+        if let Some(account) = credited {
+            state.insert(beneficiary, account);
+        }
+        Ok(MergedTx {
+            index: tx,
+            result: exec,
+            state,
+            cumulative_gas_used: self.cumulative_gas_used,
+            first_log_index,
+            executions,
+        })
+    }
+}

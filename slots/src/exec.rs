@@ -1,0 +1,110 @@
+//! Executing one transaction in a slot: revm on a [`SlotDb`], panics caught, result packaged.
+//!
+//! A worker keeps one EVM for the whole block and points its database at the next transaction,
+//! so the instruction table, precompiles and journal buffers are built once per block, not once
+//! per execution. A panic inside revm (or inside our database) leaves the journal in an unknown
+//! state, so after one the EVM is dropped and rebuilt.
+
+use std::{
+    any::Any,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use revm::{
+    Context, ExecuteEvm, MainBuilder, MainContext,
+    context::{BlockEnv, CfgEnv, TxEnv},
+    handler::{Handler, MainnetContext, MainnetEvm},
+};
+
+use parevm_statedb::{BaseState, BlockDb, ExecOutcome, ReadSetPool, SlotDb, TxIndex, TxResult, Unconfirmed};
+
+use crate::ParallelHandler;
+
+/// The EVM a slot runs.
+pub type SlotEvm<'a, 'db, D> = MainnetEvm<MainnetContext<SlotDb<'a, 'db, D>>>;
+
+/// Everything a block's executions share, borrowed for the block.
+#[derive(Debug)]
+pub struct ExecCtx<'a, 'db, D> {
+    /// Merged state.
+    pub base: &'a BaseState<'db, D>,
+    /// Newest results of unmerged transactions.
+    pub unconfirmed: &'a Unconfirmed,
+    /// Number of merged transactions.
+    pub merged: &'a AtomicUsize,
+    /// Read buffers.
+    pub pool: ReadSetPool,
+    /// The block's transactions.
+    pub txs: &'a [TxEnv],
+    /// Block environment.
+    pub block: &'a BlockEnv,
+    /// Chain configuration (spec).
+    pub cfg: &'a CfgEnv,
+}
+
+/// One worker's EVM for one block.
+pub struct TxExecutor<'c, 'a, 'db, D: BlockDb> {
+    ctx: &'c ExecCtx<'a, 'db, D>,
+    evm: Option<SlotEvm<'a, 'db, D>>,
+}
+
+impl<D: BlockDb> std::fmt::Debug for TxExecutor<'_, '_, '_, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxExecutor").field("built", &self.evm.is_some()).finish()
+    }
+}
+
+impl<'c, 'a, 'db, D> TxExecutor<'c, 'a, 'db, D>
+where
+    D: BlockDb,
+{
+    /// An executor over the block's shared state; the EVM is built on first use.
+    pub fn new(ctx: &'c ExecCtx<'a, 'db, D>) -> Self {
+        Self { ctx, evm: None }
+    }
+
+    fn build(&self) -> SlotEvm<'a, 'db, D> {
+        let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.merged, self.ctx.pool.clone());
+        Context::mainnet().with_block(self.ctx.block.clone()).with_cfg(self.ctx.cfg.clone()).with_db(db).build_mainnet()
+    }
+
+    /// Executes transaction `tx` as its `incarnation`-th execution.
+    pub fn execute(&mut self, tx: TxIndex, incarnation: u32) -> TxResult {
+        // Acquire: see `SlotDb::first_unmerged`.
+        let merged_at_start = self.ctx.merged.load(Ordering::Acquire);
+        if self.evm.is_none() {
+            self.evm = Some(self.build());
+        }
+        let evm = self.evm.as_mut().expect("built above");
+        evm.ctx.journaled_state.database.begin(tx);
+        evm.ctx.tx = self.ctx.txs[tx].clone();
+
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            let mut handler = ParallelHandler::default();
+            let result = handler.run(evm);
+            let state = evm.finalize();
+            (result, state, handler.take_deferred_reward())
+        }));
+        let reads = evm.ctx.journaled_state.database.finish();
+        let outcome = match run {
+            Ok((Ok(result), state, deferred_reward)) => ExecOutcome::Executed { result, state, deferred_reward },
+            Ok((Err(error), _, _)) => ExecOutcome::Invalid(error),
+            Err(panic) => {
+                self.evm = None;
+                ExecOutcome::Panicked(panic_message(panic.as_ref()))
+            }
+        };
+        TxResult { incarnation, outcome, reads, merged_at_start }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}

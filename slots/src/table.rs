@@ -1,0 +1,137 @@
+//! The status of every transaction of the block, and the compare-and-swap that claims one.
+//!
+//! A transaction is executed by at most one worker at a time: whoever wins the swap from
+//! `Ready` to `Executing` runs it; everyone else who found it in a queue drops it. A redo asked
+//! for while the transaction is executing is remembered (`ExecutingRedo`) and honoured by the
+//! worker when it finishes, so no request is lost and no two executions of one transaction ever
+//! overlap (their results are therefore published in incarnation order).
+
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use parevm_statedb::TxIndex;
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TxStatus {
+    /// Waiting in a queue to be (re-)executed.
+    Ready = 0,
+    /// A worker is executing it.
+    Executing = 1,
+    /// A worker is executing it and the merger has asked for another execution.
+    ExecutingRedo = 2,
+    /// Its newest result is published.
+    Done = 3,
+}
+
+impl TxStatus {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Ready,
+            1 => Self::Executing,
+            2 => Self::ExecutingRedo,
+            _ => Self::Done,
+        }
+    }
+}
+
+/// What [`TaskTable::request_redo`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedoRequest {
+    /// The transaction became `Ready`: the caller must queue it.
+    Queue,
+    /// It is executing; the worker will queue it when it finishes.
+    Deferred,
+    /// It is already waiting for an execution.
+    AlreadyPending,
+}
+
+/// Status and execution counter of every transaction of a block.
+#[derive(Debug)]
+pub struct TaskTable {
+    status: Vec<AtomicU8>,
+    incarnations: Vec<AtomicU32>,
+}
+
+impl TaskTable {
+    /// All `len` transactions `Ready`, none executed.
+    pub fn new(len: usize) -> Self {
+        Self {
+            status: (0..len).map(|_| AtomicU8::new(TxStatus::Ready as u8)).collect(),
+            incarnations: (0..len).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.status.len()
+    }
+
+    /// Whether the block is empty.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_empty()
+    }
+
+    /// Current status.
+    pub fn status(&self, tx: TxIndex) -> TxStatus {
+        TxStatus::from_u8(self.status[tx].load(Ordering::Acquire))
+    }
+
+    /// Claims `tx` for execution; returns its incarnation number (1 for the first execution) if
+    /// this caller won it.
+    pub fn try_claim(&self, tx: TxIndex) -> Option<u32> {
+        // AcqRel: acquiring pairs with the Release of whoever made it Ready (so its queue push and
+        // any state it published are visible); releasing publishes our claim to competing workers.
+        self.status[tx]
+            .compare_exchange(TxStatus::Ready as u8, TxStatus::Executing as u8, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        // Relaxed: only the claimant touches the counter, and claims of one tx are serialised by
+        // the status swap above.
+        Some(self.incarnations[tx].fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Marks the execution finished (its result already published). Returns `true` if a redo
+    /// was requested meanwhile: the transaction is `Ready` again and the caller must queue it.
+    pub fn finish(&self, tx: TxIndex) -> bool {
+        // Release: the published result happens-before anyone who observes `Done`.
+        match self.status[tx].compare_exchange(
+            TxStatus::Executing as u8,
+            TxStatus::Done as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => false,
+            Err(_) => {
+                // Only `ExecutingRedo` can be here: nobody but the claimant leaves `Executing`
+                // except the merger, which only moves it to `ExecutingRedo`.
+                self.status[tx].store(TxStatus::Ready as u8, Ordering::Release);
+                true
+            }
+        }
+    }
+
+    /// Asks for another execution of `tx`.
+    pub fn request_redo(&self, tx: TxIndex) -> RedoRequest {
+        let cell = &self.status[tx];
+        let mut current = cell.load(Ordering::Acquire);
+        loop {
+            let (next, outcome) = match TxStatus::from_u8(current) {
+                TxStatus::Done => (TxStatus::Ready, RedoRequest::Queue),
+                TxStatus::Executing => (TxStatus::ExecutingRedo, RedoRequest::Deferred),
+                TxStatus::Ready | TxStatus::ExecutingRedo => return RedoRequest::AlreadyPending,
+            };
+            // AcqRel as in `try_claim`: the swap orders our request against the worker's finish.
+            match cell.compare_exchange(current, next as u8, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return outcome,
+                // The status moved under us (at most twice: Executing -> Done -> ...): retry with
+                // the new value. Bounded because every transition is towards Done or Ready.
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// How many executions of `tx` have started.
+    pub fn executions(&self, tx: TxIndex) -> u32 {
+        self.incarnations[tx].load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,107 @@
+//! The loop every primary and shadow worker runs for one block.
+//!
+//! Find a task, claim it, execute, publish, repeat; when there is nothing to do, sleep until the
+//! dispatcher announces new work or the end of the block. The loop never waits on the merger and
+//! never spins: an idle worker blocks in [`TaskSource::wait`].
+
+use std::sync::Arc;
+
+use parevm_statedb::BlockDb;
+
+use parevm_statedb::TxIndex;
+
+use crate::{TaskTable, TxExecutor, exec::ExecCtx};
+
+/// Which of a slot's two workers this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Runs the slot's queue, then redos and stolen work.
+    Primary,
+    /// Runs redos only, when the slot's primary is busy.
+    Shadow,
+}
+
+/// Where workers find transactions to execute; implemented by the dispatcher.
+pub trait TaskSource: Sync {
+    /// A counter that changes whenever work is added or the block ends; read it before looking
+    /// for work and hand it to [`TaskSource::wait`], so no announcement is missed.
+    fn epoch(&self) -> u64;
+    /// Whether the block is over (merged or failed): workers exit.
+    fn is_done(&self) -> bool;
+    /// The next transaction for this worker to try, if any. It may already be claimed by another
+    /// worker; the caller claims it with [`TaskTable::try_claim`].
+    fn next_task(&self, slot: usize, role: Role) -> Option<TxIndex>;
+    /// Sleeps until the epoch differs from `seen` (or a short timeout passes).
+    fn wait(&self, slot: usize, role: Role, seen: u64);
+    /// A redo was requested while `tx` executed; it is `Ready` again and must be queued.
+    fn requeue(&self, tx: TxIndex);
+    /// The slot's primary starts (`true`) or ends (`false`) an execution.
+    fn set_busy(&self, slot: usize, busy: bool);
+}
+
+/// Counters of one worker over one block.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerStats {
+    /// Executions run.
+    pub executions: u64,
+    /// Executions run by a shadow (takeovers).
+    pub shadow_executions: u64,
+}
+
+/// A worker: one thread's loop for one block.
+#[derive(Debug)]
+pub struct Worker<'c, 'a, 'db, D: BlockDb> {
+    slot: usize,
+    role: Role,
+    table: &'c TaskTable,
+    executor: TxExecutor<'c, 'a, 'db, D>,
+    ctx: &'c ExecCtx<'a, 'db, D>,
+    stats: WorkerStats,
+}
+
+impl<'c, 'a, 'db, D> Worker<'c, 'a, 'db, D>
+where
+    D: BlockDb,
+{
+    /// A worker of `slot` in `role`.
+    pub fn new(slot: usize, role: Role, table: &'c TaskTable, ctx: &'c ExecCtx<'a, 'db, D>) -> Self {
+        Self { slot, role, table, executor: TxExecutor::new(ctx), ctx, stats: WorkerStats::default() }
+    }
+
+    /// Runs until the block is over.
+    pub fn run(mut self, source: &impl TaskSource) -> WorkerStats {
+        loop {
+            let epoch = source.epoch();
+            if source.is_done() {
+                break;
+            }
+            match source.next_task(self.slot, self.role) {
+                Some(tx) => {
+                    if let Some(incarnation) = self.table.try_claim(tx) {
+                        self.execute(source, tx, incarnation);
+                    }
+                }
+                None => source.wait(self.slot, self.role, epoch),
+            }
+        }
+        self.stats
+    }
+
+    fn execute(&mut self, source: &impl TaskSource, tx: TxIndex, incarnation: u32) {
+        if self.role == Role::Primary {
+            source.set_busy(self.slot, true);
+        }
+        let result = self.executor.execute(tx, incarnation);
+        self.ctx.unconfirmed.publish(tx, Arc::new(result));
+        if self.table.finish(tx) {
+            source.requeue(tx);
+        }
+        if self.role == Role::Primary {
+            source.set_busy(self.slot, false);
+        }
+        self.stats.executions += 1;
+        if self.role == Role::Shadow {
+            self.stats.shadow_executions += 1;
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The base state: the block's database plus every transaction merged so far.
+//!
+//! Slots read it from many threads while the merger, its only writer, applies confirmed write
+//! sets. The maps are sharded (`DashMap`): a read takes one shard's read lock for a moment and
+//! never waits on execution. Values loaded from the database are cached here too, so a key is
+//! fetched from the database once per block whatever the number of slots that need it.
+//!
+//! Storage of an account that is destroyed or re-created in the block must read as zero rather
+//! than fall through to the database. Each account carries an `epoch`, raised whenever its
+//! storage is wiped; a cached slot counts only if it was written in the current epoch, and an
+//! account with epoch > 0 never falls through to the database again.
+//!
+//! A slot's read can race with a merge and see a mix of before and after: that is harmless,
+//! because every value a slot reads is recorded and re-checked by the merger, on this same
+//! structure, when nothing else writes to it.
+
+use alloy_primitives::{Address, B256, U256, map::DefaultHashBuilder};
+use dashmap::DashMap;
+use revm::{
+    bytecode::Bytecode,
+    primitives::KECCAK_EMPTY,
+    state::{Account, AccountInfo, EvmState},
+};
+
+use crate::{AccountWrite, BlockDb, DbError, classify_write};
+
+#[derive(Debug, Clone)]
+struct BaseAccount {
+    /// `None`: the account does not exist. Code is always attached when it exists.
+    info: Option<AccountInfo>,
+    /// Number of times the account's storage was wiped in this block.
+    epoch: u32,
+}
+
+/// Merged state of the block over a read-only database `D`.
+#[derive(Debug)]
+pub struct BaseState<'db, D> {
+    db: &'db D,
+    accounts: DashMap<Address, BaseAccount, DefaultHashBuilder>,
+    storage: DashMap<(Address, U256), (u32, U256), DefaultHashBuilder>,
+    code: DashMap<B256, Bytecode, DefaultHashBuilder>,
+}
+
+impl<'db, D> BaseState<'db, D>
+where
+    D: BlockDb,
+{
+    /// An empty overlay over `db`, the state at block start.
+    pub fn new(db: &'db D) -> Self {
+        Self {
+            db,
+            accounts: DashMap::with_hasher(DefaultHashBuilder::default()),
+            storage: DashMap::with_hasher(DefaultHashBuilder::default()),
+            code: DashMap::with_hasher(DefaultHashBuilder::default()),
+        }
+    }
+
+    /// The database under the block.
+    pub fn db(&self) -> &'db D {
+        self.db
+    }
+
+    /// Records a change made before the transactions (pre-block system calls), so that slots
+    /// see the state the first transaction sees. `storage_known` means the account's storage
+    /// is completely given by `storage` (it was created or wiped), not by the database.
+    pub fn seed_account(
+        &self,
+        address: Address,
+        info: Option<AccountInfo>,
+        storage_known: bool,
+        storage: impl IntoIterator<Item = (U256, U256)>,
+    ) -> Result<(), DbError> {
+        let info = match info {
+            Some(info) => Some(self.attach_code(info)?),
+            None => None,
+        };
+        let epoch = u32::from(storage_known);
+        self.accounts.insert(address, BaseAccount { info, epoch });
+        for (slot, value) in storage {
+            self.storage.insert((address, slot), (epoch, value));
+        }
+        Ok(())
+    }
+
+    /// The account as the next transaction to merge sees it.
+    pub fn basic(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        if let Some(entry) = self.accounts.get(&address) {
+            return Ok(entry.info.clone());
+        }
+        let info = match self.db.basic_ref(address).map_err(DbError::from_display)? {
+            Some(info) => Some(self.attach_code(info)?),
+            None => None,
+        };
+        // A merge may have written the account since we looked: its value wins.
+        Ok(self.accounts.entry(address).or_insert_with(|| BaseAccount { info, epoch: 0 }).info.clone())
+    }
+
+    /// A storage slot as the next transaction to merge sees it.
+    pub fn storage(&self, address: Address, slot: U256) -> Result<U256, DbError> {
+        let epoch = self.accounts.get(&address).map_or(0, |a| a.epoch);
+        if let Some(entry) = self.storage.get(&(address, slot)) {
+            let (written_in, value) = *entry;
+            if written_in == epoch {
+                return Ok(value);
+            }
+        }
+        if epoch > 0 {
+            return Ok(U256::ZERO);
+        }
+        let value = self.db.storage_ref(address, slot).map_err(DbError::from_display)?;
+        Ok(self.storage.entry((address, slot)).or_insert((0, value)).1)
+    }
+
+    /// Code by hash, from contracts created in the block or the database.
+    pub fn code_by_hash(&self, hash: B256) -> Result<Bytecode, DbError> {
+        if hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        if let Some(code) = self.code.get(&hash) {
+            return Ok(code.clone());
+        }
+        let code = self.db.code_by_hash_ref(hash).map_err(DbError::from_display)?;
+        Ok(self.code.entry(hash).or_insert(code).clone())
+    }
+
+    /// A block hash for BLOCKHASH (immutable within the block).
+    pub fn block_hash(&self, number: u64) -> Result<B256, DbError> {
+        self.db.block_hash_ref(number).map_err(DbError::from_display)
+    }
+
+    /// Applies a confirmed transaction's write set. Only the merger calls this, in tx order.
+    pub fn apply(&self, state: &EvmState) {
+        for (address, account) in state {
+            self.apply_account(*address, account);
+        }
+    }
+
+    /// Applies one account of a confirmed write set (see [`classify_write`]).
+    pub fn apply_account(&self, address: Address, account: &Account) {
+        let write = classify_write(account);
+        if write == AccountWrite::None {
+            return;
+        }
+        let old_epoch = self.accounts.get(&address).map_or(0, |a| a.epoch);
+        let epoch = match write {
+            AccountWrite::Destroyed | AccountWrite::Created => old_epoch + 1,
+            _ => old_epoch,
+        };
+        let info = match write {
+            AccountWrite::Destroyed => None,
+            _ => {
+                let info = account.info.clone();
+                if let Some(code) = &info.code {
+                    if info.code_hash != KECCAK_EMPTY && !self.code.contains_key(&info.code_hash) {
+                        self.code.insert(info.code_hash, code.clone());
+                    }
+                }
+                Some(info)
+            }
+        };
+        self.accounts.insert(address, BaseAccount { info, epoch });
+        if write != AccountWrite::Destroyed {
+            for (slot, value) in account.changed_storage_slots() {
+                self.storage.insert((address, *slot), (epoch, value.present_value));
+            }
+        }
+    }
+
+    fn attach_code(&self, mut info: AccountInfo) -> Result<AccountInfo, DbError> {
+        if info.code.is_none() {
+            info.code = Some(self.code_by_hash(info.code_hash)?);
+        }
+        Ok(info)
+    }
+}

@@ -1,0 +1,169 @@
+//! Unconfirmed results: the newest execution of every executed-but-not-merged transaction.
+//!
+//! A result is published once, immutably, behind an `Arc`; a re-execution publishes a new one
+//! that replaces it. A later transaction reads an earlier one's writes from here before they are
+//! merged (searching from its own predecessor down to the first unmerged transaction, newest
+//! first), which is what lets dependent transactions in one slot run back to back.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::{Address, U256};
+use parking_lot::{Condvar, Mutex, RwLock};
+use revm::{
+    context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
+    state::{AccountInfo, EvmState},
+};
+
+use crate::{AccountWrite, DbError, ReadSet, TxIndex, classify_write};
+
+/// How one execution of a transaction ended.
+#[derive(Debug)]
+pub enum ExecOutcome {
+    /// The transaction ran (it may have reverted or halted: that is still a valid outcome).
+    Executed {
+        /// revm's result: gas, logs, output.
+        result: ExecutionResult<HaltReason>,
+        /// Write set (and the accounts it loaded).
+        state: EvmState,
+        /// The beneficiary's fee, when the transaction never loaded the beneficiary and the
+        /// merger must credit it at the transaction's turn (see `slots`' handler).
+        deferred_reward: Option<u128>,
+    },
+    /// revm rejected the transaction (invalid against the state it saw, or a database error).
+    Invalid(EVMError<DbError, InvalidTransaction>),
+    /// Execution panicked; the message is kept for the error report.
+    Panicked(String),
+}
+
+/// One execution's result with the reads that justify it.
+#[derive(Debug)]
+pub struct TxResult {
+    /// Which execution of the transaction this is (1 for the first).
+    pub incarnation: u32,
+    /// The outcome.
+    pub outcome: ExecOutcome,
+    /// Every value read from the unconfirmed layer or the base.
+    pub reads: ReadSet,
+    /// How many transactions were merged when this execution started. If that was all of the
+    /// transaction's predecessors, the execution read exact state and cannot be invalid.
+    pub merged_at_start: TxIndex,
+}
+
+impl TxResult {
+    /// The write set, if the transaction executed.
+    pub fn state(&self) -> Option<&EvmState> {
+        match &self.outcome {
+            ExecOutcome::Executed { state, .. } => Some(state),
+            _ => None,
+        }
+    }
+}
+
+/// The unconfirmed layer of one block.
+#[derive(Debug)]
+pub struct Unconfirmed {
+    results: Vec<RwLock<Option<Arc<TxResult>>>>,
+    /// Wakes the merger when a result is published. The mutex guards nothing but the wait itself:
+    /// publishing takes it after storing, so a waiter that checked under it cannot miss a result.
+    published: Mutex<()>,
+    wakeup: Condvar,
+}
+
+impl Unconfirmed {
+    /// Room for a block of `len` transactions.
+    pub fn new(len: usize) -> Self {
+        Self {
+            results: (0..len).map(|_| RwLock::new(None)).collect(),
+            published: Mutex::new(()),
+            wakeup: Condvar::new(),
+        }
+    }
+
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    /// Whether the block has no transactions.
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+
+    /// Publishes a new execution of `tx`, replacing the previous one.
+    pub fn publish(&self, tx: TxIndex, result: Arc<TxResult>) {
+        *self.results[tx].write() = Some(result);
+        let _guard = self.published.lock();
+        self.wakeup.notify_all();
+    }
+
+    /// Removes the result of a merged transaction (readers then find its writes in the base).
+    pub fn take(&self, tx: TxIndex) -> Option<Arc<TxResult>> {
+        self.results[tx].write().take()
+    }
+
+    /// Waits until `tx` has a result newer than incarnation `seen`, for at most `timeout`.
+    pub fn wait_newer(&self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.published.lock();
+        loop {
+            if let Some(result) = self.get(tx).filter(|r| r.incarnation > seen) {
+                return Some(result);
+            }
+            if self.wakeup.wait_until(&mut guard, deadline).timed_out() {
+                return self.get(tx).filter(|r| r.incarnation > seen);
+            }
+        }
+    }
+
+    /// The newest execution of `tx`.
+    pub fn get(&self, tx: TxIndex) -> Option<Arc<TxResult>> {
+        self.results[tx].read().clone()
+    }
+
+    /// The account as written by the newest of the transactions `first_unmerged..reader`, if any
+    /// wrote it. `Some(None)` means it was destroyed.
+    pub fn account(&self, reader: TxIndex, first_unmerged: TxIndex, address: Address) -> Option<Option<AccountInfo>> {
+        self.search(reader, first_unmerged, |state| {
+            let account = state.get(&address)?;
+            match classify_write(account) {
+                AccountWrite::None => None,
+                AccountWrite::Destroyed => Some(None),
+                AccountWrite::Created | AccountWrite::Changed => Some(Some(account.info.clone())),
+            }
+        })
+    }
+
+    /// The slot as written by the newest of the transactions `first_unmerged..reader`, if any
+    /// wrote it (or wiped the account's storage).
+    pub fn storage(&self, reader: TxIndex, first_unmerged: TxIndex, address: Address, slot: U256) -> Option<U256> {
+        self.search(reader, first_unmerged, |state| {
+            let account = state.get(&address)?;
+            match classify_write(account) {
+                AccountWrite::None => None,
+                AccountWrite::Destroyed => Some(U256::ZERO),
+                AccountWrite::Created => Some(account.storage.get(&slot).map_or(U256::ZERO, |s| s.present_value)),
+                AccountWrite::Changed => account.storage.get(&slot).filter(|s| s.is_changed()).map(|s| s.present_value),
+            }
+        })
+    }
+
+    fn search<T>(
+        &self,
+        reader: TxIndex,
+        first_unmerged: TxIndex,
+        mut find: impl FnMut(&EvmState) -> Option<T>,
+    ) -> Option<T> {
+        for tx in (first_unmerged..reader).rev() {
+            let guard = self.results[tx].read();
+            if let Some(state) = guard.as_ref().and_then(|r| r.state()) {
+                if let Some(found) = find(state) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+}
