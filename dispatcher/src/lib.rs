@@ -8,12 +8,12 @@
 //! `dispatch.rs` → `scheduler.rs` → `slots/src/worker.rs` → `slots/src/exec.rs` →
 //! `statedb/src/unconfirmed.rs` → `merger/src/merge.rs`.
 
-mod config;
+pub mod config;
 pub mod dispatch;
 mod engine;
 mod metrics;
 pub mod scheduler;
 
-pub use config::{ConfigError, EngineConfig};
+pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
 pub use engine::{BlockOutcome, BlockStats, Engine, ParallelBlock, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};

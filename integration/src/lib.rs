@@ -22,6 +22,7 @@ pub mod execute;
 pub mod mainnet;
 pub mod replay;
 pub mod stats;
+pub mod synthetic;
 
 pub use block::BlockInput;
 pub use chain::ChainSpec;

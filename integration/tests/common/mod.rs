@@ -1,0 +1,37 @@
+//! Shared by the integration tests: engines (built once, like a node does) and comparisons.
+
+#![allow(dead_code)]
+
+use std::{path::PathBuf, sync::OnceLock};
+
+use parevm::{BlockInput, ChainSpec, Executor, replay::compare_outputs};
+use parevm_dispatcher::{Engine, EngineConfig};
+use parevm_statedb::InMemoryDb;
+
+/// The mainnet blocks folder.
+pub fn mainnet_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/mainnet"))
+}
+
+/// A parallel executor with `slots` slots (1..=8), shared by all tests of the binary.
+pub fn parallel(slots: usize) -> &'static Executor {
+    static ENGINES: OnceLock<Vec<Executor>> = OnceLock::new();
+    let engines = ENGINES.get_or_init(|| {
+        (1..=8).map(|n| Executor::Parallel(Engine::new(EngineConfig::with_slots(n).unwrap()).unwrap())).collect()
+    });
+    &engines[slots - 1]
+}
+
+/// Runs `block` sequentially and with `executor`; returns a description of every difference
+/// (results, state changes, or errors), empty if they agree.
+pub fn differences(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb, executor: &Executor) -> Vec<String> {
+    let sequential = Executor::Sequential.execute(chain, block, db);
+    let parallel = executor.execute(chain, block, db);
+    match (sequential, parallel) {
+        (Ok(s), Ok(p)) => compare_outputs(&s, &p),
+        (Err(s), Err(p)) if s.to_string() == p.to_string() => Vec::new(),
+        (Err(s), Err(p)) => vec![format!("different errors: sequential `{s}`, parallel `{p}`")],
+        (Err(s), Ok(_)) => vec![format!("sequential failed (`{s}`), parallel succeeded")],
+        (Ok(_), Err(p)) => vec![format!("parallel failed (`{p}`), sequential succeeded")],
+    }
+}

@@ -1,0 +1,119 @@
+//! Every historical mainnet block: the sequential baseline matches the header, and the parallel
+//! engine's output (receipts, gas, requests, and the whole bundle of state changes) equals the
+//! sequential one at 1, 2, 4 and 8 slots. Plus the loader's handling of broken input.
+
+mod common;
+
+use std::path::PathBuf;
+
+use parevm::{
+    ChainSpec, Executor, LoadError,
+    checks::check_header,
+    mainnet::{discover, load_block},
+    replay::header_checks,
+};
+
+fn blocks() -> Vec<PathBuf> {
+    discover(&[common::mainnet_dir()]).expect("the mainnet data is at ../shared/data/mainnet")
+}
+
+#[test]
+fn all_fifty_blocks_are_found_in_order() {
+    let dirs = blocks();
+    assert_eq!(dirs.len(), 50);
+    let numbers: Vec<u64> = dirs.iter().map(|d| d.file_name().unwrap().to_str().unwrap().parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn sequential_matches_every_header() {
+    let chain = ChainSpec::mainnet();
+    for dir in blocks() {
+        let block = load_block(&dir).unwrap();
+        let output = Executor::Sequential.execute(&chain, &block.block, &block.db).unwrap();
+        let mismatches = check_header(&block.block.header, &output.result, header_checks(&chain, &block));
+        assert!(mismatches.is_empty(), "block {}: {mismatches:?}", block.block.number());
+    }
+}
+
+#[test]
+fn parallel_equals_sequential_on_every_block() {
+    let chain = ChainSpec::mainnet();
+    for dir in blocks() {
+        let block = load_block(&dir).unwrap();
+        for slots in [1, 2, 4, 8] {
+            let diffs = common::differences(&chain, &block.block, &block.db, common::parallel(slots));
+            assert!(diffs.is_empty(), "block {} at {slots} slots: {diffs:#?}", block.block.number());
+        }
+    }
+}
+
+#[test]
+fn a_tampered_header_is_caught() {
+    let chain = ChainSpec::mainnet();
+    let dir = blocks().into_iter().find(|d| d.ends_with("19934116")).unwrap();
+    let mut block = load_block(&dir).unwrap();
+    let output = Executor::Sequential.execute(&chain, &block.block, &block.db).unwrap();
+    block.block.header.gas_used += 1;
+    block.block.header.receipts_root.0[0] ^= 1;
+    let mismatches = check_header(&block.block.header, &output.result, header_checks(&chain, &block));
+    let fields: Vec<_> = mismatches.iter().map(|m| m.field).collect();
+    assert_eq!(fields, ["gasUsed", "receiptsRoot"]);
+    assert!(mismatches[0].to_string().contains(&output.result.gas_used.to_string()));
+}
+
+/// A scratch copy of one block folder whose files a test may break.
+fn scratch_block(name: &str) -> PathBuf {
+    let source = blocks().into_iter().find(|d| d.ends_with("46147")).unwrap();
+    let dir = std::env::temp_dir().join(format!("parevm-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["block.json", "pre_state.json"] {
+        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let dir = scratch_block("missing");
+    std::fs::remove_file(dir.join("pre_state.json")).unwrap();
+    let err = load_block(&dir).unwrap_err();
+    assert!(matches!(err, LoadError::Io { .. }));
+    assert!(err.to_string().contains("pre_state.json"), "{err}");
+}
+
+#[test]
+fn bad_hex_names_file_and_field() {
+    let dir = scratch_block("badhex");
+    let pre = dir.join("pre_state.json");
+    let text = std::fs::read_to_string(&pre).unwrap();
+    let start = text.find("\"balance\":\"0x").expect("compact JSON") + "\"balance\":\"".len();
+    std::fs::write(&pre, format!("{}0xzz{}", &text[..start], &text[start + 2..])).unwrap();
+    let err = load_block(&dir).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("pre_state.json") && message.contains(".basic.balance"), "{message}");
+}
+
+#[test]
+fn a_truncated_block_file_is_named() {
+    let dir = scratch_block("truncated");
+    let path = dir.join("block.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let err = load_block(&dir).unwrap_err();
+    assert!(matches!(err, LoadError::Json { .. }) && err.to_string().contains("block.json"), "{err}");
+}
+
+#[test]
+fn a_corrupted_header_field_fails_the_hash_check() {
+    let dir = scratch_block("header");
+    let path = dir.join("block.json");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let gas_used = json["gasUsed"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let tampered = text.replacen(&format!("\"gasUsed\":\"{gas_used}\""), "\"gasUsed\":\"0x1\"", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(&path, tampered).unwrap();
+    let err = load_block(&dir).unwrap_err();
+    assert!(err.to_string().contains("block.json: field `hash`"), "{err}");
+}
