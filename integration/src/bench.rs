@@ -1,9 +1,672 @@
-//! `parevm bench` (being written).
-use std::process::ExitCode;
+//! `parevm bench`: wall time of the sequential baseline and the parallel engine on the same
+//! historical blocks, side by side.
+//!
+//! What is measured is one call of [`Executor::execute`] per sample: the whole block as reth
+//! would run it (pre-block system calls, every transaction, post-block steps, the bundle with
+//! reverts), with the pre-state already in memory. Loading the blocks, building the engines
+//! (their worker threads are created once and reused for every block) and dropping the output
+//! are outside the timed region, so the numbers compare execution and nothing else.
+//!
+//! How it is measured, and why:
+//!
+//! - **Verification first.** Every parallel configuration runs each block once and its output
+//!   is compared field by field with the sequential one ([`compare_outputs`]). A mismatch aborts
+//!   the benchmark: the speed of a wrong result means nothing. The redo rate reported is that
+//!   verification run's.
+//! - **Warm-up.** A few untimed runs per executor fill the caches, the allocator's pools and the
+//!   branch predictors, so the first timed sample is not an outlier by construction.
+//! - **Alternating rounds.** Each round runs the sequential executor and every parallel
+//!   configuration once, one after the other (the starting executor rotates from round to
+//!   round), instead of all sequential runs and then all parallel ones. Frequency scaling, other
+//!   processes and thermal drift then hit every executor alike, and the ratio between them stays
+//!   meaningful even on a noisy machine.
+//! - **Medians.** A block's time per executor is the median of its rounds: a preempted run or a
+//!   page-fault storm moves the mean a lot and the median hardly at all.
+//! - **Summary.** Per configuration: the sum of the block medians and their ratio (what a node
+//!   replaying exactly these blocks would gain), and the geometric mean of the per-block
+//!   speedups (every block weighs the same whatever its size; the right mean for ratios). Blocks
+//!   without transactions have nothing to parallelize and are left out of the geometric mean.
+
+use std::{
+    io::IsTerminal,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use parevm_dispatcher::{Engine, EngineConfig};
+use serde::Serialize;
+
+use crate::{
+    ChainSpec, Executor, LoadError,
+    mainnet::{MainnetBlock, default_data_dir, discover, load_block},
+    replay::compare_outputs,
+};
+
 /// Arguments of `parevm bench`.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
-/// Runs the benchmark.
-pub fn run(_args: BenchArgs) -> Result<ExitCode, String> {
-    Err("bench: not written yet".into())
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Block folders, or folders of block folders. Default: $PAREVM_DATA, else ../shared/data/mainnet.
+    pub paths: Vec<PathBuf>,
+    /// Slot counts of the parallel configurations to time, e.g. `--slots 1,2,4` or `--slots 1
+    /// --slots 2`. Default: the engine's default (cores - 1, 1 to 8).
+    #[arg(long, value_name = "N", value_delimiter = ',')]
+    pub slots: Vec<usize>,
+    /// Timed repetitions per block and executor; a block's time is their median.
+    #[arg(long, value_name = "R", default_value_t = 7)]
+    pub runs: usize,
+    /// Untimed runs per block and executor before the timed ones.
+    #[arg(long, value_name = "W", default_value_t = 2)]
+    pub warmup: usize,
+    /// Only benchmark blocks with at least N transactions.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub min_txs: usize,
+    /// Disable shadow workers in every parallel configuration.
+    #[arg(long)]
+    pub no_shadow: bool,
+    /// Disable work stealing in every parallel configuration.
+    #[arg(long)]
+    pub no_steal: bool,
+    /// Also write the per-block results and the summary to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// How many samples to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BenchOptions {
+    /// Timed rounds per block (each round times every executor once). At least 1.
+    pub runs: usize,
+    /// Untimed rounds per block before the timed ones.
+    pub warmup: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self { runs: 7, warmup: 2 }
+    }
+}
+
+/// One parallel configuration, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigInfo {
+    /// `parallel(N)`.
+    pub name: String,
+    /// Slots (primary workers).
+    pub slots: usize,
+    /// Shadow workers on.
+    pub shadows: bool,
+    /// Work stealing on.
+    pub steal: bool,
+}
+
+/// One parallel configuration's result on one block.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParallelResult {
+    /// Slots of the configuration.
+    pub slots: usize,
+    /// Median wall time, in milliseconds.
+    pub median_ms: f64,
+    /// Sequential median divided by this median (above 1: faster than sequential).
+    pub speedup: f64,
+    /// Redos per transaction in the verification run.
+    pub redo_rate: f64,
+    /// Redos in the verification run.
+    pub redos: u64,
+    /// Executions (first runs and redos) in the verification run.
+    pub executions: u64,
+    /// Every timed sample, in milliseconds, in run order.
+    pub samples_ms: Vec<f64>,
+}
+
+/// One block's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockBench {
+    /// Block number.
+    pub number: u64,
+    /// Transactions.
+    pub txs: usize,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Median wall time of the sequential executor, in milliseconds.
+    pub sequential_ms: f64,
+    /// Every timed sequential sample, in milliseconds, in run order.
+    pub sequential_samples_ms: Vec<f64>,
+    /// One entry per parallel configuration, in [`BenchReport::configs`] order.
+    pub parallel: Vec<ParallelResult>,
+}
+
+/// One parallel configuration over all blocks.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigSummary {
+    /// Slots of the configuration.
+    pub slots: usize,
+    /// Sum of the block medians, in milliseconds.
+    pub total_ms: f64,
+    /// Sequential total divided by this total.
+    pub overall_speedup: f64,
+    /// Geometric mean of the per-block speedups over blocks with transactions (NaN if none).
+    pub geomean_speedup: f64,
+    /// All redos of the verification runs divided by all transactions.
+    pub redo_rate: f64,
+}
+
+/// Totals over all blocks.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchSummary {
+    /// Blocks benchmarked.
+    pub blocks: usize,
+    /// Transactions in them.
+    pub txs: usize,
+    /// Gas used by them.
+    pub gas_used: u64,
+    /// Sum of the sequential block medians, in milliseconds.
+    pub sequential_total_ms: f64,
+    /// Blocks the geometric means are over (those with transactions).
+    pub geomean_blocks: usize,
+    /// Blocks left out of the geometric means because they have no transactions.
+    pub geomean_skipped_empty: usize,
+    /// One entry per parallel configuration, in [`BenchReport::configs`] order.
+    pub parallel: Vec<ConfigSummary>,
+}
+
+/// Everything `parevm bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Samples taken.
+    pub options: BenchOptions,
+    /// Threads the machine offers.
+    pub cores: usize,
+    /// The parallel configurations, in column order.
+    pub configs: Vec<ConfigInfo>,
+    /// One entry per block, in the order given.
+    pub blocks: Vec<BlockBench>,
+    /// Totals and means.
+    pub summary: BenchSummary,
+}
+
+/// Why a benchmark could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// No timed runs asked for.
+    #[error("--runs must be at least 1")]
+    NoRuns,
+    /// An engine configuration was refused.
+    #[error("engine with {slots} slots: {message}")]
+    Config {
+        /// The slot count asked for.
+        slots: usize,
+        /// The engine's complaint.
+        message: String,
+    },
+    /// An executor failed on a block.
+    #[error("block {block}: {executor} failed: {message}")]
+    Execution {
+        /// Block number.
+        block: u64,
+        /// The executor's name.
+        executor: String,
+        /// The error.
+        message: String,
+    },
+    /// A parallel output differs from the sequential one.
+    #[error("block {block}: {executor} differs from sequential, refusing to time a wrong result: {}", diffs.join("; "))]
+    Mismatch {
+        /// Block number.
+        block: u64,
+        /// The executor's name.
+        executor: String,
+        /// The differences found.
+        diffs: Vec<String>,
+    },
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count); NaN if empty.
+/// Sorts `values` in place.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+/// The geometric mean of `values`, computed through logarithms (no overflow on long inputs);
+/// NaN if `values` is empty or holds a value that is not positive.
+pub fn geometric_mean(values: &[f64]) -> f64 {
+    if values.is_empty() || values.iter().any(|v| v.is_nan() || *v <= 0.0) {
+        return f64::NAN;
+    }
+    (values.iter().map(|v| v.ln()).sum::<f64>() / values.len() as f64).exp()
+}
+
+/// Loads every block under `paths` (see [`discover`]) with at least `min_txs` transactions.
+/// Returns the blocks and how many were left out for having fewer.
+pub fn load_blocks(paths: &[PathBuf], min_txs: usize) -> Result<(Vec<MainnetBlock>, usize), LoadError> {
+    let mut blocks = Vec::new();
+    let mut skipped = 0;
+    for dir in discover(paths)? {
+        let block = load_block(&dir)?;
+        if block.block.txs.len() >= min_txs {
+            blocks.push(block);
+        } else {
+            skipped += 1;
+        }
+    }
+    Ok((blocks, skipped))
+}
+
+/// Builds one engine per configuration (once: their threads serve every block).
+pub fn build_engines(configs: &[EngineConfig]) -> Result<Vec<Executor>, BenchError> {
+    configs
+        .iter()
+        .map(|config| {
+            Engine::new(config.clone())
+                .map(Executor::Parallel)
+                .map_err(|e| BenchError::Config { slots: config.slots, message: e.to_string() })
+        })
+        .collect()
+}
+
+/// Times the sequential executor and one engine per configuration in `configs` on every block
+/// (see the module documentation for the procedure). `progress` is called after each block
+/// with the number of blocks done, the total, and the block's results.
+pub fn bench_blocks(
+    chain: &ChainSpec,
+    blocks: &[MainnetBlock],
+    configs: &[EngineConfig],
+    options: BenchOptions,
+    mut progress: impl FnMut(usize, usize, &BlockBench),
+) -> Result<BenchReport, BenchError> {
+    if options.runs == 0 {
+        return Err(BenchError::NoRuns);
+    }
+    // Index 0 is the sequential baseline, then the parallel configurations in order.
+    let mut executors = vec![Executor::Sequential];
+    executors.extend(build_engines(configs)?);
+
+    let mut results = Vec::with_capacity(blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        let result = bench_block(chain, block, &executors, options)?;
+        progress(i + 1, blocks.len(), &result);
+        results.push(result);
+    }
+
+    let configs = configs
+        .iter()
+        .map(|c| ConfigInfo {
+            name: format!("parallel({})", c.slots),
+            slots: c.slots,
+            shadows: c.shadows,
+            steal: c.steal,
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(BenchReport { options, cores, configs, summary: summarize(&results), blocks: results })
+}
+
+/// One timed execution: the wall time of `Executor::execute` in milliseconds, and the output.
+fn timed(
+    chain: &ChainSpec,
+    block: &MainnetBlock,
+    executor: &Executor,
+) -> Result<(f64, crate::BlockOutput), BenchError> {
+    let started = Instant::now();
+    let outcome = executor.execute(chain, &block.block, &block.db);
+    let millis = started.elapsed().as_secs_f64() * 1e3;
+    let output = outcome.map_err(|e| BenchError::Execution {
+        block: block.block.number(),
+        executor: executor.name(),
+        message: e.to_string(),
+    })?;
+    Ok((millis, output))
+}
+
+fn bench_block(
+    chain: &ChainSpec,
+    block: &MainnetBlock,
+    executors: &[Executor],
+    options: BenchOptions,
+) -> Result<BlockBench, BenchError> {
+    let number = block.block.number();
+
+    // Verification: every parallel output must equal the sequential one.
+    let (_, reference) = timed(chain, block, &executors[0])?;
+    let mut stats = Vec::with_capacity(executors.len() - 1);
+    for executor in &executors[1..] {
+        let (_, output) = timed(chain, block, executor)?;
+        let diffs = compare_outputs(&reference, &output);
+        if !diffs.is_empty() {
+            return Err(BenchError::Mismatch { block: number, executor: executor.name(), diffs });
+        }
+        stats.push(output.stats.unwrap_or_default());
+    }
+    let gas_used = reference.result.gas_used;
+    drop(reference);
+
+    // Warm-up, then alternating timed rounds, each starting with the next executor in turn.
+    let mut samples = vec![Vec::with_capacity(options.runs); executors.len()];
+    for round in 0..options.warmup + options.runs {
+        for k in 0..executors.len() {
+            let index = (round + k) % executors.len();
+            let (millis, output) = timed(chain, block, &executors[index])?;
+            drop(output);
+            if round >= options.warmup {
+                samples[index].push(millis);
+            }
+        }
+    }
+
+    let medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
+    let sequential_ms = medians[0];
+    let parallel = stats
+        .iter()
+        .enumerate()
+        .map(|(j, stats)| {
+            let executor = &executors[j + 1];
+            let Executor::Parallel(engine) = executor else { unreachable!("executors after the first are parallel") };
+            ParallelResult {
+                slots: engine.config().slots,
+                median_ms: medians[j + 1],
+                speedup: sequential_ms / medians[j + 1],
+                redo_rate: stats.redo_rate(),
+                redos: stats.merge.total_redos(),
+                executions: stats.executions,
+                samples_ms: samples[j + 1].clone(),
+            }
+        })
+        .collect();
+    Ok(BlockBench {
+        number,
+        txs: block.block.txs.len(),
+        gas_used,
+        sequential_ms,
+        sequential_samples_ms: samples.swap_remove(0),
+        parallel,
+    })
+}
+
+/// Totals, overall ratios and geometric means of per-block results.
+pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
+    let configs = blocks.first().map_or(0, |b| b.parallel.len());
+    let sequential_total_ms: f64 = blocks.iter().map(|b| b.sequential_ms).sum();
+    let txs: usize = blocks.iter().map(|b| b.txs).sum();
+    let with_txs: Vec<&BlockBench> = blocks.iter().filter(|b| b.txs > 0).collect();
+    let parallel = (0..configs)
+        .map(|j| {
+            let total_ms: f64 = blocks.iter().map(|b| b.parallel[j].median_ms).sum();
+            let speedups: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].speedup).collect();
+            let redos: u64 = blocks.iter().map(|b| b.parallel[j].redos).sum();
+            ConfigSummary {
+                slots: blocks[0].parallel[j].slots,
+                total_ms,
+                overall_speedup: sequential_total_ms / total_ms,
+                geomean_speedup: geometric_mean(&speedups),
+                redo_rate: if txs == 0 { 0.0 } else { redos as f64 / txs as f64 },
+            }
+        })
+        .collect();
+    BenchSummary {
+        blocks: blocks.len(),
+        txs,
+        gas_used: blocks.iter().map(|b| b.gas_used).sum(),
+        sequential_total_ms,
+        geomean_blocks: with_txs.len(),
+        geomean_skipped_empty: blocks.len() - with_txs.len(),
+        parallel,
+    }
+}
+
+/// The results as an aligned text table (labels left, numbers right): one row per block, a
+/// totals row (sums of medians, overall ratio, overall redo rate) and a geometric-mean row, then
+/// two lines saying what those are and which blocks the geometric means leave out.
+pub fn render_table(report: &BenchReport) -> String {
+    let mut header = vec!["block".to_string(), "txs".into(), "Mgas".into(), "seq ms".into()];
+    for config in &report.configs {
+        let name = format!("par{}", config.slots);
+        header.extend([format!("{name} ms"), format!("{name} x"), format!("{name} redo/tx")]);
+    }
+    let mgas = |gas: u64| format!("{:.2}", gas as f64 / 1e6);
+    let mut rows = Vec::with_capacity(report.blocks.len() + 2);
+    for block in &report.blocks {
+        let mut row =
+            vec![block.number.to_string(), block.txs.to_string(), mgas(block.gas_used), ms(block.sequential_ms)];
+        for p in &block.parallel {
+            row.extend([ms(p.median_ms), ratio(p.speedup), format!("{:.2}", p.redo_rate)]);
+        }
+        rows.push(row);
+    }
+    let summary = &report.summary;
+    let mut total =
+        vec!["total".to_string(), summary.txs.to_string(), mgas(summary.gas_used), ms(summary.sequential_total_ms)];
+    let mut geomean = vec!["geomean".to_string(), String::new(), String::new(), String::new()];
+    for config in &summary.parallel {
+        total.extend([ms(config.total_ms), ratio(config.overall_speedup), format!("{:.2}", config.redo_rate)]);
+        geomean.extend([String::new(), ratio(config.geomean_speedup), String::new()]);
+    }
+
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| std::iter::once(&header).chain(&rows).chain([&total, &geomean]).map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let line = |row: &[String]| {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, w))| if c == 0 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .collect();
+        cells.join("  ").trim_end().to_string() + "\n"
+    };
+    let rule = "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)) + "\n";
+
+    let mut out = line(&header);
+    out += &rule;
+    for row in &rows {
+        out += &line(row);
+    }
+    out += &rule;
+    out += &line(&total);
+    out += &line(&geomean);
+    out += &format!(
+        "total: sums of block medians; speedup = sequential total / parallel total\n\
+         geomean: of the per-block speedups, over {} block(s) with transactions",
+        summary.geomean_blocks
+    );
+    if summary.geomean_skipped_empty > 0 {
+        out += &format!(" ({} block(s) with 0 txs skipped)", summary.geomean_skipped_empty);
+    }
+    out += "\n";
+    out
+}
+
+fn ms(millis: f64) -> String {
+    format!("{millis:.3}")
+}
+
+fn ratio(value: f64) -> String {
+    if value.is_finite() { format!("{value:.2}x") } else { "-".into() }
+}
+
+/// The engine configurations `args` ask for: one per distinct slot count, in the order given.
+pub fn configs_from_args(args: &BenchArgs) -> Vec<EngineConfig> {
+    let requested = if args.slots.is_empty() { vec![EngineConfig::default().slots] } else { args.slots.clone() };
+    let mut slots: Vec<usize> = Vec::with_capacity(requested.len());
+    for s in requested {
+        if !slots.contains(&s) {
+            slots.push(s);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|slots| EngineConfig { slots, shadows: !args.no_shadow, steal: !args.no_steal, ..EngineConfig::default() })
+        .collect()
+}
+
+fn write_json(path: &Path, report: &BenchReport) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs `parevm bench`: loads the blocks, times them, prints the table (and writes the JSON).
+pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    if args.runs == 0 {
+        return Err(BenchError::NoRuns.to_string());
+    }
+    let configs = configs_from_args(&args);
+    for config in &configs {
+        config.validate().map_err(|e| format!("--slots: {e}"))?;
+    }
+    let paths = if args.paths.is_empty() { vec![default_data_dir()] } else { args.paths.clone() };
+    let (blocks, skipped) = load_blocks(&paths, args.min_txs).map_err(|e| e.to_string())?;
+    if blocks.is_empty() {
+        return Err(format!("no block has at least {} transactions", args.min_txs));
+    }
+
+    let names: Vec<String> = configs.iter().map(|c| format!("parallel({})", c.slots)).collect();
+    println!(
+        "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}); \
+         {} warm-up + {} timed run(s) each, median; {} core(s)",
+        blocks.len(),
+        if skipped > 0 { format!(" ({skipped} with fewer than {} txs skipped)", args.min_txs) } else { String::new() },
+        names.join(", "),
+        if args.no_shadow { "off" } else { "on" },
+        if args.no_steal { "off" } else { "on" },
+        args.warmup,
+        args.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(blocks.len() as u64);
+        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
+        bar
+    });
+    let chain = ChainSpec::mainnet();
+    let options = BenchOptions { runs: args.runs, warmup: args.warmup };
+    let report = bench_blocks(&chain, &blocks, &configs, options, |done, _, result| {
+        if let Some(bar) = &bar {
+            bar.set_position(done as u64);
+            bar.set_message(format!("block {}", result.number));
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report.map_err(|e| e.to_string())?;
+
+    print!("{}", render_table(&report));
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_count_is_the_middle_value() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [5.0]), 5.0);
+        assert_eq!(median(&mut [9.0, 1.0, 8.0, 2.0, 7.0]), 7.0);
+    }
+
+    #[test]
+    fn median_of_even_count_averages_the_middle_pair() {
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [1.0, 1.0]), 1.0);
+    }
+
+    #[test]
+    fn median_ignores_outliers_and_sorts_in_place() {
+        let mut values = [10.0, 1000.0, 11.0, 9.0, 10.5];
+        assert_eq!(median(&mut values), 10.5);
+        assert_eq!(values, [9.0, 10.0, 10.5, 11.0, 1000.0]);
+    }
+
+    #[test]
+    fn median_of_nothing_is_nan() {
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn geometric_mean_of_known_values() {
+        assert!((geometric_mean(&[2.0, 8.0]) - 4.0).abs() < 1e-12);
+        assert!((geometric_mean(&[1.0, 3.0, 9.0]) - 3.0).abs() < 1e-12);
+        assert!((geometric_mean(&[0.5, 2.0]) - 1.0).abs() < 1e-12);
+        assert!((geometric_mean(&[7.0]) - 7.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn geometric_mean_does_not_overflow() {
+        let values = vec![1e300; 100];
+        assert!((geometric_mean(&values) / 1e300 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn geometric_mean_of_nothing_or_non_positive_is_nan() {
+        assert!(geometric_mean(&[]).is_nan());
+        assert!(geometric_mean(&[1.0, 0.0]).is_nan());
+        assert!(geometric_mean(&[1.0, -2.0]).is_nan());
+    }
+
+    fn block(number: u64, txs: usize, seq: f64, par: f64) -> BlockBench {
+        BlockBench {
+            number,
+            txs,
+            gas_used: 1_000_000,
+            sequential_ms: seq,
+            sequential_samples_ms: vec![seq],
+            parallel: vec![ParallelResult {
+                slots: 2,
+                median_ms: par,
+                speedup: seq / par,
+                redo_rate: 0.0,
+                redos: txs as u64 / 2,
+                executions: txs as u64,
+                samples_ms: vec![par],
+            }],
+        }
+    }
+
+    #[test]
+    fn summary_skips_empty_blocks_in_the_geomean_only() {
+        let blocks = [block(1, 10, 4.0, 1.0), block(2, 10, 1.0, 1.0), block(3, 0, 1.0, 4.0)];
+        let summary = summarize(&blocks);
+        assert_eq!(summary.blocks, 3);
+        assert_eq!(summary.txs, 20);
+        assert_eq!(summary.geomean_blocks, 2);
+        assert_eq!(summary.geomean_skipped_empty, 1);
+        assert_eq!(summary.sequential_total_ms, 6.0);
+        let p = &summary.parallel[0];
+        assert_eq!(p.total_ms, 6.0);
+        assert_eq!(p.overall_speedup, 1.0);
+        assert!((p.geomean_speedup - 2.0).abs() < 1e-12);
+        assert_eq!(p.redo_rate, 0.5);
+    }
+
+    #[test]
+    fn table_rows_are_aligned() {
+        let blocks = vec![block(1, 10, 4.0, 1.0), block(12_345_678, 1000, 123.456, 61.0), block(3, 0, 1.0, 4.0)];
+        let report = BenchReport {
+            options: BenchOptions::default(),
+            cores: 2,
+            configs: vec![ConfigInfo { name: "parallel(2)".into(), slots: 2, shadows: true, steal: true }],
+            summary: summarize(&blocks),
+            blocks,
+        };
+        let table = render_table(&report);
+        let lines: Vec<&str> = table.lines().collect();
+        // Header, rule, 3 blocks, rule, total, geomean, two note lines.
+        assert_eq!(lines.len(), 10);
+        let width = lines[0].len();
+        for line in [lines[2], lines[3], lines[4], lines[6]] {
+            assert_eq!(line.len(), width, "{line:?}");
+        }
+        assert!(lines[7].starts_with("geomean"));
+        assert!(lines[9].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
+    }
 }

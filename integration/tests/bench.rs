@@ -1,0 +1,82 @@
+//! `bench_blocks` on two real mainnet blocks: the report has a row per block, a result per
+//! configuration, and positive timings. No timing thresholds: speed depends on the machine.
+
+use std::path::PathBuf;
+
+use parevm::{
+    ChainSpec,
+    bench::{BenchOptions, bench_blocks, load_blocks},
+    mainnet::load_block,
+};
+use parevm_dispatcher::EngineConfig;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/mainnet");
+
+#[test]
+fn bench_two_blocks() {
+    let blocks: Vec<_> = ["12244000", "19934116"]
+        .iter()
+        .map(|n| load_block(&PathBuf::from(DATA).join(n)).expect("block loads"))
+        .collect();
+    let configs = [EngineConfig::with_slots(1).unwrap(), EngineConfig::with_slots(2).unwrap()];
+    let mut seen = Vec::new();
+    let report = bench_blocks(
+        &ChainSpec::mainnet(),
+        &blocks,
+        &configs,
+        BenchOptions { runs: 1, warmup: 0 },
+        |done, total, block| seen.push((done, total, block.number)),
+    )
+    .expect("benchmark completes");
+
+    assert_eq!(seen, [(1, 2, 12244000), (2, 2, 19934116)]);
+    assert_eq!(report.configs.len(), 2);
+    assert_eq!(report.blocks.len(), 2);
+    for (block, input) in report.blocks.iter().zip(&blocks) {
+        assert_eq!(block.number, input.block.number());
+        assert_eq!(block.txs, input.block.txs.len());
+        assert_eq!(block.gas_used, input.block.header.gas_used);
+        assert!(block.sequential_ms > 0.0);
+        assert_eq!(block.sequential_samples_ms.len(), 1);
+        assert_eq!(block.parallel.len(), 2);
+        for (result, config) in block.parallel.iter().zip(&configs) {
+            assert_eq!(result.slots, config.slots);
+            assert!(result.median_ms > 0.0);
+            assert!(result.speedup > 0.0 && result.speedup.is_finite());
+            assert_eq!(result.samples_ms.len(), 1);
+            assert!(result.executions >= block.txs as u64);
+            assert!(result.redo_rate >= 0.0);
+        }
+    }
+    let summary = &report.summary;
+    assert_eq!(summary.blocks, 2);
+    assert_eq!(summary.geomean_blocks, 2);
+    assert_eq!(summary.geomean_skipped_empty, 0);
+    assert_eq!(summary.parallel.len(), 2);
+    for config in &summary.parallel {
+        assert!(config.total_ms > 0.0);
+        assert!(config.overall_speedup > 0.0 && config.geomean_speedup > 0.0);
+    }
+    let json = serde_json::to_value(&report).expect("report serializes");
+    assert_eq!(json["blocks"].as_array().map(Vec::len), Some(2));
+
+    let table = parevm::bench::render_table(&report);
+    // Header and rule, 2 blocks, rule, total and geomean, 2 note lines.
+    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 2);
+}
+
+#[test]
+fn min_txs_filters_blocks() {
+    let dir = PathBuf::from(DATA).join("46147");
+    let (blocks, skipped) = load_blocks(std::slice::from_ref(&dir), 2).expect("loads");
+    assert!(blocks.is_empty());
+    assert_eq!(skipped, 1);
+    let (blocks, skipped) = load_blocks(&[dir], 1).expect("loads");
+    assert_eq!((blocks.len(), skipped), (1, 0));
+}
+
+#[test]
+fn zero_runs_is_refused() {
+    let result = bench_blocks(&ChainSpec::mainnet(), &[], &[], BenchOptions { runs: 0, warmup: 0 }, |_, _, _| {});
+    assert!(result.is_err());
+}
