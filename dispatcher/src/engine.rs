@@ -78,15 +78,6 @@ impl BlockStats {
     }
 }
 
-/// A block's confirmed transactions, in order.
-#[derive(Debug)]
-pub struct BlockOutcome {
-    /// One entry per transaction.
-    pub txs: Vec<MergedTx>,
-    /// Counters.
-    pub stats: BlockStats,
-}
-
 /// The parallel engine: a configuration and its worker threads.
 #[derive(Debug)]
 pub struct Engine {
@@ -118,25 +109,27 @@ impl Engine {
         &self.config
     }
 
-    /// Executes a block: returns every transaction's result and write set in order, or the
-    /// error the sequential executor would have hit first. `on_merged` sees each transaction as
-    /// soon as it is confirmed, while later ones are still executing.
+    /// Executes a block. Each transaction's result and write set is handed to `on_merged`, in
+    /// block order, as soon as it is confirmed, while later transactions are still executing;
+    /// the caller commits it (receipt, state). Returns the block's counters, or the error the
+    /// sequential executor would have hit first (after `on_merged` has seen exactly the
+    /// transactions before the failing one, as a sequential executor would have committed them).
     pub fn execute<D: BlockDb>(
         &self,
         block: &ParallelBlock<'_, D>,
-        on_merged: impl FnMut(&MergedTx),
-    ) -> Result<BlockOutcome, BlockError> {
+        on_merged: impl FnMut(MergedTx),
+    ) -> Result<BlockStats, BlockError> {
         let (result, stats) = self.run(block, on_merged);
         metrics::record_block(&stats);
-        result.map(|txs| BlockOutcome { txs, stats })
+        result.map(|()| stats)
     }
 
     /// Like [`Engine::execute`], and returns the counters even when the block fails.
     pub fn run<D: BlockDb>(
         &self,
         block: &ParallelBlock<'_, D>,
-        mut on_merged: impl FnMut(&MergedTx),
-    ) -> (Result<Vec<MergedTx>, BlockError>, BlockStats) {
+        mut on_merged: impl FnMut(MergedTx),
+    ) -> (Result<(), BlockError>, BlockStats) {
         let n = block.txs.len();
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
         let base = BaseState::new(block.db);
@@ -148,7 +141,7 @@ impl Engine {
             }
         }
         if n == 0 {
-            return (Ok(Vec::new()), stats);
+            return (Ok(()), stats);
         }
         let unconfirmed = Unconfirmed::new(n);
         let merged = AtomicUsize::new(0);

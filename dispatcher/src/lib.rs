@@ -15,5 +15,5 @@ mod metrics;
 pub mod scheduler;
 
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
-pub use engine::{BlockOutcome, BlockStats, Engine, ParallelBlock, SeedAccount};
+pub use engine::{BlockStats, Engine, ParallelBlock, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};

@@ -5,11 +5,12 @@
 //! reference every parallel run is compared with and the baseline every benchmark divides by.
 //!
 //! Parallel: the same executor runs the pre-block system calls; the engine executes and merges
-//! the transactions; each confirmed result is then committed through the executor's own
-//! `commit_transaction` (receipt, gas, blob gas, state commit), and `finish` runs the post-block
-//! steps. Only the transactions' execution differs, so any difference in output is the engine's.
-//! Results are committed to the `State` only once the whole block merged: a failing block leaves
-//! the caller's state as it was.
+//! the transactions, and each confirmed result is committed, in order and as soon as it is
+//! confirmed, through the executor's own `commit_transaction` (receipt, gas, blob gas, state
+//! commit); `finish` runs the post-block steps. Only the transactions' execution differs, so any
+//! difference in output is the engine's. A failing block leaves the `State` exactly as the
+//! sequential executor leaves it: holding the transactions before the failing one, the database
+//! under it untouched.
 
 use alloy_consensus::{ReceiptEnvelope, Transaction};
 use alloy_evm::{
@@ -82,15 +83,18 @@ impl Executor {
                 let txs = block.tx_envs();
                 let input =
                     ParallelBlock { db, seed, block: env.block_env.clone(), cfg: env.cfg_env.clone(), txs: &txs };
-                let outcome = engine.execute(&input, |_| {}).map_err(|e| block_error(e, block))?;
-                for (merged, tx) in outcome.txs.into_iter().zip(&block.txs) {
+                // Each confirmed transaction is committed through the Ethereum executor's own
+                // `commit_transaction` (receipt, gas, blob gas, `State` commit) while the slots
+                // keep executing later ones.
+                let outcome = engine.execute(&input, |merged| {
+                    let tx = &block.txs[merged.index];
                     executor.commit_transaction(EthTxResult {
                         result: ResultAndState { result: merged.result, state: merged.state },
                         blob_gas_used: tx.blob_gas_used().unwrap_or_default(),
                         tx_type: tx.tx_type(),
                     });
-                }
-                stats = Some(outcome.stats);
+                });
+                stats = Some(outcome.map_err(|e| block_error(e, block))?);
             }
         }
         let (evm, result) = executor.finish()?;

@@ -134,23 +134,20 @@ impl<'a, 'db, D: BlockDb> Merger<'a, 'db, D> {
         Self { input, stats: MergeStats::default(), cumulative_gas_used: 0, logs: 0 }
     }
 
-    /// Merges every transaction, calling `on_merged` for each as soon as it is confirmed.
+    /// Merges every transaction in order, handing each to `on_merged` as soon as it is confirmed
+    /// (while the slots keep executing later ones). Stops at the first failing transaction.
     pub fn run(
         mut self,
         redo: &impl Redo,
-        mut on_merged: impl FnMut(&MergedTx),
-    ) -> (Result<Vec<MergedTx>, BlockError>, MergeStats) {
-        let mut merged = Vec::with_capacity(self.input.txs.len());
+        mut on_merged: impl FnMut(MergedTx),
+    ) -> (Result<(), BlockError>, MergeStats) {
         for tx in 0..self.input.txs.len() {
             match self.merge_one(tx, redo) {
-                Ok(m) => {
-                    on_merged(&m);
-                    merged.push(m);
-                }
+                Ok(merged) => on_merged(merged),
                 Err(e) => return (Err(e), self.stats),
             }
         }
-        (Ok(merged), self.stats)
+        (Ok(()), self.stats)
     }
 
     fn merge_one(&mut self, tx: TxIndex, redo: &impl Redo) -> Result<MergedTx, BlockError> {

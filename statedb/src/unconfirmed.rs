@@ -6,7 +6,10 @@
 //! first), which is what lets dependent transactions in one slot run back to back.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering, fence},
+    },
     time::{Duration, Instant},
 };
 
@@ -66,11 +69,16 @@ impl TxResult {
 #[derive(Debug)]
 pub struct Unconfirmed {
     results: Vec<RwLock<Option<Arc<TxResult>>>>,
-    /// Wakes the merger when a result is published. The mutex guards nothing but the wait itself:
-    /// publishing takes it after storing, so a waiter that checked under it cannot miss a result.
+    /// Wakes the merger when a result is published. The mutex guards nothing but the wait itself.
     published: Mutex<()>,
     wakeup: Condvar,
+    /// Set while the merger is (about to be) parked, so publishing pays for a wake-up only then.
+    waiting: AtomicBool,
 }
+
+/// How long the merger polls for a result before parking: most results arrive within a few
+/// microseconds of being awaited, and a park/unpark round trip costs more than that.
+const SPIN: Duration = Duration::from_micros(30);
 
 impl Unconfirmed {
     /// Room for a block of `len` transactions.
@@ -79,6 +87,7 @@ impl Unconfirmed {
             results: (0..len).map(|_| RwLock::new(None)).collect(),
             published: Mutex::new(()),
             wakeup: Condvar::new(),
+            waiting: AtomicBool::new(false),
         }
     }
 
@@ -95,8 +104,13 @@ impl Unconfirmed {
     /// Publishes a new execution of `tx`, replacing the previous one.
     pub fn publish(&self, tx: TxIndex, result: Arc<TxResult>) {
         *self.results[tx].write() = Some(result);
-        let _guard = self.published.lock();
-        self.wakeup.notify_all();
+        // SeqCst fence, paired with the one in `wait_newer`: either the waiter sees our result
+        // when it re-checks after raising `waiting`, or we see `waiting` raised and wake it.
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) {
+            let _guard = self.published.lock();
+            self.wakeup.notify_all();
+        }
     }
 
     /// Removes the result of a merged transaction (readers then find its writes in the base).
@@ -105,17 +119,31 @@ impl Unconfirmed {
     }
 
     /// Waits until `tx` has a result newer than incarnation `seen`, for at most `timeout`.
+    /// Only one thread (the merger) may wait at a time.
     pub fn wait_newer(&self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
-        let deadline = Instant::now() + timeout;
-        let mut guard = self.published.lock();
-        loop {
-            if let Some(result) = self.get(tx).filter(|r| r.incarnation > seen) {
+        let newer = || self.get(tx).filter(|r| r.incarnation > seen);
+        let start = Instant::now();
+        // Bounded poll first (see `SPIN`), yielding so a slot on the same core can finish.
+        while start.elapsed() < SPIN.min(timeout) {
+            if let Some(result) = newer() {
                 return Some(result);
             }
-            if self.wakeup.wait_until(&mut guard, deadline).timed_out() {
-                return self.get(tx).filter(|r| r.incarnation > seen);
-            }
+            std::thread::yield_now();
         }
+        let deadline = start + timeout;
+        let mut guard = self.published.lock();
+        self.waiting.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let found = loop {
+            if let Some(result) = newer() {
+                break Some(result);
+            }
+            if self.wakeup.wait_until(&mut guard, deadline).timed_out() {
+                break newer();
+            }
+        };
+        self.waiting.store(false, Ordering::Relaxed);
+        found
     }
 
     /// The newest execution of `tx`.
