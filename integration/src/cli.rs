@@ -4,8 +4,8 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use parevm::{ChainSpec, Executor, replay::BlockReport};
-use parevm_dispatcher::{Engine, EngineConfig};
+use parevm::{ChainSpec, Executor, config::ParevmConfig, replay::BlockReport};
+use parevm_dispatcher::Engine;
 
 /// parevm: a parallel block executor for Ethereum clients, checked against the sequential one.
 #[derive(Debug, Parser)]
@@ -30,6 +30,10 @@ enum Command {
 /// How to execute: sequentially, or with the engine and its options.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
+    /// Read these settings from a TOML file (keys: parallel, slots, shadow, steal); flags given
+    /// on the command line take precedence.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Use the sequential executor (alloy-evm's EthBlockExecutor) instead of the parallel engine.
     #[arg(long, conflicts_with = "slots")]
     sequential: bool,
@@ -47,15 +51,19 @@ pub struct EngineArgs {
 impl EngineArgs {
     /// The executor these arguments ask for.
     pub fn executor(&self) -> Result<Executor, String> {
-        if self.sequential {
+        let file = match &self.config {
+            Some(path) => ParevmConfig::load(path).map_err(|e| e.to_string())?,
+            None => ParevmConfig::default(),
+        };
+        if self.sequential || (!file.parallel && self.slots.is_none()) {
             return Ok(Executor::Sequential);
         }
-        let mut config = EngineConfig::default();
+        let mut config = file.engine_config().map_err(|e| e.to_string())?;
         if let Some(slots) = self.slots {
             config.slots = slots;
         }
-        config.shadows = !self.no_shadow;
-        config.steal = !self.no_steal;
+        config.shadows &= !self.no_shadow;
+        config.steal &= !self.no_steal;
         Engine::new(config).map(Executor::Parallel).map_err(|e| e.to_string())
     }
 }
@@ -149,6 +157,10 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, String> {
     let matched = reports.iter().filter(|r| r.ok).count();
     if let Some(recorder) = recorder {
         print!("{}", parevm::stats::render(&recorder));
+        let (txs, executions) = reports.iter().fold((0, 0), |(t, e), r| (t + r.txs, e + r.executions.unwrap_or(0)));
+        if txs > 0 && executions > 0 {
+            println!("executions per tx {:.3}", executions as f64 / txs as f64);
+        }
     }
     println!("{matched}/{} blocks match", reports.len());
     Ok(if matched == reports.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

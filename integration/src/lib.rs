@@ -16,6 +16,7 @@ pub mod bench;
 pub mod block;
 pub mod chain;
 pub mod checks;
+pub mod config;
 pub mod error;
 pub mod ethtest;
 pub mod execute;
