@@ -82,6 +82,9 @@ impl BlockStats {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
+    /// One block at a time: every worker thread is needed for the block in progress, so a second
+    /// caller waits here rather than starting a block none of whose workers could run.
+    running: parking_lot::Mutex<()>,
     pool: rayon::ThreadPool,
     validation_pool: rayon::ThreadPool,
     reads: ReadSetPool,
@@ -101,7 +104,7 @@ impl Engine {
             .thread_name(|i| format!("parevm-validate-{i}"))
             .build()
             .expect("spawning the validation threads");
-        Ok(Self { config, pool, validation_pool, reads: ReadSetPool::new(64) })
+        Ok(Self { config, running: parking_lot::Mutex::new(()), pool, validation_pool, reads: ReadSetPool::new(64) })
     }
 
     /// The configuration.
@@ -130,6 +133,7 @@ impl Engine {
         block: &ParallelBlock<'_, D>,
         mut on_merged: impl FnMut(MergedTx),
     ) -> (Result<(), BlockError>, BlockStats) {
+        let _one_block_at_a_time = self.running.lock();
         let n = block.txs.len();
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
         let base = BaseState::new(block.db);

@@ -160,3 +160,21 @@ fn slot_counts_outside_one_to_eight_are_refused() {
     assert_eq!(EngineConfig::with_slots(8).unwrap().slots, 8);
     assert!((1..=8).contains(&EngineConfig::default().slots));
 }
+
+#[test]
+fn blocks_submitted_from_several_threads_to_one_engine_are_all_right() {
+    let synthetic = chain_block(60, 6);
+    let block = synthetic.block();
+    let expected = Executor::Sequential.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
+    let executor = common::parallel(2);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
+                    assert!(parevm::replay::compare_outputs(&expected, &output).is_empty());
+                }
+            });
+        }
+    });
+}
