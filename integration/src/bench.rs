@@ -26,6 +26,10 @@
 //!   replaying exactly these blocks would gain), and the geometric mean of the per-block
 //!   speedups (every block weighs the same whatever its size; the right mean for ratios). Blocks
 //!   without transactions have nothing to parallelize and are left out of the geometric mean.
+//!
+//! The blocks are historical mainnet blocks (PATHs), or with `--workload` synthetic blocks
+//! generated in-process from a seed ([`crate::workloads`]); either way they become a list of
+//! [`BenchCase`]s and go through the same procedure.
 
 use std::{
     io::IsTerminal,
@@ -38,10 +42,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use parevm_dispatcher::{Engine, EngineConfig};
 use serde::Serialize;
 
+use parevm_statedb::InMemoryDb;
+
 use crate::{
-    ChainSpec, Executor, LoadError,
+    BlockInput, ChainSpec, Executor, LoadError,
     mainnet::{MainnetBlock, default_data_dir, discover, load_block},
     replay::compare_outputs,
+    workloads::{self, Erc20Code, GeneratedBlock, WorkloadSet},
 };
 
 /// Arguments of `parevm bench`.
@@ -71,6 +78,32 @@ pub struct BenchArgs {
     /// Also write the per-block results and the summary to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Benchmark synthetic blocks generated in-process instead of PATHs (which are then
+    /// ignored): transfers, erc20, amm, hot, or all (a comma-separated list is accepted).
+    #[arg(long, value_name = "transfers|erc20|amm|hot|all", value_parser = workloads::parse_workloads)]
+    pub workload: Option<WorkloadSet>,
+    /// Target gas of each synthetic block (with --workload), at most 1000000000 (one gigagas).
+    #[arg(long, value_name = "GAS", default_value_t = workloads::DEFAULT_GAS, value_parser = workloads::parse_gas)]
+    pub gas: u64,
+    /// Seed of the synthetic blocks' generator (with --workload).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// One block to benchmark, whatever its source: a row label, the chain, the block and the state
+/// before it.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchCase<'a> {
+    /// The row label: the block number, or the workload's name.
+    pub label: &'a str,
+    /// The chain the block is executed on.
+    pub chain: &'a ChainSpec,
+    /// The block.
+    pub block: &'a BlockInput,
+    /// Its pre-state.
+    pub db: &'a InMemoryDb,
+    /// What the block is made of, for synthetic blocks (e.g. which token code).
+    pub note: Option<&'a str>,
 }
 
 /// How many samples to take.
@@ -123,8 +156,13 @@ pub struct ParallelResult {
 /// One block's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockBench {
+    /// Row label: the block number for mainnet blocks, the workload's name for synthetic ones.
+    pub label: String,
     /// Block number.
     pub number: u64,
+    /// What the block is made of, for synthetic blocks (e.g. which token code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Transactions.
     pub txs: usize,
     /// Gas used.
@@ -203,8 +241,8 @@ pub enum BenchError {
     /// An executor failed on a block.
     #[error("block {block}: {executor} failed: {message}")]
     Execution {
-        /// Block number.
-        block: u64,
+        /// The block's label (its number, or the workload's name).
+        block: String,
         /// The executor's name.
         executor: String,
         /// The error.
@@ -213,8 +251,8 @@ pub enum BenchError {
     /// A parallel output differs from the sequential one.
     #[error("block {block}: {executor} differs from sequential, refusing to time a wrong result: {}", diffs.join("; "))]
     Mismatch {
-        /// Block number.
-        block: u64,
+        /// The block's label (its number, or the workload's name).
+        block: String,
         /// The executor's name.
         executor: String,
         /// The differences found.
@@ -270,12 +308,50 @@ pub fn build_engines(configs: &[EngineConfig]) -> Result<Vec<Executor>, BenchErr
         .collect()
 }
 
-/// Times the sequential executor and one engine per configuration in `configs` on every block
-/// (see the module documentation for the procedure). `progress` is called after each block
-/// with the number of blocks done, the total, and the block's results.
+/// Times the sequential executor and one engine per configuration in `configs` on every
+/// mainnet block, labelled by number (see [`bench_cases`]).
 pub fn bench_blocks(
     chain: &ChainSpec,
     blocks: &[MainnetBlock],
+    configs: &[EngineConfig],
+    options: BenchOptions,
+    progress: impl FnMut(usize, usize, &BlockBench),
+) -> Result<BenchReport, BenchError> {
+    let labels: Vec<String> = blocks.iter().map(|b| b.block.number().to_string()).collect();
+    let cases: Vec<BenchCase<'_>> = blocks
+        .iter()
+        .zip(&labels)
+        .map(|(b, label)| BenchCase { label, chain, block: &b.block, db: &b.db, note: None })
+        .collect();
+    bench_cases(&cases, configs, options, progress)
+}
+
+/// Times the sequential executor and one engine per configuration in `configs` on every
+/// generated block, labelled by workload (see [`bench_cases`]).
+pub fn bench_generated(
+    blocks: &[GeneratedBlock],
+    configs: &[EngineConfig],
+    options: BenchOptions,
+    progress: impl FnMut(usize, usize, &BlockBench),
+) -> Result<BenchReport, BenchError> {
+    let cases: Vec<BenchCase<'_>> = blocks
+        .iter()
+        .map(|b| BenchCase {
+            label: b.workload.name(),
+            chain: &b.chain,
+            block: &b.block,
+            db: &b.db,
+            note: Some(&b.note),
+        })
+        .collect();
+    bench_cases(&cases, configs, options, progress)
+}
+
+/// Times the sequential executor and one engine per configuration in `configs` on every case
+/// (see the module documentation for the procedure). `progress` is called after each case
+/// with the number of cases done, the total, and the case's results.
+pub fn bench_cases(
+    cases: &[BenchCase<'_>],
     configs: &[EngineConfig],
     options: BenchOptions,
     mut progress: impl FnMut(usize, usize, &BlockBench),
@@ -287,10 +363,10 @@ pub fn bench_blocks(
     let mut executors = vec![Executor::Sequential];
     executors.extend(build_engines(configs)?);
 
-    let mut results = Vec::with_capacity(blocks.len());
-    for (i, block) in blocks.iter().enumerate() {
-        let result = bench_block(chain, block, &executors, options)?;
-        progress(i + 1, blocks.len(), &result);
+    let mut results = Vec::with_capacity(cases.len());
+    for (i, case) in cases.iter().enumerate() {
+        let result = bench_block(case, &executors, options)?;
+        progress(i + 1, cases.len(), &result);
         results.push(result);
     }
 
@@ -308,38 +384,27 @@ pub fn bench_blocks(
 }
 
 /// One timed execution: the wall time of `Executor::execute` in milliseconds, and the output.
-fn timed(
-    chain: &ChainSpec,
-    block: &MainnetBlock,
-    executor: &Executor,
-) -> Result<(f64, crate::BlockOutput), BenchError> {
+fn timed(case: &BenchCase<'_>, executor: &Executor) -> Result<(f64, crate::BlockOutput), BenchError> {
     let started = Instant::now();
-    let outcome = executor.execute(chain, &block.block, &block.db);
+    let outcome = executor.execute(case.chain, case.block, case.db);
     let millis = started.elapsed().as_secs_f64() * 1e3;
     let output = outcome.map_err(|e| BenchError::Execution {
-        block: block.block.number(),
+        block: case.label.to_string(),
         executor: executor.name(),
         message: e.to_string(),
     })?;
     Ok((millis, output))
 }
 
-fn bench_block(
-    chain: &ChainSpec,
-    block: &MainnetBlock,
-    executors: &[Executor],
-    options: BenchOptions,
-) -> Result<BlockBench, BenchError> {
-    let number = block.block.number();
-
+fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptions) -> Result<BlockBench, BenchError> {
     // Verification: every parallel output must equal the sequential one.
-    let (_, reference) = timed(chain, block, &executors[0])?;
+    let (_, reference) = timed(case, &executors[0])?;
     let mut stats = Vec::with_capacity(executors.len() - 1);
     for executor in &executors[1..] {
-        let (_, output) = timed(chain, block, executor)?;
+        let (_, output) = timed(case, executor)?;
         let diffs = compare_outputs(&reference, &output);
         if !diffs.is_empty() {
-            return Err(BenchError::Mismatch { block: number, executor: executor.name(), diffs });
+            return Err(BenchError::Mismatch { block: case.label.to_string(), executor: executor.name(), diffs });
         }
         stats.push(output.stats.unwrap_or_default());
     }
@@ -351,7 +416,7 @@ fn bench_block(
     for round in 0..options.warmup + options.runs {
         for k in 0..executors.len() {
             let index = (round + k) % executors.len();
-            let (millis, output) = timed(chain, block, &executors[index])?;
+            let (millis, output) = timed(case, &executors[index])?;
             drop(output);
             if round >= options.warmup {
                 samples[index].push(millis);
@@ -379,8 +444,10 @@ fn bench_block(
         })
         .collect();
     Ok(BlockBench {
-        number,
-        txs: block.block.txs.len(),
+        label: case.label.to_string(),
+        number: case.block.number(),
+        note: case.note.map(str::to_string),
+        txs: case.block.txs.len(),
         gas_used,
         sequential_ms,
         sequential_samples_ms: samples.swap_remove(0),
@@ -423,7 +490,9 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
 /// totals row (sums of medians, overall ratio, overall redo rate) and a geometric-mean row, then
 /// two lines saying what those are and which blocks the geometric means leave out.
 pub fn render_table(report: &BenchReport) -> String {
-    let mut header = vec!["block".to_string(), "txs".into(), "Mgas".into(), "seq ms".into()];
+    let synthetic = report.blocks.iter().any(|b| b.label != b.number.to_string());
+    let first = if synthetic { "workload" } else { "block" };
+    let mut header = vec![first.to_string(), "txs".into(), "Mgas".into(), "seq ms".into()];
     for config in &report.configs {
         let name = format!("par{}", config.slots);
         header.extend([format!("{name} ms"), format!("{name} x"), format!("{name} redo/tx")]);
@@ -431,8 +500,7 @@ pub fn render_table(report: &BenchReport) -> String {
     let mgas = |gas: u64| format!("{:.2}", gas as f64 / 1e6);
     let mut rows = Vec::with_capacity(report.blocks.len() + 2);
     for block in &report.blocks {
-        let mut row =
-            vec![block.number.to_string(), block.txs.to_string(), mgas(block.gas_used), ms(block.sequential_ms)];
+        let mut row = vec![block.label.clone(), block.txs.to_string(), mgas(block.gas_used), ms(block.sequential_ms)];
         for p in &block.parallel {
             row.extend([ms(p.median_ms), ratio(p.speedup), format!("{:.2}", p.redo_rate)]);
         }
@@ -518,17 +586,57 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     for config in &configs {
         config.validate().map_err(|e| format!("--slots: {e}"))?;
     }
-    let paths = if args.paths.is_empty() { vec![default_data_dir()] } else { args.paths.clone() };
-    let (blocks, skipped) = load_blocks(&paths, args.min_txs).map_err(|e| e.to_string())?;
-    if blocks.is_empty() {
-        return Err(format!("no block has at least {} transactions", args.min_txs));
-    }
+    let chain = ChainSpec::mainnet();
+    let (mainnet, generated, skipped) = match &args.workload {
+        Some(WorkloadSet(chosen)) => {
+            // The token code is looked up only if the erc20 workload is asked for.
+            let erc20 = if chosen.contains(&workloads::Workload::Erc20) {
+                Erc20Code::locate(&default_data_dir())
+            } else {
+                Erc20Code::Minimal { reason: "unused".into() }
+            };
+            let generated: Vec<GeneratedBlock> =
+                chosen.iter().map(|&w| workloads::generate(w, args.gas, args.seed, &erc20)).collect();
+            println!("synthetic blocks, seed {}, target {} gas each (Cancun):", args.seed, args.gas);
+            for g in &generated {
+                println!(
+                    "  {:<9} {:>6} txs, ~{} gas/tx: {}",
+                    g.workload.name(),
+                    g.block.txs.len(),
+                    g.gas_per_tx,
+                    g.note
+                );
+            }
+            (Vec::new(), generated, 0)
+        }
+        None => {
+            let paths = if args.paths.is_empty() { vec![default_data_dir()] } else { args.paths.clone() };
+            let (blocks, skipped) = load_blocks(&paths, args.min_txs).map_err(|e| e.to_string())?;
+            if blocks.is_empty() {
+                return Err(format!("no block has at least {} transactions", args.min_txs));
+            }
+            (blocks, Vec::new(), skipped)
+        }
+    };
+    let labels: Vec<String> = mainnet.iter().map(|b| b.block.number().to_string()).collect();
+    let cases: Vec<BenchCase<'_>> = mainnet
+        .iter()
+        .zip(&labels)
+        .map(|(b, label)| BenchCase { label, chain: &chain, block: &b.block, db: &b.db, note: None })
+        .chain(generated.iter().map(|g| BenchCase {
+            label: g.workload.name(),
+            chain: &g.chain,
+            block: &g.block,
+            db: &g.db,
+            note: Some(&g.note),
+        }))
+        .collect();
 
     let names: Vec<String> = configs.iter().map(|c| format!("parallel({})", c.slots)).collect();
     println!(
         "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}); \
          {} warm-up + {} timed run(s) each, median; {} core(s)",
-        blocks.len(),
+        cases.len(),
         if skipped > 0 { format!(" ({skipped} with fewer than {} txs skipped)", args.min_txs) } else { String::new() },
         names.join(", "),
         if args.no_shadow { "off" } else { "on" },
@@ -539,16 +647,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     );
 
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(blocks.len() as u64);
+        let bar = ProgressBar::new(cases.len() as u64);
         bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
         bar
     });
-    let chain = ChainSpec::mainnet();
     let options = BenchOptions { runs: args.runs, warmup: args.warmup };
-    let report = bench_blocks(&chain, &blocks, &configs, options, |done, _, result| {
+    let report = bench_cases(&cases, &configs, options, |done, _, result| {
         if let Some(bar) = &bar {
             bar.set_position(done as u64);
-            bar.set_message(format!("block {}", result.number));
+            bar.set_message(format!("block {}", result.label));
         }
     });
     if let Some(bar) = &bar {
@@ -615,7 +722,9 @@ mod tests {
 
     fn block(number: u64, txs: usize, seq: f64, par: f64) -> BlockBench {
         BlockBench {
+            label: number.to_string(),
             number,
+            note: None,
             txs,
             gas_used: 1_000_000,
             sequential_ms: seq,

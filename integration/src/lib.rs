@@ -24,6 +24,7 @@ pub mod mainnet;
 pub mod replay;
 pub mod stats;
 pub mod synthetic;
+pub mod workloads;
 
 pub use block::BlockInput;
 pub use chain::ChainSpec;
