@@ -1,0 +1,127 @@
+//! Reads through a slot's StateDB, and the merger's write into the base.
+//!
+//! Every account and storage read of every execution goes through `SlotDb`: it searches the
+//! unconfirmed results newest first, falls through to the base, and records the value. These
+//! benches price each path: (a) base only (warm cache over a 1000-account `InMemoryDb`), (b) a
+//! hit in the unconfirmed layer N txs back, (c) a miss that walks an N-tx window before reaching
+//! the base, and `BaseState::apply` of a typical write set, which the merger pays once per tx.
+//! A read iteration is a batch of `BATCH` reads (one `begin`/`finish`), reported per read.
+
+use std::{
+    hint::black_box,
+    sync::{Arc, atomic::AtomicUsize},
+};
+
+use alloy_primitives::{Address, U256, map::HashMap};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use parevm_statedb::{BaseState, ExecOutcome, InMemoryDb, ReadSetPool, SlotDb, TxResult, Unconfirmed};
+use revm::{
+    Database,
+    context::result::{ExecutionResult, Output, ResultGas, SuccessReason},
+    state::{Account, AccountInfo, EvmState, EvmStorageSlot},
+};
+
+const ACCOUNTS: u64 = 1000;
+const SLOTS: u64 = 8;
+const BATCH: u64 = 64;
+
+/// Deterministic address `i` (an LCG step spreads the bytes like real addresses).
+fn addr(i: u64) -> Address {
+    let x = i.wrapping_add(1).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut bytes = [0u8; 20];
+    bytes[..8].copy_from_slice(&x.to_be_bytes());
+    bytes[12..].copy_from_slice(&i.to_be_bytes());
+    Address::from(bytes)
+}
+
+fn db() -> InMemoryDb {
+    let mut db = InMemoryDb::default();
+    for i in 0..ACCOUNTS {
+        let storage: HashMap<U256, U256> = (0..SLOTS).map(|s| (U256::from(s), U256::from(i * 100 + s + 1))).collect();
+        db.insert_account(addr(i), AccountInfo::from_balance(U256::from(i + 1) << 60), storage);
+    }
+    db
+}
+
+/// A write set: `accounts` touched with a new balance and nonce, one changed slot each.
+fn write_set(accounts: impl IntoIterator<Item = u64>, slots: u64) -> EvmState {
+    let mut state = EvmState::default();
+    for i in accounts {
+        let info = AccountInfo { balance: U256::from(i + 7) << 61, nonce: i + 1, ..Default::default() };
+        let storage = (0..slots)
+            .map(|s| (U256::from(s), EvmStorageSlot::new_changed(U256::ZERO, U256::from(s + 1), Default::default())));
+        state.insert(addr(i), Account::from(info).with_storage(storage).with_touched_mark());
+    }
+    state
+}
+
+fn publish(unconfirmed: &Unconfirmed, tx: usize, state: EvmState, pool: &ReadSetPool) {
+    let result = ExecutionResult::Success {
+        reason: SuccessReason::Stop,
+        gas: ResultGas::default(),
+        logs: Vec::new(),
+        output: Output::Call(Default::default()),
+    };
+    let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
+    unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads: pool.take(), merged_at_start: 0 }));
+}
+
+/// Reads `BATCH` accounts and `BATCH` slots (`keys` cycles over addresses) as tx `reader`.
+fn read_batch<D: parevm_statedb::BlockDb>(db: &mut SlotDb<'_, '_, D>, reader: usize, keys: &[u64], storage: bool) {
+    db.begin(reader);
+    for &k in keys {
+        if storage {
+            black_box(db.storage(addr(k), U256::ZERO).unwrap());
+        } else {
+            black_box(db.basic(addr(k)).unwrap());
+        }
+    }
+    black_box(db.finish());
+}
+
+fn bench(c: &mut Criterion) {
+    let db = db();
+    let base = BaseState::new(&db);
+    let pool = ReadSetPool::default();
+    let merged = AtomicUsize::new(0);
+    let mut group = c.benchmark_group("slot_db");
+    group.throughput(Throughput::Elements(BATCH));
+    // Hot keys 0..BATCH live in the unconfirmed layer; cold keys BATCH..2*BATCH only in the base.
+    let hot: Vec<u64> = (0..BATCH).collect();
+    let cold: Vec<u64> = (BATCH..2 * BATCH).collect();
+
+    // (a) no unconfirmed predecessors: straight to the base (warm after the first pass).
+    let empty = Unconfirmed::new(1);
+    let mut slot = SlotDb::new(&base, &empty, &merged, pool.clone());
+    for storage in [false, true] {
+        let kind = if storage { "storage" } else { "basic" };
+        group.bench_function(format!("base/{kind}"), |b| b.iter(|| read_batch(&mut slot, 0, &cold, storage)));
+    }
+
+    for n in [1usize, 8, 64] {
+        // Tx 0 writes the hot keys; txs 1..n write unrelated transfers; the reader is tx n.
+        let unconfirmed = Unconfirmed::new(n + 1);
+        publish(&unconfirmed, 0, write_set(hot.iter().copied(), 1), &pool);
+        for tx in 1..n as u64 {
+            publish(&unconfirmed, tx as usize, write_set([200 + 3 * tx, 201 + 3 * tx, 999], 2), &pool);
+        }
+        let mut slot = SlotDb::new(&base, &unconfirmed, &merged, pool.clone());
+        for storage in [false, true] {
+            let kind = if storage { "storage" } else { "basic" };
+            group.bench_with_input(BenchmarkId::new(format!("hit/{kind}"), n), &n, |b, &n| {
+                b.iter(|| read_batch(&mut slot, n, &hot, storage))
+            });
+            group.bench_with_input(BenchmarkId::new(format!("miss/{kind}"), n), &n, |b, &n| {
+                b.iter(|| read_batch(&mut slot, n, &cold, storage))
+            });
+        }
+    }
+    group.finish();
+
+    // Merger side: a token transfer's write set (sender, recipient contract, coinbase; 2 slots each).
+    let ws = write_set([300, 301, 999], 2);
+    c.bench_function("base_apply/3acc_6slots", |b| b.iter(|| base.apply(black_box(&ws))));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
