@@ -4,6 +4,11 @@
 //! that replaces it. A later transaction reads an earlier one's writes from here before they are
 //! merged (searching from its own predecessor down to the first unmerged transaction, newest
 //! first), which is what lets dependent transactions in one slot run back to back.
+//!
+//! The search does not walk the window of unmerged transactions, which can be the whole block
+//! when slots run far ahead of the merger: an index lists, per address, the transactions whose
+//! results wrote it, so a read looks only at those. The index only grows during a block; an
+//! entry whose newest result no longer writes the address is skipped when found.
 
 use std::{
     sync::{
@@ -13,7 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, U256, map::DefaultHashBuilder};
+use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex, RwLock};
 use revm::{
     context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
@@ -74,6 +80,8 @@ pub struct Unconfirmed {
     wakeup: Condvar,
     /// Set while the merger is (about to be) parked, so publishing pays for a wake-up only then.
     waiting: AtomicBool,
+    /// Per address, the transactions (ascending) whose results wrote it at some point.
+    writers: DashMap<Address, Vec<TxIndex>, DefaultHashBuilder>,
 }
 
 /// How long the merger polls for a result before parking: most results arrive within a few
@@ -88,6 +96,7 @@ impl Unconfirmed {
             published: Mutex::new(()),
             wakeup: Condvar::new(),
             waiting: AtomicBool::new(false),
+            writers: DashMap::with_hasher(DefaultHashBuilder::default()),
         }
     }
 
@@ -103,6 +112,18 @@ impl Unconfirmed {
 
     /// Publishes a new execution of `tx`, replacing the previous one.
     pub fn publish(&self, tx: TxIndex, result: Arc<TxResult>) {
+        if let Some(state) = result.state() {
+            for (address, account) in state {
+                if classify_write(account) != AccountWrite::None {
+                    let mut writers = self.writers.entry(*address).or_default();
+                    if let Err(at) = writers.binary_search(&tx) {
+                        writers.insert(at, tx);
+                    }
+                }
+            }
+        }
+        // Indexed before it is visible: a reader that finds the index entry but not yet the
+        // result just skips it, as if the transaction had not executed yet.
         *self.results[tx].write() = Some(result);
         // SeqCst fence, paired with the one in `wait_newer`: either the waiter sees our result
         // when it re-checks after raising `waiting`, or we see `waiting` raised and wake it.
@@ -154,7 +175,7 @@ impl Unconfirmed {
     /// The account as written by the newest of the transactions `first_unmerged..reader`, if any
     /// wrote it. `Some(None)` means it was destroyed.
     pub fn account(&self, reader: TxIndex, first_unmerged: TxIndex, address: Address) -> Option<Option<AccountInfo>> {
-        self.search(reader, first_unmerged, |state| {
+        self.search(reader, first_unmerged, address, |state| {
             let account = state.get(&address)?;
             match classify_write(account) {
                 AccountWrite::None => None,
@@ -167,7 +188,7 @@ impl Unconfirmed {
     /// The slot as written by the newest of the transactions `first_unmerged..reader`, if any
     /// wrote it (or wiped the account's storage).
     pub fn storage(&self, reader: TxIndex, first_unmerged: TxIndex, address: Address, slot: U256) -> Option<U256> {
-        self.search(reader, first_unmerged, |state| {
+        self.search(reader, first_unmerged, address, |state| {
             let account = state.get(&address)?;
             match classify_write(account) {
                 AccountWrite::None => None,
@@ -182,9 +203,12 @@ impl Unconfirmed {
         &self,
         reader: TxIndex,
         first_unmerged: TxIndex,
+        address: Address,
         mut find: impl FnMut(&EvmState) -> Option<T>,
     ) -> Option<T> {
-        for tx in (first_unmerged..reader).rev() {
+        let writers = self.writers.get(&address)?;
+        let below = writers.partition_point(|&tx| tx < reader);
+        for &tx in writers[..below].iter().rev().take_while(|&&tx| tx >= first_unmerged) {
             let guard = self.results[tx].read();
             if let Some(state) = guard.as_ref().and_then(|r| r.state()) {
                 if let Some(found) = find(state) {
