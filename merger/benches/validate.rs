@@ -9,31 +9,20 @@
 
 use std::hint::black_box;
 
-use alloy_primitives::{Address, U256, map::HashMap};
+use alloy_primitives::{Address, U256};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parevm_merger::validate;
 use parevm_statedb::{AccountSnapshot, BaseState, InMemoryDb, Read};
-use revm::state::AccountInfo;
 
 const ACCOUNTS: u64 = 1000;
 const SLOTS: u64 = 8;
 
-/// Deterministic address `i` (an LCG step spreads the bytes like real addresses).
 fn addr(i: u64) -> Address {
-    let x = i.wrapping_add(1).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut bytes = [0u8; 20];
-    bytes[..8].copy_from_slice(&x.to_be_bytes());
-    bytes[12..].copy_from_slice(&i.to_be_bytes());
-    Address::from(bytes)
+    InMemoryDb::synthetic_address(i)
 }
 
 fn db() -> InMemoryDb {
-    let mut db = InMemoryDb::default();
-    for i in 0..ACCOUNTS {
-        let storage: HashMap<U256, U256> = (0..SLOTS).map(|s| (U256::from(s), U256::from(i * 100 + s + 1))).collect();
-        db.insert_account(addr(i), AccountInfo::from_balance(U256::from(i + 1) << 60), storage);
-    }
-    db
+    InMemoryDb::synthetic(ACCOUNTS, SLOTS)
 }
 
 /// `n` distinct reads with their current values (which also warms the base's cache).

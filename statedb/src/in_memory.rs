@@ -76,6 +76,29 @@ impl InMemoryDb {
     }
 }
 
+impl InMemoryDb {
+    /// Address number `i` of a synthetic state: an LCG step spreads its bytes like a real
+    /// address, so hash maps see realistic keys. Used by benchmarks and tests.
+    pub fn synthetic_address(i: u64) -> Address {
+        let x = i.wrapping_add(1).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut bytes = [0u8; 20];
+        bytes[..8].copy_from_slice(&x.to_be_bytes());
+        bytes[12..].copy_from_slice(&i.to_be_bytes());
+        Address::from(bytes)
+    }
+
+    /// A state of `accounts` funded accounts (`synthetic_address(0..accounts)`), each with
+    /// `slots` non-zero storage slots `0..slots`.
+    pub fn synthetic(accounts: u64, slots: u64) -> Self {
+        let mut db = Self::default();
+        for i in 0..accounts {
+            let storage = (0..slots).map(|s| (U256::from(s), U256::from(i * 100 + s + 1))).collect();
+            db.insert_account(Self::synthetic_address(i), AccountInfo::from_balance(U256::from(i + 1) << 60), storage);
+        }
+        db
+    }
+}
+
 impl DatabaseRef for InMemoryDb {
     type Error = Infallible;
 
