@@ -9,7 +9,11 @@ use parevm_dispatcher::Engine;
 
 /// parevm: a parallel block executor for Ethereum clients, checked against the sequential one.
 #[derive(Debug, Parser)]
-#[command(name = "parevm", version, about, long_about = None)]
+#[command(
+    name = "parevm",
+    version,
+    about = "parevm: a parallel block executor for Ethereum clients, checked against the sequential one"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
