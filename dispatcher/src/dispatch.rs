@@ -54,9 +54,15 @@ mod tests {
             address!("0x00000000000000000000000000000000000000d4"),
             address!("0x00000000000000000000000000000000000000e5"),
         );
-        let txs = vec![tx(a, x, 21_000), tx(b, c, 21_000), tx(a, d, 21_000), tx(d, c, 21_000)];
+        let txs = vec![tx(a, x, 21_000), tx(b, c, 21_000), tx(a, d, 21_000), tx(d, c, 21_000), tx(x, b, 21_000)];
         let queues = static_dispatch(&txs, 2);
-        assert_eq!(queues, vec![vec![0, 2], vec![1, 3]]);
+        // tx0 a->x: slot 0 (a, x -> 0). tx1 b->c: nothing mapped, least loaded is slot 1 (b, c -> 1).
+        // tx2 a->d: sender a -> slot 0 (d -> 0). tx3 d->c: the sender's slot wins over the
+        // recipient's: slot 0. tx4 x->b: sender x -> slot 0.
+        assert_eq!(queues, vec![vec![0, 2, 3, 4], vec![1]]);
+        // Recipient affinity applies when the sender is new.
+        let txs = vec![tx(a, x, 21_000), tx(b, c, 21_000), tx(d, c, 21_000)];
+        assert_eq!(static_dispatch(&txs, 2), vec![vec![0], vec![1, 2]]);
     }
 
     #[test]
