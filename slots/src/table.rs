@@ -135,3 +135,60 @@ impl TaskTable {
         self.incarnations[tx].load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn exactly_one_of_many_threads_claims_a_transaction() {
+        for _ in 0..200 {
+            let table = TaskTable::new(1);
+            let winners = AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        if table.try_claim(0).is_some() {
+                            winners.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            assert_eq!(winners.into_inner(), 1);
+            assert_eq!(table.status(0), TxStatus::Executing);
+        }
+    }
+
+    #[test]
+    fn a_redo_during_execution_is_honoured_when_it_finishes() {
+        let table = TaskTable::new(1);
+        assert_eq!(table.try_claim(0), Some(1));
+        assert_eq!(table.request_redo(0), RedoRequest::Deferred);
+        assert_eq!(table.request_redo(0), RedoRequest::AlreadyPending);
+        assert!(table.finish(0), "the worker must requeue it");
+        assert_eq!(table.status(0), TxStatus::Ready);
+        assert_eq!(table.try_claim(0), Some(2));
+        assert!(!table.finish(0));
+        assert_eq!(table.status(0), TxStatus::Done);
+        assert_eq!(table.request_redo(0), RedoRequest::Queue);
+        assert_eq!(table.request_redo(0), RedoRequest::AlreadyPending);
+        assert_eq!(table.executions(0), 2);
+    }
+
+    #[test]
+    fn redo_requests_racing_with_finish_are_never_lost() {
+        for _ in 0..500 {
+            let table = TaskTable::new(1);
+            table.try_claim(0).unwrap();
+            let (requeued, redo) = std::thread::scope(|s| {
+                let worker = s.spawn(|| table.finish(0));
+                let merger = s.spawn(|| table.request_redo(0));
+                (worker.join().unwrap(), merger.join().unwrap())
+            });
+            // Either the merger saw it Done and must queue it, or the worker saw the request.
+            assert!(requeued ^ (redo == RedoRequest::Queue), "requeued {requeued}, redo {redo:?}");
+            assert_eq!(table.status(0), TxStatus::Ready);
+        }
+    }
+}

@@ -173,3 +173,68 @@ where
         Ok(info)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryDb;
+    use revm::state::{EvmStorageSlot, TransactionId};
+
+    fn account(info: AccountInfo, slots: &[(u64, u64)]) -> Account {
+        let mut account = Account::from(info);
+        for &(slot, value) in slots {
+            account.storage.insert(
+                U256::from(slot),
+                EvmStorageSlot::new_changed(U256::ZERO, U256::from(value), TransactionId::ZERO),
+            );
+        }
+        account.mark_touch();
+        account
+    }
+
+    #[test]
+    fn storage_of_a_destroyed_and_recreated_account_never_falls_through_to_the_database() {
+        let address = InMemoryDb::synthetic_address(0);
+        let db = InMemoryDb::synthetic(1, 3);
+        let base = BaseState::new(&db);
+        assert_eq!(base.storage(address, U256::from(1)).unwrap(), U256::from(2));
+
+        let mut destroyed = account(AccountInfo::default(), &[]);
+        destroyed.mark_selfdestruct();
+        base.apply_account(address, &destroyed);
+        assert_eq!(base.basic(address).unwrap(), None);
+        assert_eq!(base.storage(address, U256::from(1)).unwrap(), U256::ZERO);
+        assert_eq!(base.storage(address, U256::from(2)).unwrap(), U256::ZERO);
+
+        let mut created = account(AccountInfo { nonce: 1, ..Default::default() }, &[(2, 9)]);
+        created.mark_created();
+        base.apply_account(address, &created);
+        assert_eq!(base.basic(address).unwrap().unwrap().nonce, 1);
+        assert_eq!(base.storage(address, U256::from(1)).unwrap(), U256::ZERO);
+        assert_eq!(base.storage(address, U256::from(2)).unwrap(), U256::from(9));
+    }
+
+    #[test]
+    fn a_touched_empty_account_is_removed_and_an_untouched_one_is_not_written() {
+        let address = InMemoryDb::synthetic_address(0);
+        let db = InMemoryDb::synthetic(1, 0);
+        let base = BaseState::new(&db);
+        let mut read_only = Account::from(AccountInfo::from_balance(U256::from(5)));
+        read_only.info.balance = U256::from(6);
+        base.apply_account(address, &read_only);
+        assert_ne!(base.basic(address).unwrap().unwrap().balance, U256::from(6));
+
+        base.apply_account(address, &account(AccountInfo::default(), &[]));
+        assert_eq!(base.basic(address).unwrap(), None);
+    }
+
+    #[test]
+    fn a_value_merged_while_a_slot_filled_from_the_database_wins() {
+        let address = InMemoryDb::synthetic_address(0);
+        let db = InMemoryDb::synthetic(1, 2);
+        let base = BaseState::new(&db);
+        base.apply_account(address, &account(AccountInfo::from_balance(U256::from(1)), &[(0, 77)]));
+        // A late fill of the same slot from the database must not overwrite the merged value.
+        assert_eq!(base.storage(address, U256::ZERO).unwrap(), U256::from(77));
+    }
+}

@@ -219,3 +219,85 @@ impl Unconfirmed {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReadSetPool;
+    use revm::{
+        context::result::{ExecutionResult, Output, SuccessReason},
+        primitives::Bytes,
+        state::{Account, EvmStorageSlot, TransactionId},
+    };
+
+    fn publish(unconfirmed: &Unconfirmed, tx: TxIndex, writes: &[(Address, u64, Option<(u64, u64)>)]) {
+        let mut state = EvmState::default();
+        for &(address, balance, slot) in writes {
+            let mut account = Account::from(AccountInfo::from_balance(U256::from(balance)));
+            if let Some((key, value)) = slot {
+                account.storage.insert(
+                    U256::from(key),
+                    EvmStorageSlot::new_changed(U256::ZERO, U256::from(value), TransactionId::ZERO),
+                );
+            }
+            account.mark_touch();
+            state.insert(address, account);
+        }
+        let result = ExecutionResult::Success {
+            reason: SuccessReason::Stop,
+            gas: Default::default(),
+            logs: vec![],
+            output: Output::Call(Bytes::new()),
+        };
+        let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
+        let reads = ReadSetPool::new(1).take();
+        unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads, merged_at_start: 0 }));
+    }
+
+    #[test]
+    fn reads_see_the_newest_earlier_unmerged_writer_only() {
+        let a = Address::with_last_byte(1);
+        let unconfirmed = Unconfirmed::new(6);
+        publish(&unconfirmed, 1, &[(a, 10, Some((7, 70)))]);
+        publish(&unconfirmed, 3, &[(a, 30, None)]);
+        publish(&unconfirmed, 5, &[(a, 50, None)]);
+        let balance = |reader, first_unmerged| {
+            unconfirmed.account(reader, first_unmerged, a).map(|info| info.unwrap().balance.to::<u64>())
+        };
+        assert_eq!(balance(5, 0), Some(30), "newest earlier writer");
+        assert_eq!(balance(3, 0), Some(10), "never a later one");
+        assert_eq!(balance(1, 0), None, "nothing before tx 1");
+        assert_eq!(balance(5, 4), None, "merged writers are the base's business");
+        // The slot was written only by tx 1: tx 3's write of the account does not hide it.
+        assert_eq!(unconfirmed.storage(5, 0, a, U256::from(7)), Some(U256::from(70)));
+        assert_eq!(unconfirmed.storage(5, 2, a, U256::from(7)), None);
+        assert_eq!(unconfirmed.account(5, 0, Address::with_last_byte(2)), None);
+    }
+
+    #[test]
+    fn a_redo_that_no_longer_writes_an_address_is_skipped() {
+        let (a, b) = (Address::with_last_byte(1), Address::with_last_byte(2));
+        let unconfirmed = Unconfirmed::new(4);
+        publish(&unconfirmed, 0, &[(a, 1, None)]);
+        publish(&unconfirmed, 2, &[(a, 2, None)]);
+        publish(&unconfirmed, 2, &[(b, 3, None)]);
+        let info = unconfirmed.account(3, 0, a).unwrap().unwrap();
+        assert_eq!(info.balance, U256::from(1));
+    }
+
+    #[test]
+    fn the_merger_is_woken_by_a_publication() {
+        let unconfirmed = Unconfirmed::new(1);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                publish(&unconfirmed, 0, &[]);
+            });
+            let started = Instant::now();
+            let result = unconfirmed.wait_newer(0, 0, Duration::from_secs(10));
+            assert!(result.is_some());
+            assert!(started.elapsed() < Duration::from_secs(5));
+        });
+        assert!(unconfirmed.wait_newer(0, 1, Duration::from_millis(10)).is_none(), "times out without a newer one");
+    }
+}
