@@ -55,11 +55,6 @@ where
         }
     }
 
-    /// The database under the block.
-    pub fn db(&self) -> &'db D {
-        self.db
-    }
-
     /// Records a change made before the transactions (pre-block system calls), so that slots
     /// see the state the first transaction sees. `storage_known` means the account's storage
     /// is completely given by `storage` (it was created or wiped), not by the database.
