@@ -199,6 +199,7 @@ impl Engine {
             // Whatever happened, release the workers, or the scope would never end.
             scheduler.finish();
             outcome.unwrap_or_else(|panic| {
+                // Acquire: on this thread anyway (the merger's); just the index for the report.
                 let tx = merged.load(Ordering::Acquire);
                 let message = panic
                     .downcast_ref::<&str>()
@@ -210,6 +211,7 @@ impl Engine {
         });
         stats.executions = executions.into_inner();
         stats.shadow_takeovers = shadow_executions.into_inner();
+        // Relaxed: every worker has been joined by the scope.
         stats.steals = scheduler.steals.load(Ordering::Relaxed);
         stats.merge = merge_stats;
         (result, stats)

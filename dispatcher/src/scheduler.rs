@@ -130,10 +130,12 @@ impl<'t> Scheduler<'t> {
 
 impl TaskSource for Scheduler<'_> {
     fn epoch(&self) -> u64 {
+        // Acquire: pairs with `announce`'s Release, so work pushed before the bump is found.
         self.epoch.load(Ordering::Acquire)
     }
 
     fn is_done(&self) -> bool {
+        // Acquire: pairs with `finish`'s Release.
         self.done.load(Ordering::Acquire)
     }
 
@@ -157,6 +159,7 @@ impl TaskSource for Scheduler<'_> {
                 return;
             }
             let woken = match role {
+                // Acquire: as in `epoch`; read under the idle lock, so no announcement is lost.
                 Role::Primary => self.epoch.load(Ordering::Acquire) != seen,
                 // Relaxed is enough for a flag whose only effect is to make us look at the
                 // injector, which has its own synchronisation.
@@ -183,6 +186,7 @@ impl TaskSource for Scheduler<'_> {
 impl Scheduler<'_> {
     fn wake_for_redo(&self, tx: TxIndex) {
         let home = self.home_slot[tx];
+        // Relaxed: hints (see `set_busy`); the shadow re-reads the injector, which synchronises.
         if self.shadows && self.busy[home].load(Ordering::Relaxed) {
             self.shadow_wanted[home].store(true, Ordering::Relaxed);
         }

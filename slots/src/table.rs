@@ -74,6 +74,7 @@ impl TaskTable {
 
     /// Current status.
     pub fn status(&self, tx: TxIndex) -> TxStatus {
+        // Acquire: a caller that sees `Done` also sees the result published before it.
         TxStatus::from_u8(self.status[tx].load(Ordering::Acquire))
     }
 
@@ -104,6 +105,7 @@ impl TaskTable {
             Err(_) => {
                 // Only `ExecutingRedo` can be here: nobody but the claimant leaves `Executing`
                 // except the merger, which only moves it to `ExecutingRedo`.
+                // Release: the claim that follows (Acquire) sees our published result.
                 self.status[tx].store(TxStatus::Ready as u8, Ordering::Release);
                 true
             }
@@ -113,6 +115,7 @@ impl TaskTable {
     /// Asks for another execution of `tx`.
     pub fn request_redo(&self, tx: TxIndex) -> RedoRequest {
         let cell = &self.status[tx];
+        // Acquire: the value only seeds the swap below, which re-checks it.
         let mut current = cell.load(Ordering::Acquire);
         loop {
             let (next, outcome) = match TxStatus::from_u8(current) {
@@ -132,6 +135,7 @@ impl TaskTable {
 
     /// How many executions of `tx` have started.
     pub fn executions(&self, tx: TxIndex) -> u32 {
+        // Relaxed: a statistic.
         self.incarnations[tx].load(Ordering::Relaxed)
     }
 }

@@ -128,6 +128,7 @@ impl Unconfirmed {
         // SeqCst fence, paired with the one in `wait_newer`: either the waiter sees our result
         // when it re-checks after raising `waiting`, or we see `waiting` raised and wake it.
         fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fences (see `wait_newer`).
         if self.waiting.load(Ordering::Relaxed) {
             let _guard = self.published.lock();
             self.wakeup.notify_all();
@@ -153,6 +154,8 @@ impl Unconfirmed {
         }
         let deadline = start + timeout;
         let mut guard = self.published.lock();
+        // Relaxed store, then a SeqCst fence pairing with `publish`'s: from here on a publisher
+        // either sees `waiting` or its result is visible to the re-check below.
         self.waiting.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let found = loop {
@@ -163,6 +166,7 @@ impl Unconfirmed {
                 break newer();
             }
         };
+        // Relaxed: a stale `true` only costs a publisher one needless notify.
         self.waiting.store(false, Ordering::Relaxed);
         found
     }
