@@ -24,6 +24,9 @@ use revm::{
 
 use crate::{AccountWrite, BlockDb, DbError, classify_write};
 
+/// Shards per map: enough that a slot and the merger rarely meet on one lock.
+const SHARDS: usize = 64;
+
 #[derive(Debug, Clone)]
 struct BaseAccount {
     /// `None`: the account does not exist. Code is always attached when it exists.
@@ -49,8 +52,8 @@ where
     pub fn new(db: &'db D) -> Self {
         Self {
             db,
-            accounts: DashMap::with_hasher(DefaultHashBuilder::default()),
-            storage: DashMap::with_hasher(DefaultHashBuilder::default()),
+            accounts: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
+            storage: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
             code: DashMap::with_hasher(DefaultHashBuilder::default()),
         }
     }
