@@ -4,7 +4,7 @@
 //! sequential pre-state and nothing writes to the base meanwhile. Large read sets are split
 //! over a thread pool; small ones are cheaper to check inline than to fan out.
 
-use parevm_statedb::{AccountSnapshot, BaseState, BlockDb, DbError, Read};
+use parevm_statedb::{BaseState, BlockDb, DbError, Read};
 use rayon::prelude::*;
 
 /// Read sets at least this long are validated in parallel when a pool is given.
@@ -16,7 +16,7 @@ pub struct Mismatch(pub Read);
 
 fn check<D: BlockDb>(base: &BaseState<'_, D>, read: &Read) -> Result<bool, DbError> {
     Ok(match *read {
-        Read::Account(address, seen) => base.basic(address)?.as_ref().map(AccountSnapshot::from) == seen,
+        Read::Account(address, seen) => base.snapshot(address)? == seen,
         Read::Storage(address, slot, seen) => base.storage(address, slot)? == seen,
     })
 }

@@ -22,7 +22,7 @@ use revm::{
     state::{Account, AccountInfo, EvmState},
 };
 
-use crate::{AccountWrite, BlockDb, DbError, classify_write};
+use crate::{AccountSnapshot, AccountWrite, BlockDb, DbError, classify_write};
 
 /// Shards per map: enough that a slot and the merger rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -91,6 +91,14 @@ where
         };
         // A merge may have written the account since we looked: its value wins.
         Ok(self.accounts.entry(address).or_insert_with(|| BaseAccount { info, epoch: 0 }).info.clone())
+    }
+
+    /// The observable part of the account (what validation compares), without cloning its code.
+    pub fn snapshot(&self, address: Address) -> Result<Option<AccountSnapshot>, DbError> {
+        if let Some(entry) = self.accounts.get(&address) {
+            return Ok(entry.info.as_ref().map(AccountSnapshot::from));
+        }
+        Ok(self.basic(address)?.as_ref().map(AccountSnapshot::from))
     }
 
     /// A storage slot as the next transaction to merge sees it.
