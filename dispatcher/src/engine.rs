@@ -7,14 +7,16 @@
 //! worker has left its loop, which is what lets them borrow the block's state without `unsafe`.
 
 use std::{
+    cell::{Cell, RefCell},
     panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
     sync::atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use alloy_primitives::{Address, U256};
-use parevm_merger::{BlockError, MergeInput, MergeStats, MergedTx, Merger, RedoCause};
-use parevm_slots::{ExecCtx, Role, TaskTable, Worker};
-use parevm_statedb::{BaseState, BlockDb, ReadSetPool, Unconfirmed};
+use parevm_merger::{BlockError, MergeInput, MergeStats, MergedTx, Merger, Redo, RedoCause};
+use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, TxExecutor, Worker};
+use parevm_statedb::{BaseState, BlockDb, ReadSetPool, TxIndex, Unconfirmed};
 use revm::{
     context::{BlockEnv, CfgEnv, TxEnv},
     state::AccountInfo,
@@ -195,7 +197,15 @@ impl Engine {
                 validation_pool: Some(&self.validation_pool),
                 stall_timeout: self.config.stall_timeout,
             });
-            let outcome = catch_unwind(AssertUnwindSafe(|| merger.run(&scheduler, &mut on_merged)));
+            let redo = TurnRedo {
+                scheduler: &scheduler,
+                table: &table,
+                ctx: &ctx,
+                executor: RefCell::new(None),
+                executions: Cell::new(0),
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| merger.run(&redo, &mut on_merged)));
+            executions.fetch_add(redo.executions.get(), Ordering::Relaxed);
             // Whatever happened, release the workers, or the scope would never end.
             scheduler.finish();
             outcome.unwrap_or_else(|panic| {
@@ -215,5 +225,38 @@ impl Engine {
         stats.steals = scheduler.steals.load(Ordering::Relaxed);
         stats.merge = merge_stats;
         (result, stats)
+    }
+}
+
+/// Redos asked for at a transaction's turn run right here, on the merger's thread.
+///
+/// At its turn a transaction's predecessors are all merged, so the redo reads exact state and
+/// is valid; and the merger can do nothing else until it has it. Handing it to a worker would
+/// only add a wake-up and a hand-back to the critical path. The only redo left to the workers is
+/// one asked for while a stale execution of the transaction is still running (claims are
+/// exclusive): that worker requeues it when it finishes, and an idle primary or the slot's shadow
+/// takes it.
+struct TurnRedo<'s, 'c, 'a, 'db, D: BlockDb> {
+    scheduler: &'s Scheduler<'s>,
+    table: &'s TaskTable,
+    ctx: &'c ExecCtx<'a, 'db, D>,
+    executor: RefCell<Option<TxExecutor<'c, 'a, 'db, D>>>,
+    executions: Cell<u64>,
+}
+
+impl<D: BlockDb> Redo for TurnRedo<'_, '_, '_, '_, D> {
+    fn redo(&self, tx: TxIndex) {
+        if self.table.request_redo(tx) != RedoRequest::Queue {
+            return;
+        }
+        // Nobody else can claim it: it is in no queue, and only the merger asks for redos.
+        let Some(incarnation) = self.table.try_claim(tx) else { return };
+        let mut executor = self.executor.borrow_mut();
+        let result = executor.get_or_insert_with(|| TxExecutor::new(self.ctx)).execute(tx, incarnation);
+        self.ctx.unconfirmed.publish(tx, Arc::new(result));
+        if self.table.finish(tx) {
+            self.scheduler.requeue(tx);
+        }
+        self.executions.set(self.executions.get() + 1);
     }
 }

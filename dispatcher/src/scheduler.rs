@@ -15,8 +15,7 @@ use std::{
 };
 
 use crossbeam_deque::{Injector, Stealer, Worker as Deque};
-use parevm_merger::Redo;
-use parevm_slots::{RedoRequest, Role, TaskSource, TaskTable};
+use parevm_slots::{Role, TaskSource, TaskTable};
 use parevm_statedb::TxIndex;
 use parking_lot::{Condvar, Mutex};
 
@@ -191,14 +190,5 @@ impl Scheduler<'_> {
             self.shadow_wanted[home].store(true, Ordering::Relaxed);
         }
         self.announce();
-    }
-}
-
-impl Redo for Scheduler<'_> {
-    fn redo(&self, tx: TxIndex) {
-        if self.table.request_redo(tx) == RedoRequest::Queue {
-            self.redos.push(tx);
-            self.wake_for_redo(tx);
-        }
     }
 }

@@ -26,8 +26,8 @@ use crate::{BlockError, Mismatch, beneficiary, validate};
 pub const MAX_EXECUTIONS_AT_TURN: u32 = 3;
 
 /// Asks the scheduler for another execution of a transaction.
-pub trait Redo: Sync {
-    /// Schedules `tx` again, ahead of first executions.
+pub trait Redo {
+    /// Has `tx` executed again; the merger then waits for the new result.
     fn redo(&self, tx: TxIndex);
 }
 
