@@ -16,11 +16,22 @@ pub struct EngineConfig {
     pub steal: bool,
     /// How long the merger waits for one result before failing the block as stalled.
     pub stall_timeout: Duration,
+    /// Blocks with fewer transactions than this are better run by the sequential executor: the
+    /// engine's fixed cost per block (waking the workers, setting up the block's shared state)
+    /// outweighs what it can gain on them. The engine itself ignores it; callers that have a
+    /// sequential executor at hand (`parevm::Executor`, a block executor) apply it. 0: never.
+    pub sequential_below_txs: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { slots: default_slots(), shadows: true, steal: true, stall_timeout: Duration::from_secs(60) }
+        Self {
+            slots: default_slots(),
+            shadows: true,
+            steal: true,
+            stall_timeout: Duration::from_secs(60),
+            sequential_below_txs: 0,
+        }
     }
 }
 

@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// Disable work stealing in every parallel configuration.
     #[arg(long)]
     pub no_steal: bool,
+    /// Run blocks with fewer than N transactions sequentially in every parallel configuration
+    /// (the small-block rule; 0 = off), to measure the rule's effect.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub sequential_below: usize,
     /// Also write the per-block results and the summary to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -568,7 +572,13 @@ pub fn configs_from_args(args: &BenchArgs) -> Vec<EngineConfig> {
     }
     slots
         .into_iter()
-        .map(|slots| EngineConfig { slots, shadows: !args.no_shadow, steal: !args.no_steal, ..EngineConfig::default() })
+        .map(|slots| EngineConfig {
+            slots,
+            shadows: !args.no_shadow,
+            steal: !args.no_steal,
+            sequential_below_txs: args.sequential_below,
+            ..EngineConfig::default()
+        })
         .collect()
 }
 

@@ -73,6 +73,11 @@ impl Executor {
 
         let mut stats = None;
         match self {
+            Self::Parallel(engine) if block.txs.len() < engine.config().sequential_below_txs => {
+                for tx in &block.txs {
+                    executor.execute_transaction(tx)?;
+                }
+            }
             Self::Sequential => {
                 for tx in &block.txs {
                     executor.execute_transaction(tx)?;
