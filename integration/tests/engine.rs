@@ -178,3 +178,16 @@ fn blocks_submitted_from_several_threads_to_one_engine_are_all_right() {
         }
     });
 }
+
+#[test]
+fn the_small_block_rule_runs_small_blocks_sequentially_and_large_ones_on_the_engine() {
+    let config = EngineConfig { slots: 2, sequential_below_txs: 10, ..EngineConfig::default() };
+    let executor = Executor::Parallel(Engine::new(config).unwrap());
+    for (txs, on_engine) in [(9, false), (10, true)] {
+        let synthetic = chain_block(txs, 3);
+        let block = synthetic.block();
+        let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
+        assert_eq!(output.stats.is_some(), on_engine, "{txs} txs");
+        assert!(common::differences(&synthetic.chain, &block, &synthetic.db, &executor).is_empty());
+    }
+}
