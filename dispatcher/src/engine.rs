@@ -15,7 +15,7 @@ use std::{
 
 use alloy_primitives::{Address, U256};
 use parevm_merger::{BlockError, MergeInput, MergeStats, MergedTx, Merger, Redo, RedoCause};
-use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, TxExecutor, Worker};
+use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, TxExecutor, Worker, panic_message};
 use parevm_statedb::{BaseState, BlockDb, ReadSetPool, TxIndex, Unconfirmed};
 use revm::{
     context::{BlockEnv, CfgEnv, TxEnv},
@@ -211,12 +211,7 @@ impl Engine {
             outcome.unwrap_or_else(|panic| {
                 // Acquire: on this thread anyway (the merger's); just the index for the report.
                 let tx = merged.load(Ordering::Acquire);
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "merger panicked".into());
-                (Err(BlockError::Panicked { tx, message }), MergeStats::default())
+                (Err(BlockError::Panicked { tx, message: panic_message(panic.as_ref()) }), MergeStats::default())
             })
         });
         stats.executions = executions.into_inner();

@@ -99,7 +99,8 @@ where
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+/// The message of a caught panic, for error reports.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -13,7 +13,7 @@ mod handler;
 mod table;
 mod worker;
 
-pub use exec::{ExecCtx, SlotEvm, TxExecutor};
+pub use exec::{ExecCtx, SlotEvm, TxExecutor, panic_message};
 pub use handler::ParallelHandler;
 pub use table::{RedoRequest, TaskTable, TxStatus};
 pub use worker::{Role, TaskSource, Worker, WorkerStats};
