@@ -72,18 +72,18 @@ impl Executor {
         executor.apply_pre_execution_changes()?;
 
         let mut stats = None;
-        match self {
-            Self::Parallel(engine) if block.txs.len() < engine.config().sequential_below_txs => {
+        // The engine, unless this executor is sequential or the block is under its small-block rule.
+        let engine = match self {
+            Self::Parallel(engine) if block.txs.len() >= engine.config().sequential_below_txs => Some(engine),
+            _ => None,
+        };
+        match engine {
+            None => {
                 for tx in &block.txs {
                     executor.execute_transaction(tx)?;
                 }
             }
-            Self::Sequential => {
-                for tx in &block.txs {
-                    executor.execute_transaction(tx)?;
-                }
-            }
-            Self::Parallel(engine) => {
+            Some(engine) => {
                 let seed = seed_from_state(executor.evm().db());
                 let txs = block.tx_envs();
                 let input =
