@@ -46,6 +46,7 @@ use parevm_statedb::InMemoryDb;
 
 use crate::{
     BlockInput, ChainSpec, Executor, LoadError,
+    limit::{BlockLimit, block_limit},
     mainnet::{MainnetBlock, default_data_dir, discover, load_block},
     replay::compare_outputs,
     workloads::{self, Erc20Code, GeneratedBlock, WorkloadSet},
@@ -82,6 +83,9 @@ pub struct BenchArgs {
     /// Also write the per-block results and the summary to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Draw the speedup of every block, per configuration, against the block's limit, as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Benchmark synthetic blocks generated in-process instead of PATHs (which are then
     /// ignored): transfers, erc20, amm, hot, or all (a comma-separated list is accepted).
     #[arg(long, value_name = "transfers|erc20|amm|hot|all", value_parser = workloads::parse_workloads)]
@@ -149,6 +153,8 @@ pub struct ParallelResult {
     pub speedup: f64,
     /// Redos per transaction in the verification run.
     pub redo_rate: f64,
+    /// The best speedup this many slots could reach on the block (see [`crate::limit`]).
+    pub limit: f64,
     /// Redos in the verification run.
     pub redos: u64,
     /// Executions (first runs and redos) in the verification run.
@@ -175,6 +181,8 @@ pub struct BlockBench {
     pub sequential_ms: f64,
     /// Every timed sequential sample, in milliseconds, in run order.
     pub sequential_samples_ms: Vec<f64>,
+    /// The block's critical path, from one sequential pass.
+    pub limit: BlockLimit,
     /// One entry per parallel configuration, in [`BenchReport::configs`] order.
     pub parallel: Vec<ParallelResult>,
 }
@@ -190,6 +198,8 @@ pub struct ConfigSummary {
     pub overall_speedup: f64,
     /// Geometric mean of the per-block speedups over blocks with transactions (NaN if none).
     pub geomean_speedup: f64,
+    /// Geometric mean of the per-block limits for this slot count, over the same blocks.
+    pub geomean_limit: f64,
     /// All redos of the verification runs divided by all transactions.
     pub redo_rate: f64,
 }
@@ -414,6 +424,11 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
     }
     let gas_used = reference.result.gas_used;
     drop(reference);
+    let limit = block_limit(case.chain, case.block, case.db).map_err(|e| BenchError::Execution {
+        block: case.label.to_string(),
+        executor: "limit".into(),
+        message: e.to_string(),
+    })?;
 
     // Warm-up, then alternating timed rounds, each starting with the next executor in turn.
     let mut samples = vec![Vec::with_capacity(options.runs); executors.len()];
@@ -441,6 +456,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
                 median_ms: medians[j + 1],
                 speedup: sequential_ms / medians[j + 1],
                 redo_rate: stats.redo_rate(),
+                limit: limit.speedup(engine.config().slots),
                 redos: stats.merge.total_redos(),
                 executions: stats.executions,
                 samples_ms: samples[j + 1].clone(),
@@ -455,6 +471,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
         gas_used,
         sequential_ms,
         sequential_samples_ms: samples.swap_remove(0),
+        limit,
         parallel,
     })
 }
@@ -469,12 +486,14 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
         .map(|j| {
             let total_ms: f64 = blocks.iter().map(|b| b.parallel[j].median_ms).sum();
             let speedups: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].speedup).collect();
+            let limits: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].limit).collect();
             let redos: u64 = blocks.iter().map(|b| b.parallel[j].redos).sum();
             ConfigSummary {
                 slots: blocks[0].parallel[j].slots,
                 total_ms,
                 overall_speedup: sequential_total_ms / total_ms,
                 geomean_speedup: geometric_mean(&speedups),
+                geomean_limit: geometric_mean(&limits),
                 redo_rate: if txs == 0 { 0.0 } else { redos as f64 / txs as f64 },
             }
         })
@@ -499,14 +518,14 @@ pub fn render_table(report: &BenchReport) -> String {
     let mut header = vec![first.to_string(), "txs".into(), "Mgas".into(), "seq ms".into()];
     for config in &report.configs {
         let name = format!("par{}", config.slots);
-        header.extend([format!("{name} ms"), format!("{name} x"), format!("{name} redo/tx")]);
+        header.extend([format!("{name} ms"), format!("{name} x"), format!("{name} limit"), format!("{name} redo/tx")]);
     }
     let mgas = |gas: u64| format!("{:.2}", gas as f64 / 1e6);
     let mut rows = Vec::with_capacity(report.blocks.len() + 2);
     for block in &report.blocks {
         let mut row = vec![block.label.clone(), block.txs.to_string(), mgas(block.gas_used), ms(block.sequential_ms)];
         for p in &block.parallel {
-            row.extend([ms(p.median_ms), ratio(p.speedup), format!("{:.2}", p.redo_rate)]);
+            row.extend([ms(p.median_ms), ratio(p.speedup), ratio(p.limit), format!("{:.2}", p.redo_rate)]);
         }
         rows.push(row);
     }
@@ -515,8 +534,13 @@ pub fn render_table(report: &BenchReport) -> String {
         vec!["total".to_string(), summary.txs.to_string(), mgas(summary.gas_used), ms(summary.sequential_total_ms)];
     let mut geomean = vec!["geomean".to_string(), String::new(), String::new(), String::new()];
     for config in &summary.parallel {
-        total.extend([ms(config.total_ms), ratio(config.overall_speedup), format!("{:.2}", config.redo_rate)]);
-        geomean.extend([String::new(), ratio(config.geomean_speedup), String::new()]);
+        total.extend([
+            ms(config.total_ms),
+            ratio(config.overall_speedup),
+            String::new(),
+            format!("{:.2}", config.redo_rate),
+        ]);
+        geomean.extend([String::new(), ratio(config.geomean_speedup), ratio(config.geomean_limit), String::new()]);
     }
 
     let widths: Vec<usize> = (0..header.len())
@@ -543,6 +567,8 @@ pub fn render_table(report: &BenchReport) -> String {
     out += &line(&geomean);
     out += &format!(
         "total: sums of block medians; speedup = sequential total / parallel total\n\
+         limit: the block's critical path (longest chain of dependent txs, by execution time) divided\n\
+         into its total execution time, capped by the slot count: no scheduler can do better\n\
          geomean: of the per-block speedups, over {} block(s) with transactions",
         summary.geomean_blocks
     );
@@ -551,6 +577,78 @@ pub fn render_table(report: &BenchReport) -> String {
     }
     out += "\n";
     out
+}
+
+/// A plot of the report: one column per block (in order), the limit of the widest configuration
+/// as a grey bar, each configuration's speedup as a coloured dot, and a line at 1x.
+pub fn render_svg(report: &BenchReport) -> String {
+    const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+    let (width, height, left, bottom, top) = (960.0, 420.0, 50.0, 60.0, 30.0);
+    let blocks = &report.blocks;
+    let max = blocks
+        .iter()
+        .flat_map(|b| b.parallel.iter().flat_map(|p| [p.speedup, p.limit]))
+        .filter(|v| v.is_finite())
+        .fold(2.0_f64, f64::max)
+        .ceil();
+    let column = (width - left - 10.0) / blocks.len().max(1) as f64;
+    let y = |v: f64| top + (height - top - bottom) * (1.0 - v.min(max) / max);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"18\" font-size=\"13\">parevm: speedup over sequential per block (dots) and the block's limit (grey) on {} cores</text>\n",
+        report.cores
+    );
+    for tick in 0..=max as usize {
+        let ty = y(tick as f64);
+        svg += &format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{ty}\" y2=\"{ty}\" stroke=\"{}\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{tick}x</text>\n",
+            width - 10.0,
+            if tick == 1 { "#444" } else { "#ddd" },
+            left - 5.0,
+            ty + 4.0
+        );
+    }
+    for (i, block) in blocks.iter().enumerate() {
+        let x = left + column * i as f64;
+        if let Some(widest) = block.parallel.iter().max_by_key(|p| p.slots) {
+            let top_y = y(widest.limit);
+            svg += &format!(
+                "<rect x=\"{:.1}\" y=\"{top_y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#ccc\"/>\n",
+                x + column * 0.15,
+                column * 0.7,
+                y(0.0) - top_y
+            );
+        }
+        for (j, p) in block.parallel.iter().enumerate() {
+            if p.speedup.is_finite() {
+                svg += &format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>\n",
+                    x + column * 0.5,
+                    y(p.speedup),
+                    COLOURS[j % COLOURS.len()]
+                );
+            }
+        }
+        svg += &format!(
+            "<text transform=\"translate({:.1},{:.1}) rotate(60)\" font-size=\"8\">{}</text>\n",
+            x + column * 0.3,
+            y(0.0) + 6.0,
+            block.label
+        );
+    }
+    for (j, config) in report.configs.iter().enumerate() {
+        svg += &format!(
+            "<circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+            width - 150.0,
+            top + 12.0 + 16.0 * j as f64,
+            COLOURS[j % COLOURS.len()],
+            width - 140.0,
+            top + 16.0 + 16.0 * j as f64,
+            config.name
+        );
+    }
+    svg + "</svg>\n"
 }
 
 fn ms(millis: f64) -> String {
@@ -674,6 +772,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let report = report.map_err(|e| e.to_string())?;
 
     print!("{}", render_table(&report));
+    if let Some(path) = &args.plot {
+        std::fs::write(path, render_svg(&report)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod ethtest;
 pub mod execute;
+pub mod limit;
 pub mod mainnet;
 pub mod replay;
 pub mod stats;
