@@ -840,11 +840,13 @@ mod tests {
             gas_used: 1_000_000,
             sequential_ms: seq,
             sequential_samples_ms: vec![seq],
+            limit: BlockLimit { total_ms: seq, critical_path_ms: seq / 2.0, critical_path_txs: 1 },
             parallel: vec![ParallelResult {
                 slots: 2,
                 median_ms: par,
                 speedup: seq / par,
                 redo_rate: 0.0,
+                limit: 2.0,
                 redos: txs as u64 / 2,
                 executions: txs as u64,
                 samples_ms: vec![par],
@@ -880,13 +882,15 @@ mod tests {
         };
         let table = render_table(&report);
         let lines: Vec<&str> = table.lines().collect();
-        // Header, rule, 3 blocks, rule, total, geomean, two note lines.
-        assert_eq!(lines.len(), 10);
+        // Header, rule, 3 blocks, rule, total, geomean, four note lines (total, limit x2, geomean).
+        assert_eq!(lines.len(), 12);
         let width = lines[0].len();
         for line in [lines[2], lines[3], lines[4], lines[6]] {
             assert_eq!(line.len(), width, "{line:?}");
         }
         assert!(lines[7].starts_with("geomean"));
-        assert!(lines[9].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
+        assert!(lines[8].starts_with("total: sums of block medians"));
+        assert!(lines[9].starts_with("limit: "));
+        assert!(lines[11].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
     }
 }

@@ -61,8 +61,14 @@ fn bench_two_blocks() {
     assert_eq!(json["blocks"].as_array().map(Vec::len), Some(2));
 
     let table = parevm::bench::render_table(&report);
-    // Header and rule, 2 blocks, rule, total and geomean, 2 note lines.
-    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 2);
+    // Header and rule, 2 blocks, rule, total and geomean, 4 note lines.
+    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 4);
+    for block in &report.blocks {
+        assert!(block.limit.critical_path_ms > 0.0 && block.limit.critical_path_ms <= block.limit.total_ms + 1e-9);
+        for p in &block.parallel {
+            assert!((1.0..=p.slots as f64).contains(&p.limit), "limit {} at {} slots", p.limit, p.slots);
+        }
+    }
 }
 
 #[test]
