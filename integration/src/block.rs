@@ -50,10 +50,4 @@ impl BlockInput {
     pub fn tx_envs(&self) -> Vec<TxEnv> {
         self.txs.iter().map(|tx| TxEnv::from_recovered_tx(tx.inner(), tx.signer())).collect()
     }
-
-    /// Total gas limit of the transactions (a cheap size measure).
-    pub fn total_tx_gas_limit(&self) -> u64 {
-        use alloy_consensus::Transaction;
-        self.txs.iter().map(|tx| tx.gas_limit()).sum()
-    }
 }

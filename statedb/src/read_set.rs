@@ -89,9 +89,4 @@ impl ReadSetPool {
         reads.clear();
         ReadSet(reads)
     }
-
-    /// Number of idle buffers.
-    pub fn idle(&self) -> usize {
-        self.0.len()
-    }
 }

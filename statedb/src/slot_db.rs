@@ -53,11 +53,6 @@ where
         self.reads.take().unwrap_or_else(|| self.pool.take())
     }
 
-    /// The transaction being executed.
-    pub fn tx(&self) -> TxIndex {
-        self.tx
-    }
-
     fn first_unmerged(&self) -> TxIndex {
         // Acquire pairs with the merger's Release store after it applied a write set to the base:
         // once we see `merged = m`, the base holds the writes of every tx below m, so skipping

@@ -100,16 +100,6 @@ impl Unconfirmed {
         }
     }
 
-    /// Number of transactions.
-    pub fn len(&self) -> usize {
-        self.results.len()
-    }
-
-    /// Whether the block has no transactions.
-    pub fn is_empty(&self) -> bool {
-        self.results.is_empty()
-    }
-
     /// Publishes a new execution of `tx`, replacing the previous one.
     pub fn publish(&self, tx: TxIndex, result: Arc<TxResult>) {
         if let Some(state) = result.state() {
