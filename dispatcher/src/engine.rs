@@ -121,7 +121,7 @@ impl Engine {
     /// transactions before the failing one, as a sequential executor would have committed them).
     pub fn execute<D: BlockDb>(
         &self,
-        block: &ParallelBlock<'_, D>,
+        block: &ParallelBlock<D>,
         on_merged: impl FnMut(MergedTx),
     ) -> Result<BlockStats, BlockError> {
         let (result, stats) = self.run(block, on_merged);
@@ -132,7 +132,7 @@ impl Engine {
     /// Like [`Engine::execute`], and returns the counters even when the block fails.
     pub fn run<D: BlockDb>(
         &self,
-        block: &ParallelBlock<'_, D>,
+        block: &ParallelBlock<D>,
         mut on_merged: impl FnMut(MergedTx),
     ) -> (Result<(), BlockError>, BlockStats) {
         let _one_block_at_a_time = self.running.lock();
@@ -231,15 +231,15 @@ impl Engine {
 /// one asked for while a stale execution of the transaction is still running (claims are
 /// exclusive): that worker requeues it when it finishes, and an idle primary or the slot's shadow
 /// takes it.
-struct TurnRedo<'s, 'c, 'a, 'db, D: BlockDb> {
+struct TurnRedo<'s, 'c, 'a, D: BlockDb> {
     scheduler: &'s Scheduler<'s>,
     table: &'s TaskTable,
-    ctx: &'c ExecCtx<'a, 'db, D>,
-    executor: RefCell<Option<TxExecutor<'c, 'a, 'db, D>>>,
+    ctx: &'c ExecCtx<'a, D>,
+    executor: RefCell<Option<TxExecutor<'c, 'a, D>>>,
     executions: Cell<u64>,
 }
 
-impl<D: BlockDb> Redo for TurnRedo<'_, '_, '_, '_, D> {
+impl<D: BlockDb> Redo for TurnRedo<'_, '_, '_, D> {
     fn redo(&self, tx: TxIndex) {
         if self.table.request_redo(tx) != RedoRequest::Queue {
             return;

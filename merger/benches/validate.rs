@@ -26,7 +26,7 @@ fn db() -> InMemoryDb {
 }
 
 /// `n` distinct reads with their current values (which also warms the base's cache).
-fn reads(base: &BaseState<'_, InMemoryDb>, n: u64) -> Vec<Read> {
+fn reads(base: &BaseState<&InMemoryDb>, n: u64) -> Vec<Read> {
     (0..n)
         .map(|i| {
             let a = addr(i / 4 % ACCOUNTS);

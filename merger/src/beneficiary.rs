@@ -16,7 +16,7 @@ use revm::{
 /// The beneficiary's account after being credited `reward`, as the transaction's write set must
 /// hold it (the transaction itself never loaded the beneficiary).
 pub(crate) fn credited_account<D: BlockDb>(
-    base: &BaseState<'_, D>,
+    base: &BaseState<D>,
     beneficiary: Address,
     reward: u128,
     spec: SpecId,

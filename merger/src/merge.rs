@@ -100,9 +100,9 @@ pub struct MergedTx {
 
 /// What the merger works on, borrowed for one block.
 #[derive(Debug)]
-pub struct MergeInput<'a, 'db, D> {
+pub struct MergeInput<'a, D> {
     /// Merged state (the merger is its only writer).
-    pub base: &'a BaseState<'db, D>,
+    pub base: &'a BaseState<D>,
     /// Results to confirm.
     pub unconfirmed: &'a Unconfirmed,
     /// Number of merged transactions, published to the slots.
@@ -121,16 +121,16 @@ pub struct MergeInput<'a, 'db, D> {
 
 /// Confirms a block's results in order.
 #[derive(Debug)]
-pub struct Merger<'a, 'db, D> {
-    input: MergeInput<'a, 'db, D>,
+pub struct Merger<'a, D> {
+    input: MergeInput<'a, D>,
     stats: MergeStats,
     cumulative_gas_used: u64,
     logs: usize,
 }
 
-impl<'a, 'db, D: BlockDb> Merger<'a, 'db, D> {
+impl<'a, D: BlockDb> Merger<'a, D> {
     /// A merger at the start of the block.
-    pub fn new(input: MergeInput<'a, 'db, D>) -> Self {
+    pub fn new(input: MergeInput<'a, D>) -> Self {
         Self { input, stats: MergeStats::default(), cumulative_gas_used: 0, logs: 0 }
     }
 

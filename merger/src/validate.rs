@@ -14,7 +14,7 @@ pub const PARALLEL_VALIDATION_MIN_READS: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mismatch(pub Read);
 
-fn check<D: BlockDb>(base: &BaseState<'_, D>, read: &Read) -> Result<bool, DbError> {
+fn check<D: BlockDb>(base: &BaseState<D>, read: &Read) -> Result<bool, DbError> {
     Ok(match *read {
         Read::Account(address, seen) => base.snapshot(address)? == seen,
         Read::Storage(address, slot, seen) => base.storage(address, slot)? == seen,
@@ -23,7 +23,7 @@ fn check<D: BlockDb>(base: &BaseState<'_, D>, read: &Read) -> Result<bool, DbErr
 
 /// Checks `reads` against `base`; `Ok(None)` if all are current.
 pub fn validate<D: BlockDb>(
-    base: &BaseState<'_, D>,
+    base: &BaseState<D>,
     reads: &[Read],
     pool: Option<&rayon::ThreadPool>,
 ) -> Result<Option<Mismatch>, DbError> {

@@ -22,13 +22,13 @@ use parevm_statedb::{BaseState, BlockDb, ExecOutcome, ReadSetPool, SlotDb, TxInd
 use crate::ParallelHandler;
 
 /// The EVM a slot runs.
-pub type SlotEvm<'a, 'db, D> = MainnetEvm<MainnetContext<SlotDb<'a, 'db, D>>>;
+pub type SlotEvm<'a, D> = MainnetEvm<MainnetContext<SlotDb<'a, D>>>;
 
 /// Everything a block's executions share, borrowed for the block.
 #[derive(Debug)]
-pub struct ExecCtx<'a, 'db, D> {
+pub struct ExecCtx<'a, D> {
     /// Merged state.
-    pub base: &'a BaseState<'db, D>,
+    pub base: &'a BaseState<D>,
     /// Newest results of unmerged transactions.
     pub unconfirmed: &'a Unconfirmed,
     /// Number of merged transactions.
@@ -44,27 +44,27 @@ pub struct ExecCtx<'a, 'db, D> {
 }
 
 /// One worker's EVM for one block.
-pub struct TxExecutor<'c, 'a, 'db, D: BlockDb> {
-    ctx: &'c ExecCtx<'a, 'db, D>,
-    evm: Option<SlotEvm<'a, 'db, D>>,
+pub struct TxExecutor<'c, 'a, D: BlockDb> {
+    ctx: &'c ExecCtx<'a, D>,
+    evm: Option<SlotEvm<'a, D>>,
 }
 
-impl<D: BlockDb> std::fmt::Debug for TxExecutor<'_, '_, '_, D> {
+impl<D: BlockDb> std::fmt::Debug for TxExecutor<'_, '_, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TxExecutor").field("built", &self.evm.is_some()).finish()
     }
 }
 
-impl<'c, 'a, 'db, D> TxExecutor<'c, 'a, 'db, D>
+impl<'c, 'a, D> TxExecutor<'c, 'a, D>
 where
     D: BlockDb,
 {
     /// An executor over the block's shared state; the EVM is built on first use.
-    pub fn new(ctx: &'c ExecCtx<'a, 'db, D>) -> Self {
+    pub fn new(ctx: &'c ExecCtx<'a, D>) -> Self {
         Self { ctx, evm: None }
     }
 
-    fn build(&self) -> SlotEvm<'a, 'db, D> {
+    fn build(&self) -> SlotEvm<'a, D> {
         let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.merged, self.ctx.pool.clone());
         Context::mainnet().with_block(self.ctx.block.clone()).with_cfg(self.ctx.cfg.clone()).with_db(db).build_mainnet()
     }

@@ -44,11 +44,11 @@ impl<EVM> ParallelHandler<EVM> {
     }
 }
 
-impl<'a, 'db, D> Handler for ParallelHandler<SlotEvm<'a, 'db, D>>
+impl<'a, D> Handler for ParallelHandler<SlotEvm<'a, D>>
 where
     D: BlockDb,
 {
-    type Evm = SlotEvm<'a, 'db, D>;
+    type Evm = SlotEvm<'a, D>;
     type Error = EVMError<DbError, InvalidTransaction>;
     type HaltReason = HaltReason;
 

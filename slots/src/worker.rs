@@ -50,21 +50,21 @@ pub struct WorkerStats {
 
 /// A worker: one thread's loop for one block.
 #[derive(Debug)]
-pub struct Worker<'c, 'a, 'db, D: BlockDb> {
+pub struct Worker<'c, 'a, D: BlockDb> {
     slot: usize,
     role: Role,
     table: &'c TaskTable,
-    executor: TxExecutor<'c, 'a, 'db, D>,
-    ctx: &'c ExecCtx<'a, 'db, D>,
+    executor: TxExecutor<'c, 'a, D>,
+    ctx: &'c ExecCtx<'a, D>,
     stats: WorkerStats,
 }
 
-impl<'c, 'a, 'db, D> Worker<'c, 'a, 'db, D>
+impl<'c, 'a, D> Worker<'c, 'a, D>
 where
     D: BlockDb,
 {
     /// A worker of `slot` in `role`.
-    pub fn new(slot: usize, role: Role, table: &'c TaskTable, ctx: &'c ExecCtx<'a, 'db, D>) -> Self {
+    pub fn new(slot: usize, role: Role, table: &'c TaskTable, ctx: &'c ExecCtx<'a, D>) -> Self {
         Self { slot, role, table, executor: TxExecutor::new(ctx), ctx, stats: WorkerStats::default() }
     }
 

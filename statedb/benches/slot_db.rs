@@ -57,7 +57,7 @@ fn publish(unconfirmed: &Unconfirmed, tx: usize, state: EvmState, pool: &ReadSet
 }
 
 /// Reads `BATCH` accounts and `BATCH` slots (`keys` cycles over addresses) as tx `reader`.
-fn read_batch<D: parevm_statedb::BlockDb>(db: &mut SlotDb<'_, '_, D>, reader: usize, keys: &[u64], storage: bool) {
+fn read_batch<D: parevm_statedb::BlockDb>(db: &mut SlotDb<'_, D>, reader: usize, keys: &[u64], storage: bool) {
     db.begin(reader);
     for &k in keys {
         if storage {

@@ -37,19 +37,19 @@ struct BaseAccount {
 
 /// Merged state of the block over a read-only database `D`.
 #[derive(Debug)]
-pub struct BaseState<'db, D> {
-    db: &'db D,
+pub struct BaseState<D> {
+    db: D,
     accounts: DashMap<Address, BaseAccount, DefaultHashBuilder>,
     storage: DashMap<(Address, U256), (u32, U256), DefaultHashBuilder>,
     code: DashMap<B256, Bytecode, DefaultHashBuilder>,
 }
 
-impl<'db, D> BaseState<'db, D>
+impl<D> BaseState<D>
 where
     D: BlockDb,
 {
     /// An empty overlay over `db`, the state at block start.
-    pub fn new(db: &'db D) -> Self {
+    pub fn new(db: D) -> Self {
         Self {
             db,
             accounts: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),

@@ -18,8 +18,8 @@ use crate::{BaseState, BlockDb, DbError, Read, ReadSet, ReadSetPool, TxIndex, Un
 
 /// The `revm::Database` a slot executes one transaction on.
 #[derive(Debug)]
-pub struct SlotDb<'a, 'db, D> {
-    base: &'a BaseState<'db, D>,
+pub struct SlotDb<'a, D> {
+    base: &'a BaseState<D>,
     unconfirmed: &'a Unconfirmed,
     /// Number of merged transactions, published by the merger.
     merged: &'a AtomicUsize,
@@ -28,13 +28,13 @@ pub struct SlotDb<'a, 'db, D> {
     reads: Option<ReadSet>,
 }
 
-impl<'a, 'db, D> SlotDb<'a, 'db, D>
+impl<'a, D> SlotDb<'a, D>
 where
     D: BlockDb,
 {
     /// A StateDB over the block's layers; call [`SlotDb::begin`] before each execution.
     pub fn new(
-        base: &'a BaseState<'db, D>,
+        base: &'a BaseState<D>,
         unconfirmed: &'a Unconfirmed,
         merged: &'a AtomicUsize,
         pool: ReadSetPool,
@@ -67,7 +67,7 @@ where
     }
 }
 
-impl<D> Database for SlotDb<'_, '_, D>
+impl<D> Database for SlotDb<'_, D>
 where
     D: BlockDb,
 {
