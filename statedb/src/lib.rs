@@ -15,16 +15,20 @@ mod base;
 mod error;
 mod in_memory;
 mod read_set;
+mod remote;
 mod slot_db;
 mod unconfirmed;
+mod wakeup;
 mod writes;
 
 pub use base::BaseState;
 pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
 pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
+pub use remote::{Answer, Query, RemoteDb, Request, Requests};
 pub use slot_db::SlotDb;
 pub use unconfirmed::{ExecOutcome, TxResult, Unconfirmed};
+pub use wakeup::Wakeup;
 pub use writes::{AccountWrite, classify_write};
 
 /// Position of a transaction in its block.

@@ -11,22 +11,19 @@
 //! entry whose newest result no longer writes the address is skipped when found.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering, fence},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use alloy_primitives::{Address, U256, map::DefaultHashBuilder};
 use dashmap::DashMap;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::RwLock;
 use revm::{
     context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
     state::{AccountInfo, EvmState},
 };
 
-use crate::{AccountWrite, DbError, ReadSet, TxIndex, classify_write};
+use crate::{AccountWrite, DbError, ReadSet, TxIndex, Wakeup, classify_write};
 
 /// How one execution of a transaction ended.
 #[derive(Debug)]
@@ -75,29 +72,36 @@ impl TxResult {
 #[derive(Debug)]
 pub struct Unconfirmed {
     results: Vec<RwLock<Option<Arc<TxResult>>>>,
-    /// Wakes the merger when a result is published. The mutex guards nothing but the wait itself.
-    published: Mutex<()>,
-    wakeup: Condvar,
-    /// Set while the merger is (about to be) parked, so publishing pays for a wake-up only then.
-    waiting: AtomicBool,
+    /// Wakes the merger when a result is published.
+    wakeup: Arc<Wakeup>,
     /// Per address, the transactions (ascending) whose results wrote it at some point.
     writers: DashMap<Address, Vec<TxIndex>, DefaultHashBuilder>,
 }
 
-/// How long the merger polls for a result before parking: most results arrive within a few
-/// microseconds of being awaited, and a park/unpark round trip costs more than that.
-const SPIN: Duration = Duration::from_micros(30);
-
 impl Unconfirmed {
     /// Room for a block of `len` transactions.
     pub fn new(len: usize) -> Self {
+        Self::with_wakeup(len, Arc::default())
+    }
+
+    /// Room for `len` transactions, signalling publications on `wakeup` (shared with whatever
+    /// else the merger's thread must wake up for).
+    pub fn with_wakeup(len: usize, wakeup: Arc<Wakeup>) -> Self {
         Self {
             results: (0..len).map(|_| RwLock::new(None)).collect(),
-            published: Mutex::new(()),
-            wakeup: Condvar::new(),
-            waiting: AtomicBool::new(false),
+            wakeup,
             writers: DashMap::with_hasher(DefaultHashBuilder::default()),
         }
+    }
+
+    /// Room for this many transactions.
+    pub fn capacity(&self) -> usize {
+        self.results.len()
+    }
+
+    /// What the merger's thread sleeps on.
+    pub fn wakeup(&self) -> &Wakeup {
+        &self.wakeup
     }
 
     /// Publishes a new execution of `tx`, replacing the previous one.
@@ -115,14 +119,7 @@ impl Unconfirmed {
         // Indexed before it is visible: a reader that finds the index entry but not yet the
         // result just skips it, as if the transaction had not executed yet.
         *self.results[tx].write() = Some(result);
-        // SeqCst fence, paired with the one in `wait_newer`: either the waiter sees our result
-        // when it re-checks after raising `waiting`, or we see `waiting` raised and wake it.
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fences (see `wait_newer`).
-        if self.waiting.load(Ordering::Relaxed) {
-            let _guard = self.published.lock();
-            self.wakeup.notify_all();
-        }
+        self.wakeup.notify();
     }
 
     /// Removes the result of a merged transaction (readers then find its writes in the base).
@@ -133,32 +130,12 @@ impl Unconfirmed {
     /// Waits until `tx` has a result newer than incarnation `seen`, for at most `timeout`.
     /// Only one thread (the merger) may wait at a time.
     pub fn wait_newer(&self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
-        let newer = || self.get(tx).filter(|r| r.incarnation > seen);
-        let start = Instant::now();
-        // Bounded poll first (see `SPIN`), yielding so a slot on the same core can finish.
-        while start.elapsed() < SPIN.min(timeout) {
-            if let Some(result) = newer() {
-                return Some(result);
-            }
-            std::thread::yield_now();
-        }
-        let deadline = start + timeout;
-        let mut guard = self.published.lock();
-        // Relaxed store, then a SeqCst fence pairing with `publish`'s: from here on a publisher
-        // either sees `waiting` or its result is visible to the re-check below.
-        self.waiting.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        let found = loop {
-            if let Some(result) = newer() {
-                break Some(result);
-            }
-            if self.wakeup.wait_until(&mut guard, deadline).timed_out() {
-                break newer();
-            }
-        };
-        // Relaxed: a stale `true` only costs a publisher one needless notify.
-        self.waiting.store(false, Ordering::Relaxed);
-        found
+        self.wakeup.wait_until(Instant::now() + timeout, || self.newer(tx, seen))
+    }
+
+    /// The newest execution of `tx` if it is newer than incarnation `seen`.
+    pub fn newer(&self, tx: TxIndex, seen: u32) -> Option<Arc<TxResult>> {
+        self.get(tx).filter(|r| r.incarnation > seen)
     }
 
     /// The newest execution of `tx`.

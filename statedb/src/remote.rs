@@ -1,0 +1,240 @@
+//! A block database that lives on another thread: the caller's `State` in the alloy-evm executor.
+//!
+//! alloy-evm hands a block executor its database as `&mut DB` with `DB: Database`: no `Sync`,
+//! no `Send`, no shared reads. The slots, which run on other threads, cannot touch it. So the
+//! executor's thread (the *owner*, which also runs the merger) keeps the database and answers
+//! the slots' misses: a slot that needs a value the base state does not hold yet queues a
+//! [`Request`] and waits, bounded, for the answer; the owner answers queued requests whenever
+//! it is inside the engine (handing in a transaction, merging, waiting for a result). Every
+//! answer is cached in the base state, so a key crosses threads at most once per block (twice
+//! if two slots miss it at the same moment).
+//!
+//! The owner never asks itself: [`RemoteDb`] refuses requests from the owner's thread with an
+//! error instead of deadlocking. The merger's own reads hit the base by construction (it
+//! validates keys that executions loaded, and the beneficiary is loaded before the first merge).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    thread::ThreadId,
+    time::Duration,
+};
+
+use alloy_primitives::{Address, B256, U256};
+use revm::{Database, DatabaseRef, bytecode::Bytecode, state::AccountInfo};
+
+use crate::{DbError, Wakeup};
+
+/// A value a slot needs from the owner's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// An account.
+    Basic(Address),
+    /// A storage slot.
+    Storage(Address, U256),
+    /// Code by hash.
+    Code(B256),
+    /// A block hash by number.
+    BlockHash(u64),
+}
+
+/// The owner's answer to a [`Query`].
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// An account (`None`: absent).
+    Basic(Option<AccountInfo>),
+    /// A storage value.
+    Storage(U256),
+    /// Code.
+    Code(Bytecode),
+    /// A block hash.
+    BlockHash(B256),
+}
+
+/// A queued query and where its answer goes.
+#[derive(Debug)]
+pub struct Request {
+    query: Query,
+    reply: mpsc::SyncSender<Result<Answer, DbError>>,
+}
+
+impl Request {
+    /// What is asked.
+    pub fn query(&self) -> Query {
+        self.query
+    }
+
+    /// Answers it from `db`.
+    pub fn answer_from<DB: Database>(self, db: &mut DB) -> Result<(), DbError> {
+        let answer = match self.query {
+            Query::Basic(address) => db.basic(address).map(Answer::Basic),
+            Query::Storage(address, slot) => db.storage(address, slot).map(Answer::Storage),
+            Query::Code(hash) => db.code_by_hash(hash).map(Answer::Code),
+            Query::BlockHash(number) => db.block_hash(number).map(Answer::BlockHash),
+        }
+        .map_err(DbError::from_display);
+        let failed = answer.as_ref().err().cloned();
+        // The asker may have given up (timed out); nothing to do then.
+        let _ = self.reply.send(answer);
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// The owner's end: the queue of requests.
+#[derive(Debug)]
+pub struct Requests {
+    queue: mpsc::Receiver<Request>,
+    /// Sent but not yet received, so the owner's readiness check costs one atomic load.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Requests {
+    /// Whether a request is waiting.
+    pub fn has_pending(&self) -> bool {
+        // Acquire: pairs with the sender's Release increment, made after the send, so a
+        // non-zero count means `try_recv` finds the request.
+        self.pending.load(Ordering::Acquire) > 0
+    }
+
+    /// The next waiting request, if any.
+    pub fn next(&self) -> Option<Request> {
+        let request = self.queue.try_recv().ok()?;
+        // Relaxed: only a count; the request itself came through the channel.
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        Some(request)
+    }
+
+    /// Answers every waiting request from `db`. A database error is passed to the asker (whose
+    /// execution fails with it) and returned here too.
+    pub fn serve<DB: Database>(&self, db: &mut DB) -> Result<(), DbError> {
+        let mut first_error = None;
+        while let Some(request) = self.next() {
+            if let Err(e) = request.answer_from(db) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The slots' end: a `DatabaseRef` whose every read is a request to the owner.
+#[derive(Debug, Clone)]
+pub struct RemoteDb {
+    queue: mpsc::Sender<Request>,
+    pending: Arc<AtomicUsize>,
+    wakeup: Arc<Wakeup>,
+    owner: ThreadId,
+    timeout: Duration,
+}
+
+impl RemoteDb {
+    /// A database served by the current thread, which signals it on `wakeup`; an asker gives up
+    /// after `timeout`.
+    pub fn served_here(wakeup: Arc<Wakeup>, timeout: Duration) -> (Self, Requests) {
+        let (sender, queue) = mpsc::channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let owner = std::thread::current().id();
+        (Self { queue: sender, pending: pending.clone(), wakeup, owner, timeout }, Requests { queue, pending })
+    }
+
+    fn ask(&self, query: Query) -> Result<Answer, DbError> {
+        if std::thread::current().id() == self.owner {
+            return Err(DbError(format!("{query:?} asked on the database owner's own thread (an engine bug)")));
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.queue.send(Request { query, reply }).map_err(|_| DbError("the block was abandoned".into()))?;
+        // Release: see `Requests::has_pending`.
+        self.pending.fetch_add(1, Ordering::Release);
+        self.wakeup.notify();
+        answer.recv_timeout(self.timeout).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => {
+                DbError(format!("{query:?}: no answer from the database owner within {:?}", self.timeout))
+            }
+            mpsc::RecvTimeoutError::Disconnected => DbError("the block was abandoned".into()),
+        })?
+    }
+}
+
+fn unexpected(query: Query, answer: Answer) -> DbError {
+    DbError(format!("{query:?} answered with {answer:?}"))
+}
+
+impl DatabaseRef for RemoteDb {
+    type Error = DbError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        let query = Query::Basic(address);
+        match self.ask(query)? {
+            Answer::Basic(info) => Ok(info),
+            other => Err(unexpected(query, other)),
+        }
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, DbError> {
+        let query = Query::Code(code_hash);
+        match self.ask(query)? {
+            Answer::Code(code) => Ok(code),
+            other => Err(unexpected(query, other)),
+        }
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {
+        let query = Query::Storage(address, index);
+        match self.ask(query)? {
+            Answer::Storage(value) => Ok(value),
+            other => Err(unexpected(query, other)),
+        }
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, DbError> {
+        let query = Query::BlockHash(number);
+        match self.ask(query)? {
+            Answer::BlockHash(hash) => Ok(hash),
+            other => Err(unexpected(query, other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryDb;
+    use std::time::Instant;
+
+    #[test]
+    fn a_slot_thread_is_answered_by_the_owner_and_the_owner_never_asks_itself() {
+        let wakeup = Arc::new(Wakeup::default());
+        let (remote, requests) = RemoteDb::served_here(wakeup.clone(), Duration::from_secs(10));
+        let mut db = revm::database::WrapDatabaseRef(InMemoryDb::synthetic(2, 2));
+        let address = InMemoryDb::synthetic_address(1);
+        assert!(remote.basic_ref(address).is_err(), "the owner asking itself is refused, not a deadlock");
+        std::thread::scope(|s| {
+            let asker = s.spawn(|| (remote.basic_ref(address), remote.storage_ref(address, U256::from(1))));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut served = 0;
+            while served < 2 {
+                let request = wakeup.wait_until(deadline, || requests.next()).expect("a request within 10 s");
+                request.answer_from(&mut db).unwrap();
+                served += 1;
+            }
+            let (info, value) = asker.join().unwrap();
+            assert_eq!(info.unwrap(), db.0.basic_ref(address).unwrap());
+            assert_eq!(value.unwrap(), db.0.storage_ref(address, U256::from(1)).unwrap());
+        });
+        assert!(!requests.has_pending());
+    }
+
+    #[test]
+    fn an_unanswered_request_times_out() {
+        let wakeup = Arc::new(Wakeup::default());
+        let (remote, requests) = RemoteDb::served_here(wakeup, Duration::from_millis(20));
+        let error = std::thread::scope(|s| s.spawn(|| remote.basic_ref(Address::ZERO)).join().unwrap()).unwrap_err();
+        assert!(error.0.contains("no answer"), "{error}");
+        drop(requests);
+        let error = std::thread::scope(|s| s.spawn(|| remote.basic_ref(Address::ZERO)).join().unwrap()).unwrap_err();
+        assert!(error.0.contains("abandoned"), "{error}");
+    }
+}
