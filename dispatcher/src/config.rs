@@ -1,5 +1,6 @@
 //! Engine configuration: how many slots, and which mechanisms are on.
 
+use parevm_slots::Role;
 use std::time::Duration;
 
 /// The most slots BSC found worth having ("8 is slightly better than 15").
@@ -67,6 +68,11 @@ impl EngineConfig {
 
     /// Worker threads the engine keeps: a primary per slot, plus a shadow per slot if enabled.
     pub fn threads(&self) -> usize {
-        self.slots * if self.shadows { 2 } else { 1 }
+        self.slots * self.roles().len()
+    }
+
+    /// The workers each slot runs.
+    pub fn roles(&self) -> &'static [Role] {
+        if self.shadows { &[Role::Primary, Role::Shadow] } else { &[Role::Primary] }
     }
 }

@@ -11,27 +11,46 @@
 use alloy_primitives::{Address, map::HashMap};
 use revm::context::TxEnv;
 
-/// For each slot, the transactions it starts with, in block order.
-pub fn static_dispatch(txs: &[TxEnv], slots: usize) -> Vec<Vec<usize>> {
-    let slots = slots.max(1);
-    let mut queues = vec![Vec::new(); slots];
-    let mut load = vec![0u128; slots];
-    let mut affinity: HashMap<Address, usize> = HashMap::default();
-    for (index, tx) in txs.iter().enumerate() {
+/// The dispatch pass, one transaction at a time: a block handed in transaction by transaction
+/// (the alloy-evm executor) is dispatched exactly as the same block handed in whole.
+#[derive(Debug)]
+pub struct Dispatcher {
+    load: Vec<u128>,
+    affinity: HashMap<Address, usize>,
+}
+
+impl Dispatcher {
+    /// A pass over `slots` slots.
+    pub fn new(slots: usize) -> Self {
+        Self { load: vec![0; slots.max(1)], affinity: HashMap::default() }
+    }
+
+    /// The slot the next transaction goes to.
+    pub fn assign(&mut self, tx: &TxEnv) -> usize {
         let recipient = tx.kind.to().copied();
-        let slot = affinity
+        let slot = self
+            .affinity
             .get(&tx.caller)
-            .or_else(|| recipient.as_ref().and_then(|to| affinity.get(to)))
+            .or_else(|| recipient.as_ref().and_then(|to| self.affinity.get(to)))
             .copied()
-            .unwrap_or_else(|| (0..slots).min_by_key(|&s| (load[s], s)).expect("at least one slot"));
-        queues[slot].push(index);
+            .unwrap_or_else(|| (0..self.load.len()).min_by_key(|&s| (self.load[s], s)).expect("at least one slot"));
         // Every transaction costs at least the intrinsic 21000 gas; count that at minimum so that
         // zero-gas test transactions still spread.
-        load[slot] += u128::from(tx.gas_limit.max(21_000));
-        affinity.insert(tx.caller, slot);
+        self.load[slot] += u128::from(tx.gas_limit.max(21_000));
+        self.affinity.insert(tx.caller, slot);
         if let Some(to) = recipient {
-            affinity.insert(to, slot);
+            self.affinity.insert(to, slot);
         }
+        slot
+    }
+}
+
+/// For each slot, the transactions it starts with, in block order.
+pub fn static_dispatch(txs: &[TxEnv], slots: usize) -> Vec<Vec<usize>> {
+    let mut dispatcher = Dispatcher::new(slots);
+    let mut queues = vec![Vec::new(); slots.max(1)];
+    for (index, tx) in txs.iter().enumerate() {
+        queues[dispatcher.assign(tx)].push(index);
     }
     queues
 }

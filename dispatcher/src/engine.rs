@@ -7,22 +7,27 @@
 //! worker has left its loop, which is what lets them borrow the block's state without `unsafe`.
 
 use std::{
-    cell::{Cell, RefCell},
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::Arc,
     sync::atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use alloy_primitives::{Address, U256};
-use parevm_merger::{BlockError, MergeInput, MergeStats, MergedTx, Merger, Redo, RedoCause};
-use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, TxExecutor, Worker, panic_message};
-use parevm_statedb::{BaseState, BlockDb, ReadSetPool, TxIndex, Unconfirmed};
+use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
+use parevm_slots::{TaskTable, panic_message};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, Unconfirmed};
 use revm::{
     context::{BlockEnv, CfgEnv, TxEnv},
     state::AccountInfo,
 };
 
-use crate::{EngineConfig, config::ConfigError, dispatch::static_dispatch, metrics, scheduler::Scheduler};
+use crate::{
+    EngineConfig,
+    config::ConfigError,
+    dispatch::static_dispatch,
+    job::{BlockJob, TurnRedo},
+    metrics,
+    scheduler::Scheduler,
+};
 
 /// An account changed before the block's transactions (by pre-block system calls), which the
 /// slots must see. `storage_known`: its storage is exactly `storage`, not the database's.
@@ -132,7 +137,7 @@ impl Engine {
     /// Like [`Engine::execute`], and returns the counters even when the block fails.
     pub fn run<D: BlockDb>(
         &self,
-        block: &ParallelBlock<D>,
+        block: &ParallelBlock<'_, D>,
         mut on_merged: impl FnMut(MergedTx),
     ) -> (Result<(), BlockError>, BlockStats) {
         let _one_block_at_a_time = self.running.lock();
@@ -149,109 +154,43 @@ impl Engine {
         if n == 0 {
             return (Ok(()), stats);
         }
-        let unconfirmed = Unconfirmed::new(n);
-        let merged = AtomicUsize::new(0);
-        let table = TaskTable::new(n);
-        let ctx = ExecCtx {
-            base: &base,
-            unconfirmed: &unconfirmed,
-            merged: &merged,
-            pool: self.reads.clone(),
-            txs: block.txs,
-            block: &block.block,
-            cfg: &block.cfg,
+        let plan = static_dispatch(block.txs, self.config.slots);
+        let job = BlockJob {
+            base,
+            unconfirmed: Unconfirmed::new(n),
+            merged: AtomicUsize::new(0),
+            scheduler: Scheduler::with_plan(TaskTable::new(n), &plan, self.config.steal, self.config.shadows),
+            txs: BlockTxs::from_vec(block.txs.to_vec()),
+            block: block.block.clone(),
+            cfg: block.cfg.clone(),
+            reads: self.reads.clone(),
+            shadow_executions: AtomicU64::new(0),
         };
-        let slots = self.config.slots;
-        let plan = static_dispatch(block.txs, slots);
-        let scheduler = Scheduler::new(&table, &plan, self.config.steal, self.config.shadows);
-        let executions = AtomicU64::new(0);
-        let shadow_executions = AtomicU64::new(0);
 
         let (result, merge_stats) = self.pool.in_place_scope(|scope| {
-            for slot in 0..slots {
-                let roles: &[Role] =
-                    if self.config.shadows { &[Role::Primary, Role::Shadow] } else { &[Role::Primary] };
-                for &role in roles {
-                    let (ctx, table, scheduler) = (&ctx, &table, &scheduler);
-                    let (executions, shadow_executions) = (&executions, &shadow_executions);
-                    scope.spawn(move |_| {
-                        // A panic here is a bug in the loop itself (executions catch their own);
-                        // the merger then reports the block as stalled instead of hanging.
-                        if let Ok(worker_stats) =
-                            catch_unwind(AssertUnwindSafe(|| Worker::new(slot, role, table, ctx).run(scheduler)))
-                        {
-                            // Relaxed: statistics, read after the scope joins every worker.
-                            executions.fetch_add(worker_stats.executions, Ordering::Relaxed);
-                            shadow_executions.fetch_add(worker_stats.shadow_executions, Ordering::Relaxed);
-                        }
-                    });
+            for slot in 0..self.config.slots {
+                for &role in self.config.roles() {
+                    let job = &job;
+                    scope.spawn(move |_| job.run_worker(slot, role));
                 }
             }
-            let merger = Merger::new(MergeInput {
-                base: &base,
-                unconfirmed: &unconfirmed,
-                merged: &merged,
-                txs: block.txs,
-                block: &block.block,
-                cfg: &block.cfg,
-                validation_pool: Some(&self.validation_pool),
-                stall_timeout: self.config.stall_timeout,
-            });
-            let redo = TurnRedo {
-                scheduler: &scheduler,
-                table: &table,
-                ctx: &ctx,
-                executor: RefCell::new(None),
-                executions: Cell::new(0),
-            };
-            let outcome = catch_unwind(AssertUnwindSafe(|| merger.run(&redo, &mut on_merged)));
-            executions.fetch_add(redo.executions.get(), Ordering::Relaxed);
+            let ctx = job.ctx();
+            let mut driver = TurnRedo { job: &job, ctx: &ctx, executor: None };
+            let input = job.merge_input(Some(&self.validation_pool), self.config.stall_timeout);
+            let outcome = catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged)));
             // Whatever happened, release the workers, or the scope would never end.
-            scheduler.finish();
+            job.scheduler.finish();
             outcome.unwrap_or_else(|panic| {
                 // Acquire: on this thread anyway (the merger's); just the index for the report.
-                let tx = merged.load(Ordering::Acquire);
+                let tx = job.merged.load(Ordering::Acquire);
                 (Err(BlockError::Panicked { tx, message: panic_message(panic.as_ref()) }), MergeStats::default())
             })
         });
-        stats.executions = executions.into_inner();
-        stats.shadow_takeovers = shadow_executions.into_inner();
+        stats.executions = job.executions();
         // Relaxed: every worker has been joined by the scope.
-        stats.steals = scheduler.steals.load(Ordering::Relaxed);
+        stats.shadow_takeovers = job.shadow_executions.load(Ordering::Relaxed);
+        stats.steals = job.scheduler.steals.load(Ordering::Relaxed);
         stats.merge = merge_stats;
         (result, stats)
-    }
-}
-
-/// Redos asked for at a transaction's turn run right here, on the merger's thread.
-///
-/// At its turn a transaction's predecessors are all merged, so the redo reads exact state and
-/// is valid; and the merger can do nothing else until it has it. Handing it to a worker would
-/// only add a wake-up and a hand-back to the critical path. The only redo left to the workers is
-/// one asked for while a stale execution of the transaction is still running (claims are
-/// exclusive): that worker requeues it when it finishes, and an idle primary or the slot's shadow
-/// takes it.
-struct TurnRedo<'s, 'c, 'a, D: BlockDb> {
-    scheduler: &'s Scheduler<'s>,
-    table: &'s TaskTable,
-    ctx: &'c ExecCtx<'a, D>,
-    executor: RefCell<Option<TxExecutor<'c, 'a, D>>>,
-    executions: Cell<u64>,
-}
-
-impl<D: BlockDb> Redo for TurnRedo<'_, '_, '_, D> {
-    fn redo(&self, tx: TxIndex) {
-        if self.table.request_redo(tx) != RedoRequest::Queue {
-            return;
-        }
-        // Nobody else can claim it: it is in no queue, and only the merger asks for redos.
-        let Some(incarnation) = self.table.try_claim(tx) else { return };
-        let mut executor = self.executor.borrow_mut();
-        let result = executor.get_or_insert_with(|| TxExecutor::new(self.ctx)).execute(tx, incarnation);
-        self.ctx.unconfirmed.publish(tx, Arc::new(result));
-        if self.table.finish(tx) {
-            self.scheduler.requeue(tx);
-        }
-        self.executions.set(self.executions.get() + 1);
     }
 }

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod dispatch;
 mod engine;
+mod job;
 mod metrics;
 pub mod scheduler;
 

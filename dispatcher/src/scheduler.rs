@@ -10,7 +10,7 @@
 //! the wait has a short timeout only as a safety net, so no worker ever spins.
 
 use std::{
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -24,13 +24,13 @@ const IDLE_WAIT: Duration = Duration::from_millis(20);
 
 /// The work queues of one block.
 #[derive(Debug)]
-pub struct Scheduler<'t> {
-    table: &'t TaskTable,
+pub struct Scheduler {
+    table: TaskTable,
     /// Owner side of each slot's deque; only that slot's primary locks it, so it is uncontended.
     locals: Vec<Mutex<Deque<TxIndex>>>,
     stealers: Vec<Stealer<TxIndex>>,
     redos: Injector<TxIndex>,
-    home_slot: Vec<usize>,
+    home_slot: Vec<AtomicUsize>,
     steal: bool,
     shadows: bool,
     busy: Vec<AtomicBool>,
@@ -43,22 +43,15 @@ pub struct Scheduler<'t> {
     pub steals: AtomicU64,
 }
 
-impl<'t> Scheduler<'t> {
-    /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order).
-    pub fn new(table: &'t TaskTable, plan: &[Vec<TxIndex>], steal: bool, shadows: bool) -> Self {
-        let mut home_slot = vec![0; table.len()];
-        let mut locals = Vec::with_capacity(plan.len());
-        let mut stealers = Vec::with_capacity(plan.len());
-        for (slot, txs) in plan.iter().enumerate() {
-            let deque = Deque::new_fifo();
-            for &tx in txs {
-                deque.push(tx);
-                home_slot[tx] = slot;
-            }
-            stealers.push(deque.stealer());
-            locals.push(Mutex::new(deque));
-        }
-        let slots = plan.len();
+impl Scheduler {
+    /// Empty queues for `slots` slots over the claims in `table`; fill them with
+    /// [`Scheduler::push`].
+    pub fn new(table: TaskTable, slots: usize, steal: bool, shadows: bool) -> Self {
+        let slots = slots.max(1);
+        let home_slot = (0..table.len()).map(|_| AtomicUsize::new(0)).collect();
+        let deques: Vec<_> = (0..slots).map(|_| Deque::new_fifo()).collect();
+        let stealers = deques.iter().map(Deque::stealer).collect();
+        let locals = deques.into_iter().map(Mutex::new).collect();
         Self {
             table,
             locals,
@@ -75,6 +68,34 @@ impl<'t> Scheduler<'t> {
             wakeup: Condvar::new(),
             steals: AtomicU64::new(0),
         }
+    }
+
+    /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order).
+    pub fn with_plan(table: TaskTable, plan: &[Vec<TxIndex>], steal: bool, shadows: bool) -> Self {
+        let scheduler = Self::new(table, plan.len(), steal, shadows);
+        for (slot, txs) in plan.iter().enumerate() {
+            for &tx in txs {
+                scheduler.enqueue(tx, slot);
+            }
+        }
+        scheduler
+    }
+
+    /// The claims on the block's transactions.
+    pub fn table(&self) -> &TaskTable {
+        &self.table
+    }
+
+    /// Queues a newly arrived transaction on `slot` and wakes the workers.
+    pub fn push(&self, tx: TxIndex, slot: usize) {
+        self.enqueue(tx, slot);
+        self.announce();
+    }
+
+    fn enqueue(&self, tx: TxIndex, slot: usize) {
+        // Relaxed: read only as a hint for waking a shadow (see `wake_for_redo`).
+        self.home_slot[tx].store(slot, Ordering::Relaxed);
+        self.locals[slot].lock().push(tx);
     }
 
     /// Ends the block: every worker returns from its loop.
@@ -127,7 +148,7 @@ impl<'t> Scheduler<'t> {
     }
 }
 
-impl TaskSource for Scheduler<'_> {
+impl TaskSource for Scheduler {
     fn epoch(&self) -> u64 {
         // Acquire: pairs with `announce`'s Release, so work pushed before the bump is found.
         self.epoch.load(Ordering::Acquire)
@@ -182,9 +203,10 @@ impl TaskSource for Scheduler<'_> {
     }
 }
 
-impl Scheduler<'_> {
+impl Scheduler {
     fn wake_for_redo(&self, tx: TxIndex) {
-        let home = self.home_slot[tx];
+        // Relaxed: a hint (see `enqueue`).
+        let home = self.home_slot[tx].load(Ordering::Relaxed);
         // Relaxed: hints (see `set_busy`); the shadow re-reads the injector, which synchronises.
         if self.shadows && self.busy[home].load(Ordering::Relaxed) {
             self.shadow_wanted[home].store(true, Ordering::Relaxed);

@@ -14,5 +14,5 @@ mod merge;
 mod validate;
 
 pub use error::BlockError;
-pub use merge::{MAX_EXECUTIONS_AT_TURN, MergeInput, MergeStats, MergedTx, Merger, Redo, RedoCause};
+pub use merge::{MAX_EXECUTIONS_AT_TURN, MergeDriver, MergeInput, MergeStats, MergedTx, Merger, RedoCause};
 pub use validate::{Mismatch, validate};

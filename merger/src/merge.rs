@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use parevm_statedb::{BaseState, BlockDb, ExecOutcome, Read, TxIndex, TxResult, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, Read, TxIndex, TxResult, Unconfirmed};
 use revm::{
     context::{
-        BlockEnv, CfgEnv, TxEnv,
+        BlockEnv, CfgEnv,
         result::{ExecutionResult, HaltReason},
     },
     state::EvmState,
@@ -25,10 +25,16 @@ use crate::{BlockError, Mismatch, beneficiary, validate};
 /// reported as [`BlockError::Internal`] instead of retrying forever.
 pub const MAX_EXECUTIONS_AT_TURN: u32 = 3;
 
-/// Asks the scheduler for another execution of a transaction.
-pub trait Redo {
-    /// Has `tx` executed again; the merger then waits for the new result.
-    fn redo(&self, tx: TxIndex);
+/// What the merger needs from the thread it runs on: a way to wait for results, and a way to
+/// have a transaction executed again. The engine's batch path waits on the unconfirmed layer
+/// and re-executes on a slot EVM; the alloy-evm executor also answers the slots' database
+/// requests while it waits, and re-executes on the caller's own EVM.
+pub trait MergeDriver {
+    /// Waits, for at most `timeout`, until `tx` has a result newer than incarnation `seen`.
+    fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>>;
+    /// Has `tx` executed again (publishing the result as unconfirmed); the merger then waits for
+    /// the new result. Called at the transaction's turn, so the new execution reads exact state.
+    fn redo(&mut self, tx: TxIndex);
 }
 
 /// Why a result was sent back.
@@ -108,7 +114,7 @@ pub struct MergeInput<'a, D> {
     /// Number of merged transactions, published to the slots.
     pub merged: &'a AtomicUsize,
     /// The block's transactions.
-    pub txs: &'a [TxEnv],
+    pub txs: &'a BlockTxs,
     /// Block environment.
     pub block: &'a BlockEnv,
     /// Chain configuration.
@@ -119,30 +125,42 @@ pub struct MergeInput<'a, D> {
     pub stall_timeout: Duration,
 }
 
-/// Confirms a block's results in order.
-#[derive(Debug)]
-pub struct Merger<'a, D> {
-    input: MergeInput<'a, D>,
+/// Confirms a block's results in order: where the merge stands, between calls.
+#[derive(Debug, Default)]
+pub struct Merger {
+    next: TxIndex,
     stats: MergeStats,
     cumulative_gas_used: u64,
     logs: usize,
 }
 
-impl<'a, D: BlockDb> Merger<'a, D> {
+impl Merger {
     /// A merger at the start of the block.
-    pub fn new(input: MergeInput<'a, D>) -> Self {
-        Self { input, stats: MergeStats::default(), cumulative_gas_used: 0, logs: 0 }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Merges every transaction in order, handing each to `on_merged` as soon as it is confirmed
-    /// (while the slots keep executing later ones). Stops at the first failing transaction.
-    pub fn run(
+    /// The next transaction to merge (= the number merged).
+    pub fn next(&self) -> TxIndex {
+        self.next
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &MergeStats {
+        &self.stats
+    }
+
+    /// Merges every transaction of a complete block in order, handing each to `on_merged` as
+    /// soon as it is confirmed (while the slots keep executing later ones). Stops at the first
+    /// failing transaction.
+    pub fn run<D: BlockDb>(
         mut self,
-        redo: &impl Redo,
+        input: &MergeInput<'_, D>,
+        driver: &mut impl MergeDriver,
         mut on_merged: impl FnMut(MergedTx),
     ) -> (Result<(), BlockError>, MergeStats) {
-        for tx in 0..self.input.txs.len() {
-            match self.merge_one(tx, redo) {
+        while self.next < input.txs.len() {
+            match self.merge_next(input, driver) {
                 Ok(merged) => on_merged(merged),
                 Err(e) => return (Err(e), self.stats),
             }
@@ -150,18 +168,35 @@ impl<'a, D: BlockDb> Merger<'a, D> {
         (Ok(()), self.stats)
     }
 
-    fn merge_one(&mut self, tx: TxIndex, redo: &impl Redo) -> Result<MergedTx, BlockError> {
-        let input = &self.input;
+    /// Confirms the next transaction, waiting (bounded) for its result. It must be in
+    /// `input.txs`.
+    pub fn merge_next<D: BlockDb>(
+        &mut self,
+        input: &MergeInput<'_, D>,
+        driver: &mut impl MergeDriver,
+    ) -> Result<MergedTx, BlockError> {
+        let tx = self.next;
+        let merged = self.merge_one(input, tx, driver)?;
+        self.next += 1;
+        Ok(merged)
+    }
+
+    fn merge_one<D: BlockDb>(
+        &mut self,
+        input: &MergeInput<'_, D>,
+        tx: TxIndex,
+        driver: &mut impl MergeDriver,
+    ) -> Result<MergedTx, BlockError> {
         // The same check, in the same place, as alloy-evm's `EthBlockExecutor`.
         let block_available_gas = input.block.gas_limit - self.cumulative_gas_used;
-        let mut max_tx_gas = input.txs[tx].gas_limit;
+        let mut max_tx_gas = input.txs.get(tx).gas_limit;
         if let Some(cap) = input.cfg.tx_gas_limit_cap {
             max_tx_gas = max_tx_gas.min(cap);
         }
         if max_tx_gas > block_available_gas {
             return Err(BlockError::GasLimitExceeded {
                 tx,
-                transaction_gas_limit: input.txs[tx].gas_limit,
+                transaction_gas_limit: input.txs.get(tx).gas_limit,
                 block_available_gas,
             });
         }
@@ -170,7 +205,7 @@ impl<'a, D: BlockDb> Merger<'a, D> {
         let mut redos_at_turn = 0;
         let result = loop {
             let started = Instant::now();
-            let Some(result) = input.unconfirmed.wait_newer(tx, seen, input.stall_timeout) else {
+            let Some(result) = driver.wait(tx, seen, input.stall_timeout) else {
                 return Err(BlockError::Stalled { tx, waited: input.stall_timeout });
             };
             self.stats.merge_wait += started.elapsed();
@@ -202,13 +237,17 @@ impl<'a, D: BlockDb> Merger<'a, D> {
                 return Err(BlockError::Internal { tx, message: format!("still invalid after {redos_at_turn} redos") });
             }
             self.stats.count(cause);
-            redo.redo(tx);
+            driver.redo(tx);
         };
-        self.accept(tx, result)
+        self.accept(input, tx, result)
     }
 
-    fn accept(&mut self, tx: TxIndex, result: Arc<TxResult>) -> Result<MergedTx, BlockError> {
-        let input = &self.input;
+    fn accept<D: BlockDb>(
+        &mut self,
+        input: &MergeInput<'_, D>,
+        tx: TxIndex,
+        result: Arc<TxResult>,
+    ) -> Result<MergedTx, BlockError> {
         let (exec, state, deferred_reward) = match &result.outcome {
             ExecOutcome::Executed { result, state, deferred_reward } => (result, state, *deferred_reward),
             ExecOutcome::Invalid(error) => {

@@ -13,11 +13,11 @@ use std::{
 
 use revm::{
     Context, ExecuteEvm, MainBuilder, MainContext,
-    context::{BlockEnv, CfgEnv, TxEnv},
+    context::{BlockEnv, CfgEnv},
     handler::{Handler, MainnetContext, MainnetEvm},
 };
 
-use parevm_statedb::{BaseState, BlockDb, ExecOutcome, ReadSetPool, SlotDb, TxIndex, TxResult, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, SlotDb, TxIndex, TxResult, Unconfirmed};
 
 use crate::ParallelHandler;
 
@@ -36,7 +36,7 @@ pub struct ExecCtx<'a, D> {
     /// Read buffers.
     pub pool: ReadSetPool,
     /// The block's transactions.
-    pub txs: &'a [TxEnv],
+    pub txs: &'a BlockTxs,
     /// Block environment.
     pub block: &'a BlockEnv,
     /// Chain configuration (spec).
@@ -78,7 +78,7 @@ where
         }
         let evm = self.evm.as_mut().expect("built above");
         evm.ctx.journaled_state.database.begin(tx);
-        evm.ctx.tx = self.ctx.txs[tx].clone();
+        evm.ctx.tx = self.ctx.txs.get(tx).clone();
 
         let run = catch_unwind(AssertUnwindSafe(|| {
             let mut handler = ParallelHandler::default();

@@ -80,6 +80,23 @@ where
         Ok(())
     }
 
+    /// Caches an account that the database's owner loaded itself (code attached), unless a merge
+    /// or another load got there first. Lets the owner thread warm the base with what it can
+    /// predict (sender, recipient, beneficiary) instead of answering each slot's miss later.
+    pub fn fill_account(&self, address: Address, info: Option<AccountInfo>) {
+        if let Some(AccountInfo { code: Some(code), code_hash, .. }) = &info {
+            if *code_hash != KECCAK_EMPTY {
+                self.code.entry(*code_hash).or_insert_with(|| code.clone());
+            }
+        }
+        self.accounts.entry(address).or_insert(BaseAccount { info, epoch: 0 });
+    }
+
+    /// Whether the account is cached (merged, loaded or seeded).
+    pub fn has_account(&self, address: Address) -> bool {
+        self.accounts.contains_key(&address)
+    }
+
     /// The account as the next transaction to merge sees it.
     pub fn basic(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
         if let Some(entry) = self.accounts.get(&address) {

@@ -1,0 +1,128 @@
+//! One block's shared state: what the slots and the merger work on, in one owned struct.
+//!
+//! The engine's batch path keeps a job on its stack and lends it to workers in a scope; a
+//! session (the alloy-evm executor, which receives transactions over many calls) keeps it behind
+//! an `Arc` that its workers hold. Either way the workers run the same loop on the same data.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use parevm_merger::{MergeDriver, MergeInput};
+use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, TxExecutor, Worker};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, TxResult, Unconfirmed};
+use revm::context::{BlockEnv, CfgEnv};
+
+use crate::scheduler::Scheduler;
+
+/// Everything one block's workers and merger share.
+#[derive(Debug)]
+pub(crate) struct BlockJob<D> {
+    pub base: BaseState<D>,
+    pub unconfirmed: Unconfirmed,
+    /// Number of merged transactions, published by the merger.
+    pub merged: AtomicUsize,
+    pub scheduler: Scheduler,
+    pub txs: BlockTxs,
+    pub block: BlockEnv,
+    pub cfg: CfgEnv,
+    pub reads: ReadSetPool,
+    /// Executions run by shadow workers.
+    pub shadow_executions: AtomicU64,
+}
+
+impl<D: BlockDb> BlockJob<D> {
+    pub fn ctx(&self) -> ExecCtx<'_, D> {
+        ExecCtx {
+            base: &self.base,
+            unconfirmed: &self.unconfirmed,
+            merged: &self.merged,
+            pool: self.reads.clone(),
+            txs: &self.txs,
+            block: &self.block,
+            cfg: &self.cfg,
+        }
+    }
+
+    pub fn merge_input<'a>(
+        &'a self,
+        validation_pool: Option<&'a rayon::ThreadPool>,
+        stall_timeout: Duration,
+    ) -> MergeInput<'a, D> {
+        MergeInput {
+            base: &self.base,
+            unconfirmed: &self.unconfirmed,
+            merged: &self.merged,
+            txs: &self.txs,
+            block: &self.block,
+            cfg: &self.cfg,
+            validation_pool,
+            stall_timeout,
+        }
+    }
+
+    /// One worker's loop, until the block is over.
+    pub fn run_worker(&self, slot: usize, role: Role) {
+        let ctx = self.ctx();
+        // A panic here is a bug in the loop itself (executions catch their own); the merger then
+        // reports the block as stalled instead of hanging, and the thread survives.
+        if let Ok(stats) = catch_unwind(AssertUnwindSafe(|| {
+            Worker::new(slot, role, self.scheduler.table(), &ctx).run(&self.scheduler)
+        })) {
+            // Relaxed: a statistic.
+            self.shadow_executions.fetch_add(stats.shadow_executions, Ordering::Relaxed);
+        }
+    }
+
+    /// Executions so far, first ones and redos.
+    pub fn executions(&self) -> u64 {
+        let table = self.scheduler.table();
+        (0..self.txs.len()).map(|tx| u64::from(table.executions(tx))).sum()
+    }
+
+    /// A redo asked for at `tx`'s turn, executed right here by `execute` (given the incarnation),
+    /// unless a stale execution of `tx` is still running: claims are exclusive, so that worker
+    /// requeues it when it finishes and an idle worker takes it.
+    pub fn redo_at_turn(&self, tx: TxIndex, execute: impl FnOnce(u32) -> TxResult) -> bool {
+        let table: &TaskTable = self.scheduler.table();
+        if table.request_redo(tx) != RedoRequest::Queue {
+            return false;
+        }
+        // Nobody else can claim it: it is in no queue, and only the merger asks for redos.
+        let Some(incarnation) = table.try_claim(tx) else { return false };
+        self.unconfirmed.publish(tx, Arc::new(execute(incarnation)));
+        if table.finish(tx) {
+            self.scheduler.requeue(tx);
+        }
+        true
+    }
+}
+
+/// The batch path's merge driver: waits on the unconfirmed layer, and runs redos at a
+/// transaction's turn on the merger's own thread.
+///
+/// At its turn a transaction's predecessors are all merged, so the redo reads exact state and
+/// is valid; and the merger can do nothing else until it has it. Handing it to a worker would
+/// only add a wake-up and a hand-back to the critical path.
+pub(crate) struct TurnRedo<'c, 'a, D: BlockDb> {
+    pub job: &'a BlockJob<D>,
+    pub ctx: &'c ExecCtx<'a, D>,
+    pub executor: Option<TxExecutor<'c, 'a, D>>,
+}
+
+impl<D: BlockDb> MergeDriver for TurnRedo<'_, '_, D> {
+    fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
+        self.job.unconfirmed.wait_newer(tx, seen, timeout)
+    }
+
+    fn redo(&mut self, tx: TxIndex) {
+        let (ctx, executor) = (self.ctx, &mut self.executor);
+        let executor = executor.get_or_insert_with(|| TxExecutor::new(ctx));
+        self.job.redo_at_turn(tx, |incarnation| executor.execute(tx, incarnation));
+    }
+}
