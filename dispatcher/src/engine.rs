@@ -88,13 +88,13 @@ impl BlockStats {
 /// The parallel engine: a configuration and its worker threads.
 #[derive(Debug)]
 pub struct Engine {
-    config: EngineConfig,
+    pub(crate) config: EngineConfig,
     /// One block at a time: every worker thread is needed for the block in progress, so a second
     /// caller waits here rather than starting a block none of whose workers could run.
-    running: parking_lot::Mutex<()>,
-    pool: rayon::ThreadPool,
-    validation_pool: rayon::ThreadPool,
-    reads: ReadSetPool,
+    pub(crate) running: parking_lot::Mutex<()>,
+    pub(crate) pool: rayon::ThreadPool,
+    pub(crate) validation_pool: rayon::ThreadPool,
+    pub(crate) reads: ReadSetPool,
 }
 
 impl Engine {

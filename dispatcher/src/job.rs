@@ -89,11 +89,18 @@ impl<D: BlockDb> BlockJob<D> {
     /// unless a stale execution of `tx` is still running: claims are exclusive, so that worker
     /// requeues it when it finishes and an idle worker takes it.
     pub fn redo_at_turn(&self, tx: TxIndex, execute: impl FnOnce(u32) -> TxResult) -> bool {
-        let table: &TaskTable = self.scheduler.table();
-        if table.request_redo(tx) != RedoRequest::Queue {
+        if self.scheduler.table().request_redo(tx) != RedoRequest::Queue {
             return false;
         }
         // Nobody else can claim it: it is in no queue, and only the merger asks for redos.
+        self.run_at_turn(tx, execute)
+    }
+
+    /// Executes `tx` right here if no worker has claimed it: its turn has come, so waiting for a
+    /// worker to reach it would only idle the merger. Its queue entry stays and is skipped by
+    /// the worker that finds it claimed.
+    pub fn run_at_turn(&self, tx: TxIndex, execute: impl FnOnce(u32) -> TxResult) -> bool {
+        let table: &TaskTable = self.scheduler.table();
         let Some(incarnation) = table.try_claim(tx) else { return false };
         self.unconfirmed.publish(tx, Arc::new(execute(incarnation)));
         if table.finish(tx) {
@@ -117,6 +124,11 @@ pub(crate) struct TurnRedo<'c, 'a, D: BlockDb> {
 
 impl<D: BlockDb> MergeDriver for TurnRedo<'_, '_, D> {
     fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
+        if seen == 0 && self.job.unconfirmed.get(tx).is_none() {
+            let (ctx, executor) = (self.ctx, &mut self.executor);
+            let executor = executor.get_or_insert_with(|| TxExecutor::new(ctx));
+            self.job.run_at_turn(tx, |incarnation| executor.execute(tx, incarnation));
+        }
         self.job.unconfirmed.wait_newer(tx, seen, timeout)
     }
 

@@ -14,7 +14,9 @@ mod engine;
 mod job;
 mod metrics;
 pub mod scheduler;
+mod session;
 
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
 pub use engine::{BlockStats, Engine, ParallelBlock, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};
+pub use session::{Owner, Session};

@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// Disable work stealing in every parallel configuration.
     #[arg(long)]
     pub no_steal: bool,
+    /// Drive every parallel configuration through ParallelBlockExecutorFactory, as reth would
+    /// (transactions handed in one at a time, database reads served by the calling thread).
+    #[arg(long)]
+    pub drop_in: bool,
     /// Run blocks with fewer than N transactions sequentially in every parallel configuration
     /// (the small-block rule; 0 = off), to measure the rule's effect.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -121,11 +125,13 @@ pub struct BenchOptions {
     pub runs: usize,
     /// Untimed rounds per block before the timed ones.
     pub warmup: usize,
+    /// Drive the engines through the drop-in executor factory ([`Executor::DropIn`]).
+    pub drop_in: bool,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { runs: 7, warmup: 2 }
+        Self { runs: 7, warmup: 2, drop_in: false }
     }
 }
 
@@ -311,13 +317,13 @@ pub fn load_blocks(paths: &[PathBuf], min_txs: usize) -> Result<(Vec<MainnetBloc
 }
 
 /// Builds one engine per configuration (once: their threads serve every block).
-pub fn build_engines(configs: &[EngineConfig]) -> Result<Vec<Executor>, BenchError> {
+pub fn build_engines(configs: &[EngineConfig], drop_in: bool) -> Result<Vec<Executor>, BenchError> {
     configs
         .iter()
         .map(|config| {
-            Engine::new(config.clone())
-                .map(Executor::Parallel)
-                .map_err(|e| BenchError::Config { slots: config.slots, message: e.to_string() })
+            let engine = Engine::new(config.clone())
+                .map_err(|e| BenchError::Config { slots: config.slots, message: e.to_string() })?;
+            Ok(if drop_in { Executor::DropIn(engine.into()) } else { Executor::Parallel(engine) })
         })
         .collect()
 }
@@ -375,7 +381,7 @@ pub fn bench_cases(
     }
     // Index 0 is the sequential baseline, then the parallel configurations in order.
     let mut executors = vec![Executor::Sequential];
-    executors.extend(build_engines(configs)?);
+    executors.extend(build_engines(configs, options.drop_in)?);
 
     let mut results = Vec::with_capacity(cases.len());
     for (i, case) in cases.iter().enumerate() {
@@ -450,7 +456,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
         .enumerate()
         .map(|(j, stats)| {
             let executor = &executors[j + 1];
-            let Executor::Parallel(engine) = executor else { unreachable!("executors after the first are parallel") };
+            let engine = executor.engine().expect("executors after the first are parallel");
             ParallelResult {
                 slots: engine.config().slots,
                 median_ms: medians[j + 1],
@@ -740,7 +746,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         }))
         .collect();
 
-    let names: Vec<String> = configs.iter().map(|c| format!("parallel({})", c.slots)).collect();
+    let drop_in = if args.drop_in { ", drop-in" } else { "" };
+    let names: Vec<String> = configs.iter().map(|c| format!("parallel({}{drop_in})", c.slots)).collect();
     println!(
         "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}); \
          {} warm-up + {} timed run(s) each, median; {} core(s)",
@@ -759,7 +766,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
         bar
     });
-    let options = BenchOptions { runs: args.runs, warmup: args.warmup };
+    let options = BenchOptions { runs: args.runs, warmup: args.warmup, drop_in: args.drop_in };
     let report = bench_cases(&cases, &configs, options, |done, _, result| {
         if let Some(bar) = &bar {
             bar.set_position(done as u64);

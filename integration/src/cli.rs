@@ -50,6 +50,12 @@ pub struct EngineArgs {
     /// Disable work stealing (each slot runs only what static dispatch gave it, plus redos).
     #[arg(long)]
     no_steal: bool,
+    /// Drive the engine through ParallelBlockExecutorFactory, the alloy-evm executor reth
+    /// uses: transactions handed in one call at a time, and every database read served by the
+    /// calling thread. Without it the engine gets the whole block and reads the database from
+    /// its slots directly.
+    #[arg(long)]
+    drop_in: bool,
 }
 
 impl EngineArgs {
@@ -68,7 +74,8 @@ impl EngineArgs {
         }
         config.shadows &= !self.no_shadow;
         config.steal &= !self.no_steal;
-        Engine::new(config).map(Executor::Parallel).map_err(|e| e.to_string())
+        let engine = Engine::new(config).map_err(|e| e.to_string())?;
+        Ok(if self.drop_in { Executor::DropIn(engine.into()) } else { Executor::Parallel(engine) })
     }
 }
 

@@ -44,6 +44,7 @@ use crate::{
     BlockInput, ChainSpec, Executor, LoadError,
     checks::{Checks, check_header, check_state_root},
     error::read,
+    replay::compare_outputs,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -464,6 +465,9 @@ impl Outcome {
     }
 }
 
+/// The field of a [`Problem`] that is a difference between the engine and the sequential executor.
+pub const VS_SEQUENTIAL: &str = "sequential vs parallel";
+
 /// One failed check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -765,7 +769,7 @@ impl Chain {
             (Err(problems), Executor::Sequential) => Err(problems),
             // The parallel engine rejected a block: say whether the sequential executor accepts
             // it, and where their states differ, so the report is enough to start debugging.
-            (Err(mut problems), Executor::Parallel(_)) => {
+            (Err(mut problems), Executor::Parallel(_) | Executor::DropIn(_)) => {
                 let sequential = execute_and_check(test, &Executor::Sequential, &decoded.block, db.clone(), index);
                 match sequential {
                     Err(_) => problems.push(Problem::new(Some(index), "sequential", "-", "rejects it too")),
@@ -818,9 +822,25 @@ fn execute_and_check(
     index: usize,
 ) -> Result<InMemoryDb, Vec<Problem>> {
     let executed = std::panic::catch_unwind(AssertUnwindSafe(|| executor.execute(&test.chain, block, &db)));
+    // The engine must also agree with the sequential executor on every block, accepted or not:
+    // same receipts, gas, requests and bundle, or the same error.
+    let mut differences = Vec::new();
+    if let (Some(_), Ok(parallel)) = (executor.engine(), &executed) {
+        let sequential = Executor::Sequential.execute(&test.chain, block, &db);
+        let found = match (&sequential, parallel) {
+            (Ok(s), Ok(p)) => compare_outputs(s, p),
+            (Err(s), Err(p)) if s.to_string() == p.to_string() => Vec::new(),
+            (s, p) => vec![format!("sequential {:?}, parallel {:?}", s.as_ref().err(), p.as_ref().err())],
+        };
+        differences.extend(found.into_iter().map(|d| Problem::new(Some(index), VS_SEQUENTIAL, "-", d)));
+    }
     let output = match executed {
-        Ok(Ok(output)) => output,
-        Ok(Err(error)) => return Err(vec![Problem::new(Some(index), "execution", "success", error)]),
+        Ok(Ok(output)) if differences.is_empty() => output,
+        Ok(Ok(_)) => return Err(differences),
+        Ok(Err(error)) => {
+            differences.insert(0, Problem::new(Some(index), "execution", "success", error));
+            return Err(differences);
+        }
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
@@ -900,6 +920,10 @@ pub fn run_test(test: &EthTest, executor: &Executor) -> TestReport {
                 }
                 if expected.is_none() {
                     problems.append(&mut rejected);
+                } else {
+                    // Rejected as expected; but the engine must have failed it the way the
+                    // sequential executor does.
+                    problems.extend(rejected.into_iter().filter(|p| p.field == VS_SEQUENTIAL));
                 }
             }
         }

@@ -4,7 +4,12 @@
 //! `apply_pre_execution_changes`, `execute_transaction` per transaction, `finish`. This is the
 //! reference every parallel run is compared with and the baseline every benchmark divides by.
 //!
-//! Parallel: the same executor runs the pre-block system calls; the engine executes and merges
+//! Drop-in: [`ParallelBlockExecutorFactory`] in place of the Ethereum factory, driven exactly like
+//! the sequential one; the engine then reads the block's state only through the caller's
+//! `State`, as it must inside reth.
+//!
+//! Parallel: the engine's own entry point, for a database the slots can share. The Ethereum
+//! executor runs the pre-block system calls; the engine executes and merges
 //! the transactions, and each confirmed result is committed, in order and as soon as it is
 //! confirmed, through the executor's own `commit_transaction` (receipt, gas, blob gas, state
 //! commit); `finish` runs the post-block steps. Only the transactions' execution differs, so any
@@ -18,6 +23,8 @@ use alloy_evm::{
     block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory, BlockValidationError},
     eth::{EthBlockExecutorFactory, EthEvmFactory, EthTxResult, receipt_builder::AlloyReceiptBuilder},
 };
+use std::sync::Arc;
+
 use parevm_dispatcher::{BlockError, BlockStats, Engine, ParallelBlock, SeedAccount};
 use parevm_statedb::BlockDb;
 use revm::{
@@ -26,7 +33,7 @@ use revm::{
     database_interface::DBErrorMarker,
 };
 
-use crate::{BlockInput, ChainSpec};
+use crate::{BlockInput, ChainSpec, ParallelBlockExecutorFactory};
 
 /// What executing a block produced.
 #[derive(Debug, Clone)]
@@ -46,6 +53,9 @@ pub enum Executor {
     Sequential,
     /// The parallel engine.
     Parallel(Engine),
+    /// The parallel engine behind the drop-in: [`ParallelBlockExecutorFactory`], driven the way
+    /// reth drives it, with the database owned by the calling thread.
+    DropIn(Arc<Engine>),
 }
 
 impl Executor {
@@ -54,6 +64,16 @@ impl Executor {
         match self {
             Self::Sequential => "sequential".into(),
             Self::Parallel(engine) => format!("parallel({})", engine.config().slots),
+            Self::DropIn(engine) => format!("parallel({}, drop-in)", engine.config().slots),
+        }
+    }
+
+    /// The engine, unless sequential.
+    pub fn engine(&self) -> Option<&Engine> {
+        match self {
+            Self::Sequential => None,
+            Self::Parallel(engine) => Some(engine),
+            Self::DropIn(engine) => Some(engine),
         }
     }
 
@@ -65,6 +85,20 @@ impl Executor {
     {
         let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
         let env = block.evm_env(chain);
+        if let Self::DropIn(engine) = self {
+            let factory =
+                ParallelBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), engine.clone());
+            let evm = EthEvmFactory::default().create_evm(&mut state, env);
+            let mut executor = factory.create_executor(evm, block.execution_ctx());
+            executor.apply_pre_execution_changes()?;
+            for tx in &block.txs {
+                executor.execute_transaction(tx)?;
+            }
+            let (evm, result, stats) = executor.finish_with_stats()?;
+            drop(evm);
+            state.merge_transitions(BundleRetention::Reverts);
+            return Ok(BlockOutput { result, bundle: state.take_bundle(), stats });
+        }
         let evm = EthEvmFactory::default().create_evm(&mut state, env.clone());
         let factory =
             EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), EthEvmFactory::default());

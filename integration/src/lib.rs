@@ -9,6 +9,8 @@
 //! - [`execute`]: the sequential baseline (alloy-evm's `EthBlockExecutor` over revm's `State`,
 //!   exactly what reth runs) and the parallel engine behind the same interface, so that every
 //!   block can be run both ways and compared field by field.
+//! - [`factory`]: the drop-in for reth: an alloy-evm `BlockExecutorFactory` whose executors
+//!   hand each transaction to the engine as the caller passes it in.
 //! - [`checks`]: what a header lets us verify (gas used, logs bloom, receipts root, state root).
 //! - [`replay`], [`bench`]: the `parevm` CLI's commands.
 
@@ -20,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod ethtest;
 pub mod execute;
+pub mod factory;
 pub mod limit;
 pub mod mainnet;
 pub mod replay;
@@ -31,3 +34,4 @@ pub use block::BlockInput;
 pub use chain::ChainSpec;
 pub use error::LoadError;
 pub use execute::{BlockOutput, Executor};
+pub use factory::{ParallelBlockExecutor, ParallelBlockExecutorFactory};

@@ -24,7 +24,7 @@ fn bench_two_blocks() {
         &ChainSpec::mainnet(),
         &blocks,
         &configs,
-        BenchOptions { runs: 1, warmup: 0 },
+        BenchOptions { runs: 1, warmup: 0, drop_in: false },
         |done, total, block| seen.push((done, total, block.number)),
     )
     .expect("benchmark completes");
@@ -83,6 +83,12 @@ fn min_txs_filters_blocks() {
 
 #[test]
 fn zero_runs_is_refused() {
-    let result = bench_blocks(&ChainSpec::mainnet(), &[], &[], BenchOptions { runs: 0, warmup: 0 }, |_, _, _| {});
+    let result = bench_blocks(
+        &ChainSpec::mainnet(),
+        &[],
+        &[],
+        BenchOptions { runs: 0, warmup: 0, drop_in: false },
+        |_, _, _| {},
+    );
     assert!(result.is_err());
 }

@@ -20,11 +20,14 @@ use std::{
         mpsc,
     },
     thread::ThreadId,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+/// How long an asker polls for the answer before parking.
+const REPLY_SPIN: Duration = Duration::from_micros(20);
+
 use alloy_primitives::{Address, B256, U256};
-use revm::{Database, DatabaseRef, bytecode::Bytecode, state::AccountInfo};
+use revm::{Database, DatabaseRef, bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 
 use crate::{DbError, Wakeup};
 
@@ -70,7 +73,14 @@ impl Request {
     /// Answers it from `db`.
     pub fn answer_from<DB: Database>(self, db: &mut DB) -> Result<(), DbError> {
         let answer = match self.query {
-            Query::Basic(address) => db.basic(address).map(Answer::Basic),
+            // With the code attached, or the slot would have to ask a second time for it.
+            Query::Basic(address) => db.basic(address).and_then(|info| match info {
+                Some(mut info) if info.code.is_none() && info.code_hash != KECCAK_EMPTY => {
+                    info.code = Some(db.code_by_hash(info.code_hash)?);
+                    Ok(Answer::Basic(Some(info)))
+                }
+                info => Ok(Answer::Basic(info)),
+            }),
             Query::Storage(address, slot) => db.storage(address, slot).map(Answer::Storage),
             Query::Code(hash) => db.code_by_hash(hash).map(Answer::Code),
             Query::BlockHash(number) => db.block_hash(number).map(Answer::BlockHash),
@@ -149,6 +159,16 @@ impl RemoteDb {
         // Release: see `Requests::has_pending`.
         self.pending.fetch_add(1, Ordering::Release);
         self.wakeup.notify();
+        // Bounded poll first: the owner answers within microseconds when it is inside the engine,
+        // and parking costs more than that.
+        let spin_until = Instant::now() + REPLY_SPIN;
+        while Instant::now() < spin_until {
+            match answer.try_recv() {
+                Ok(answer) => return answer,
+                Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+                Err(mpsc::TryRecvError::Disconnected) => return Err(DbError("the block was abandoned".into())),
+            }
+        }
         answer.recv_timeout(self.timeout).map_err(|e| match e {
             mpsc::RecvTimeoutError::Timeout => {
                 DbError(format!("{query:?}: no answer from the database owner within {:?}", self.timeout))
@@ -202,7 +222,6 @@ impl DatabaseRef for RemoteDb {
 mod tests {
     use super::*;
     use crate::InMemoryDb;
-    use std::time::Instant;
 
     #[test]
     fn a_slot_thread_is_answered_by_the_owner_and_the_owner_never_asks_itself() {

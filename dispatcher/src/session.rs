@@ -1,0 +1,284 @@
+//! A block handed in one transaction at a time, by the thread that owns the block's database.
+//!
+//! This is how the alloy-evm executor (and so reth) drives the engine. The caller owns the
+//! database (`&mut State`, neither `Sync` nor `Send`) and calls in once per transaction, then
+//! once to finish. So a [`Session`]:
+//! - keeps the block's [`BlockJob`] behind an `Arc`, and its workers run on the engine's pool
+//!   holding a clone, executing each transaction as soon as it is pushed, while the caller is
+//!   still preparing the next;
+//! - reads the database only on the owner's thread: the slots' misses are queued
+//!   ([`parevm_statedb::RemoteDb`]) and answered whenever the owner is inside the session;
+//!   sender, recipient and beneficiary are loaded by the owner up front, so most transactions
+//!   never have to ask;
+//! - merges on the owner's thread, committing each confirmed transaction through the
+//!   [`Owner`] (the caller's own executor) as soon as it is confirmed;
+//! - re-executes a transaction found stale at its turn on the owner's own EVM: every
+//!   predecessor is committed there, so that execution is exact, needs no read set, and needs no
+//!   thread hop.
+//!
+//! Dropping a session ends its workers; the caller's state holds exactly the merged transactions.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::Address;
+use parevm_merger::{BlockError, MergeDriver, MergeStats, MergedTx, Merger};
+use parevm_slots::TaskTable;
+use parevm_statedb::{BaseState, BlockTxs, ExecOutcome, RemoteDb, Requests, TxIndex, TxResult, Unconfirmed, Wakeup};
+use revm::{
+    Database,
+    context::{BlockEnv, CfgEnv, TxEnv},
+    primitives::KECCAK_EMPTY,
+};
+
+use crate::{BlockStats, Engine, dispatch::Dispatcher, job::BlockJob, metrics, scheduler::Scheduler};
+
+/// The thread that owns the block's database, as the session needs it.
+pub trait Owner {
+    /// The database.
+    type Db: Database;
+    /// The database, to answer the slots' reads.
+    fn db(&mut self) -> &mut Self::Db;
+    /// Executes transaction `tx` (`env`) on the owner's own state, where every predecessor is
+    /// committed, without committing it.
+    fn execute_exact(&mut self, tx: TxIndex, env: &TxEnv) -> ExecOutcome;
+    /// Commits a confirmed transaction (receipt, gas, state).
+    fn commit(&mut self, merged: MergedTx);
+}
+
+/// One block in progress, transactions arriving one at a time.
+#[derive(Debug)]
+pub struct Session<'e> {
+    engine: &'e Engine,
+    _one_block_at_a_time: parking_lot::MutexGuard<'e, ()>,
+    job: Arc<BlockJob<RemoteDb>>,
+    requests: Requests,
+    dispatcher: Dispatcher,
+    merger: Merger,
+    started: bool,
+}
+
+impl Engine {
+    /// Starts a session for a block of at most `capacity` transactions, whose database `owner`
+    /// holds; `None` if the engine is busy with another block (the caller then executes
+    /// sequentially rather than wait).
+    pub fn try_session(
+        &self,
+        block: BlockEnv,
+        cfg: CfgEnv,
+        capacity: usize,
+        owner: &mut impl Owner,
+    ) -> Option<Session<'_>> {
+        let guard = self.running.try_lock()?;
+        let wakeup = Arc::new(Wakeup::default());
+        let (db, requests) = RemoteDb::served_here(wakeup.clone(), self.config.stall_timeout);
+        let job = Arc::new(BlockJob {
+            base: BaseState::new(db),
+            unconfirmed: Unconfirmed::with_wakeup(capacity, wakeup),
+            merged: AtomicUsize::new(0),
+            scheduler: Scheduler::new(
+                TaskTable::new(capacity),
+                self.config.slots,
+                self.config.steal,
+                self.config.shadows,
+            ),
+            txs: BlockTxs::with_capacity(capacity),
+            block,
+            cfg,
+            reads: self.reads.clone(),
+            shadow_executions: AtomicU64::new(0),
+        });
+        let session = Session {
+            engine: self,
+            _one_block_at_a_time: guard,
+            job,
+            requests,
+            dispatcher: Dispatcher::new(self.config.slots),
+            merger: Merger::new(),
+            started: false,
+        };
+        // The merger credits deferred fees to the beneficiary on its own thread, where it
+        // cannot ask itself for the account: load it now.
+        session.preload(owner, session.job.block.beneficiary);
+        Some(session)
+    }
+}
+
+impl Session<'_> {
+    /// Transactions handed in so far.
+    pub fn len(&self) -> usize {
+        self.job.txs.len()
+    }
+
+    /// Whether none were handed in.
+    pub fn is_empty(&self) -> bool {
+        self.job.txs.is_empty()
+    }
+
+    /// Transactions merged (and committed through the owner) so far.
+    pub fn merged(&self) -> usize {
+        self.merger.next()
+    }
+
+    /// Hands in the next transaction; gives it back if the session is full. Then answers the
+    /// slots' pending reads and merges whatever is ready, without waiting.
+    pub fn push(&mut self, owner: &mut impl Owner, tx: TxEnv) -> Result<Result<(), BlockError>, TxEnv> {
+        self.preload(owner, tx.caller);
+        if let Some(to) = tx.kind.to() {
+            self.preload(owner, *to);
+        }
+        let slot = self.dispatcher.assign(&tx);
+        let index = self.job.txs.push(tx)?;
+        self.job.scheduler.push(index, slot);
+        if !self.started {
+            self.start_workers();
+        }
+        Ok(self.merge_ready(owner))
+    }
+
+    /// Answers pending reads and merges every transaction whose result is ready, without
+    /// waiting for the others.
+    pub fn merge_ready(&mut self, owner: &mut impl Owner) -> Result<(), BlockError> {
+        // Errors go to the slot that asked; its execution fails with them and is judged at its
+        // turn, as a sequential run would have failed on the same read.
+        let _ = self.requests.serve(owner.db());
+        while self.merger.next() < self.job.txs.len() && self.job.unconfirmed.get(self.merger.next()).is_some() {
+            self.merge_next(owner)?;
+        }
+        Ok(())
+    }
+
+    /// Merges every transaction handed in, waiting for each (and answering the slots' reads
+    /// meanwhile), and ends the block's workers. Returns the block's counters.
+    pub fn finish(mut self, owner: &mut impl Owner) -> Result<BlockStats, BlockError> {
+        let result = self.merge_all(owner);
+        self.job.scheduler.finish();
+        let stats = self.stats();
+        metrics::record_block(&stats);
+        result.map(|()| stats)
+    }
+
+    fn merge_all(&mut self, owner: &mut impl Owner) -> Result<(), BlockError> {
+        while self.merger.next() < self.job.txs.len() {
+            self.merge_next(owner)?;
+        }
+        Ok(())
+    }
+
+    fn merge_next(&mut self, owner: &mut impl Owner) -> Result<(), BlockError> {
+        let input = self.job.merge_input(Some(&self.engine.validation_pool), self.engine.config.stall_timeout);
+        let mut driver = OwnerDriver { job: &self.job, requests: &self.requests, owner: &mut *owner };
+        let merged = self.merger.merge_next(&input, &mut driver)?;
+        owner.commit(merged);
+        Ok(())
+    }
+
+    fn stats(&self) -> BlockStats {
+        BlockStats {
+            txs: self.job.txs.len(),
+            executions: self.job.executions(),
+            // Relaxed: statistics (workers may still be finishing a stale execution).
+            shadow_takeovers: self.job.shadow_executions.load(Ordering::Relaxed),
+            steals: self.job.scheduler.steals.load(Ordering::Relaxed),
+            merge: MergeStats::clone(self.merger.stats()),
+        }
+    }
+
+    fn start_workers(&mut self) {
+        self.started = true;
+        for slot in 0..self.engine.config.slots {
+            for &role in self.engine.config.roles() {
+                let job = self.job.clone();
+                self.engine.pool.spawn(move || job.run_worker(slot, role));
+            }
+        }
+    }
+
+    /// Loads an account the block will surely read into the base state, from the owner's
+    /// thread. A database error is ignored here: the slot that needs the account asks again
+    /// and fails with it, at the right transaction.
+    fn preload(&self, owner: &mut impl Owner, address: Address) {
+        if self.job.base.has_account(address) {
+            return;
+        }
+        let db = owner.db();
+        let Ok(mut info) = db.basic(address) else { return };
+        if let Some(info) = info.as_mut().filter(|info| info.code.is_none() && info.code_hash != KECCAK_EMPTY) {
+            let Ok(code) = db.code_by_hash(info.code_hash) else { return };
+            info.code = Some(code);
+        }
+        self.job.base.fill_account(address, info);
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        // Idempotent; covers a session abandoned without `finish` (a failed block, an executor
+        // dropped early): its workers leave, and their pending reads fail at once.
+        self.job.scheduler.finish();
+    }
+}
+
+/// The session's merge driver: waits on the owner's thread while answering the slots' reads,
+/// and re-executes at a transaction's turn on the owner's own, exact, state.
+struct OwnerDriver<'s, O> {
+    job: &'s BlockJob<RemoteDb>,
+    requests: &'s Requests,
+    owner: &'s mut O,
+}
+
+enum Woken {
+    Result(Arc<TxResult>),
+    Request,
+}
+
+impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
+    fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
+        if seen == 0 && self.job.unconfirmed.get(tx).is_none() {
+            self.run_exact(tx, false);
+        }
+        let deadline = Instant::now() + timeout;
+        let (unconfirmed, requests) = (&self.job.unconfirmed, self.requests);
+        loop {
+            let woken = unconfirmed.wakeup().wait_until(deadline, || {
+                unconfirmed
+                    .newer(tx, seen)
+                    .map(Woken::Result)
+                    .or_else(|| requests.has_pending().then_some(Woken::Request))
+            })?;
+            match woken {
+                Woken::Result(result) => return Some(result),
+                // See `Session::merge_ready` for why errors are not ours to handle.
+                Woken::Request => drop(requests.serve(self.owner.db())),
+            }
+        }
+    }
+
+    fn redo(&mut self, tx: TxIndex) {
+        self.run_exact(tx, true);
+    }
+}
+
+impl<O: Owner> OwnerDriver<'_, O> {
+    /// Runs `tx` on the owner's own state (see [`BlockJob::run_at_turn`]).
+    fn run_exact(&mut self, tx: TxIndex, redo: bool) {
+        let (job, owner) = (self.job, &mut *self.owner);
+        let execute = |incarnation| TxResult {
+            incarnation,
+            outcome: owner.execute_exact(tx, job.txs.get(tx)),
+            // Exact: nothing to validate.
+            reads: job.reads.take(),
+            merged_at_start: tx,
+        };
+        if redo {
+            job.redo_at_turn(tx, execute)
+        } else {
+            job.run_at_turn(tx, execute)
+        };
+    }
+}

@@ -1,0 +1,433 @@
+//! The drop-in: an alloy-evm `BlockExecutorFactory` whose executors run blocks on the engine.
+//!
+//! [`ParallelBlockExecutorFactory`] has the associated types of alloy-evm's
+//! `EthBlockExecutorFactory` (same `EvmFactory`, execution context, transaction, receipt and
+//! per-transaction result), so a reth `ConfigureEvm` can return it in place of the Ethereum one.
+//! Its executor wraps an `EthBlockExecutor`, which does everything except run the block's
+//! transactions: the pre-block system calls, every commit (receipt, gas, blob gas, `State`
+//! commit with bundle updates), and the post-block steps in `finish`. In parallel mode
+//! `execute_transaction` hands the transaction to an engine [`Session`] and returns at once; the
+//! session executes it on the slots while the caller hands in the next, and commits confirmed
+//! transactions, in order, into the caller's `State` whenever the caller is back in the
+//! executor. `finish` waits for the rest.
+//!
+//! Parallel mode needs all of: an engine (the factory is not a [`sequential`] copy), a
+//! transaction count hint of at least two and at least the engine's small-block threshold
+//! (reth gives one when validating blocks, none when building them), no inspector, a fork the
+//! engine is verified on ([`LATEST_PARALLEL_SPEC`]), and the engine not busy with another block.
+//! Otherwise the executor is exactly the Ethereum one. Callers that need a transaction's result
+//! at once (`execute_transaction_without_commit`, the closure variants, `commit_transaction`)
+//! get the parallel part flushed first and the rest of the block sequentially.
+//!
+//! In parallel mode `execute_transaction` returns `GasOutput::default()`: the gas is known only
+//! once the transaction is merged. reth's block validation ignores the value (see docs/reth.md);
+//! `receipts()` grows as transactions are merged.
+//!
+//! [`sequential`]: ParallelBlockExecutorFactory::sequential
+
+use std::{any::type_name, sync::Arc};
+
+use alloy_consensus::{Transaction, TransactionEnvelope, TxReceipt};
+use alloy_eips::Encodable2718;
+use alloy_evm::{
+    Evm, EvmFactory, FromRecoveredTx, FromTxWithEncoded, RecoveredTx,
+    block::{
+        BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory, BlockValidationError,
+        ExecutableTx, GasOutput, StateDB,
+    },
+    eth::{
+        EthBlockExecutionCtx, EthBlockExecutor, EthBlockExecutorFactory, EthEvm, EthEvmContext, EthEvmFactory,
+        EthTxResult,
+        receipt_builder::{AlloyReceiptBuilder, ReceiptBuilder},
+        spec::{EthExecutorSpec, EthSpec},
+    },
+    precompiles::PrecompilesMap,
+};
+use alloy_primitives::{B256, Log};
+use parevm_dispatcher::{BlockError, BlockStats, Engine, MergedTx, Owner, Session};
+use parevm_statedb::{DbError, ExecOutcome, TxIndex};
+use revm::{
+    Inspector,
+    context::{TxEnv, result::EVMError},
+    context_interface::result::{HaltReason, ResultAndState},
+    inspector::NoOpInspector,
+    primitives::hardfork::SpecId,
+};
+
+/// The newest fork the engine is verified on (the consensus suite and the mainnet blocks are
+/// Cancun; the randomized equivalence tests go up to this fork). Later forks run sequentially.
+pub const LATEST_PARALLEL_SPEC: SpecId = SpecId::CANCUN;
+
+/// alloy-evm's Ethereum executor factory, with blocks executed by parevm's engine.
+#[derive(Debug, Clone)]
+pub struct ParallelBlockExecutorFactory<R = AlloyReceiptBuilder, Spec = EthSpec> {
+    eth: EthBlockExecutorFactory<R, Spec, EthEvmFactory>,
+    /// `None`: a sequential copy.
+    engine: Option<Arc<Engine>>,
+}
+
+impl<R, Spec> ParallelBlockExecutorFactory<R, Spec> {
+    /// A factory running blocks on `engine`.
+    pub fn new(receipt_builder: R, spec: Spec, engine: Arc<Engine>) -> Self {
+        Self::from_eth(EthBlockExecutorFactory::new(receipt_builder, spec, EthEvmFactory::default()), Some(engine))
+    }
+
+    /// Wraps an Ethereum factory; `None` makes it sequential.
+    pub fn from_eth(eth: EthBlockExecutorFactory<R, Spec, EthEvmFactory>, engine: Option<Arc<Engine>>) -> Self {
+        Self { eth, engine }
+    }
+
+    /// A copy that always executes sequentially (for block building).
+    pub fn sequential(&self) -> Self
+    where
+        R: Clone,
+        Spec: Clone,
+    {
+        Self { eth: self.eth.clone(), engine: None }
+    }
+
+    /// The engine, unless sequential.
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.as_ref()
+    }
+
+    /// The wrapped Ethereum factory.
+    pub fn eth(&self) -> &EthBlockExecutorFactory<R, Spec, EthEvmFactory> {
+        &self.eth
+    }
+}
+
+type TxTypeOf<R> = <<R as ReceiptBuilder>::Transaction as TransactionEnvelope>::TxType;
+
+impl<R, Spec> BlockExecutorFactory for ParallelBlockExecutorFactory<R, Spec>
+where
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    Spec: EthExecutorSpec,
+    TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
+    TxTypeOf<R>: Send + 'static,
+    Self: 'static,
+{
+    type EvmFactory = EthEvmFactory;
+    type ExecutionCtx<'a> = EthBlockExecutionCtx<'a>;
+    type Transaction = R::Transaction;
+    type Receipt = R::Receipt;
+    type TxExecutionResult = EthTxResult<HaltReason, TxTypeOf<R>>;
+    type Executor<'a, DB: StateDB, I: Inspector<<EthEvmFactory as EvmFactory>::Context<DB>>> =
+        ParallelBlockExecutor<'a, DB, I, Spec, R>;
+
+    fn evm_factory(&self) -> &Self::EvmFactory {
+        self.eth.evm_factory()
+    }
+
+    fn create_executor<'a, DB, I>(
+        &'a self,
+        evm: <EthEvmFactory as EvmFactory>::Evm<DB, I>,
+        ctx: Self::ExecutionCtx<'a>,
+    ) -> Self::Executor<'a, DB, I>
+    where
+        DB: StateDB,
+        I: Inspector<<EthEvmFactory as EvmFactory>::Context<DB>>,
+    {
+        // Slots do not run inspectors. `I` carries no `'static` bound, so its type is compared by
+        // name: reth's validation builds its EVMs with `NoOpInspector`, tracing with others.
+        let no_inspector = type_name::<I>() == type_name::<NoOpInspector>();
+        let capacity = ctx.tx_count_hint.unwrap_or(0);
+        let engine = self
+            .engine
+            .as_deref()
+            .filter(|engine| no_inspector && capacity >= engine.config().sequential_below_txs.max(1));
+        let mode = match engine {
+            Some(engine) => Mode::Pending { engine, capacity },
+            None => Mode::Sequential,
+        };
+        ParallelBlockExecutor {
+            eth: EthBlockExecutor::new(evm, ctx, self.eth.spec(), self.eth.receipt_builder()),
+            mode,
+            stats: None,
+        }
+    }
+}
+
+/// A block executor that runs the block's transactions on the engine when it may (see the
+/// module docs), and is alloy-evm's `EthBlockExecutor` otherwise.
+pub struct ParallelBlockExecutor<'a, DB: alloy_evm::Database, I, Spec, R: ReceiptBuilder> {
+    eth: EthBlockExecutor<'a, EthEvm<DB, I, PrecompilesMap>, &'a Spec, &'a R>,
+    mode: Mode<'a, TxTypeOf<R>>,
+    /// The engine's counters, once the parallel part is merged.
+    stats: Option<BlockStats>,
+}
+
+impl<DB: alloy_evm::Database, I, Spec, R: ReceiptBuilder> std::fmt::Debug
+    for ParallelBlockExecutor<'_, DB, I, Spec, R>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.mode {
+            Mode::Sequential => "sequential",
+            Mode::Pending { .. } => "parallel (not started)",
+            Mode::Parallel(_) => "parallel",
+            Mode::Failed => "failed",
+        };
+        f.debug_struct("ParallelBlockExecutor").field("mode", &mode).finish_non_exhaustive()
+    }
+}
+
+enum Mode<'a, T> {
+    /// alloy-evm's executor, one transaction at a time.
+    Sequential,
+    /// Parallel once the first transaction arrives (after the pre-block system calls, whose
+    /// changes the session then reads through the caller's `State`).
+    Pending {
+        engine: &'a Engine,
+        capacity: usize,
+    },
+    Parallel(Parallel<'a, T>),
+    /// The block failed; the error was returned.
+    Failed,
+}
+
+struct Parallel<'a, T> {
+    session: Session<'a>,
+    txs: Vec<TxMeta<T>>,
+    /// Errors of transactions re-executed on the caller's EVM, exactly as the Ethereum executor
+    /// reports them.
+    exact_errors: Vec<(TxIndex, BlockExecutionError)>,
+}
+
+/// What committing a transaction needs besides its result.
+struct TxMeta<T> {
+    hash: B256,
+    /// Taken by the commit.
+    tx_type: Option<T>,
+    blob_gas_used: u64,
+}
+
+/// The caller's side of a session: its `EthBlockExecutor`.
+struct EthOwner<'x, 'a, DB: alloy_evm::Database, I, Spec, R: ReceiptBuilder> {
+    eth: &'x mut EthBlockExecutor<'a, EthEvm<DB, I, PrecompilesMap>, &'a Spec, &'a R>,
+    txs: &'x mut [TxMeta<TxTypeOf<R>>],
+    exact_errors: &'x mut Vec<(TxIndex, BlockExecutionError)>,
+}
+
+impl<DB, I, Spec, R> Owner for EthOwner<'_, '_, DB, I, Spec, R>
+where
+    DB: StateDB,
+    I: Inspector<EthEvmContext<DB>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
+    TxTypeOf<R>: Send + 'static,
+    Spec: EthExecutorSpec,
+{
+    type Db = DB;
+
+    fn db(&mut self) -> &mut DB {
+        self.eth.evm_mut().db_mut()
+    }
+
+    fn execute_exact(&mut self, tx: TxIndex, env: &TxEnv) -> ExecOutcome {
+        match self.eth.evm_mut().transact(env.clone()) {
+            Ok(ResultAndState { result, state }) => ExecOutcome::Executed { result, state, deferred_reward: None },
+            Err(error) => {
+                let engine_error = match &error {
+                    EVMError::Transaction(e) => EVMError::Transaction(e.clone()),
+                    EVMError::Header(e) => EVMError::Header(*e),
+                    EVMError::Database(e) => EVMError::Database(DbError::from_display(e)),
+                    EVMError::Custom(e) => EVMError::Custom(e.clone()),
+                    EVMError::CustomAny(e) => EVMError::Custom(e.to_string()),
+                };
+                self.exact_errors.push((tx, BlockExecutionError::evm(error, self.txs[tx].hash)));
+                ExecOutcome::Invalid(engine_error)
+            }
+        }
+    }
+
+    fn commit(&mut self, merged: MergedTx) {
+        let meta = &mut self.txs[merged.index];
+        self.eth.commit_transaction(EthTxResult {
+            result: ResultAndState { result: merged.result, state: merged.state },
+            blob_gas_used: meta.blob_gas_used,
+            tx_type: meta.tx_type.take().expect("the merger commits each transaction once"),
+        });
+    }
+}
+
+impl<'a, DB, I, Spec, R> ParallelBlockExecutor<'a, DB, I, Spec, R>
+where
+    DB: StateDB,
+    I: Inspector<EthEvmContext<DB>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
+    TxTypeOf<R>: Send + 'static,
+    Spec: EthExecutorSpec,
+{
+    /// Whether the block's transactions run on the engine (so far).
+    pub fn is_parallel(&self) -> bool {
+        matches!(self.mode, Mode::Parallel(_) | Mode::Pending { .. })
+    }
+
+    /// Like [`BlockExecutor::finish`], also returning the engine's counters if the block ran
+    /// in parallel.
+    #[allow(clippy::type_complexity)]
+    pub fn finish_with_stats(
+        mut self,
+    ) -> Result<
+        (EthEvm<DB, I, PrecompilesMap>, BlockExecutionResult<R::Receipt>, Option<BlockStats>),
+        BlockExecutionError,
+    > {
+        self.flush()?;
+        let (evm, result) = self.eth.finish()?;
+        Ok((evm, result, self.stats))
+    }
+
+    /// Starts the session if the mode is pending; falls back to sequential if it cannot.
+    fn start(&mut self) {
+        let Mode::Pending { engine, capacity } = self.mode else { return };
+        let evm = self.eth.evm();
+        if evm.cfg_env().spec > LATEST_PARALLEL_SPEC {
+            self.mode = Mode::Sequential;
+            return;
+        }
+        let (block, cfg) = (evm.block().clone(), evm.cfg_env().clone());
+        let mut exact_errors = Vec::new();
+        let mut owner = EthOwner { eth: &mut self.eth, txs: &mut [], exact_errors: &mut exact_errors };
+        self.mode = match engine.try_session(block, cfg, capacity, &mut owner) {
+            Some(session) => Mode::Parallel(Parallel { session, txs: Vec::with_capacity(capacity), exact_errors }),
+            None => Mode::Sequential,
+        };
+    }
+
+    /// Merges everything handed in so far and continues sequentially.
+    fn flush(&mut self) -> Result<(), BlockExecutionError> {
+        match std::mem::replace(&mut self.mode, Mode::Sequential) {
+            Mode::Parallel(Parallel { session, mut txs, mut exact_errors }) => {
+                let mut owner = EthOwner { eth: &mut self.eth, txs: &mut txs, exact_errors: &mut exact_errors };
+                match session.finish(&mut owner) {
+                    Ok(stats) => {
+                        self.stats = Some(stats);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.mode = Mode::Failed;
+                        Err(block_error(e, &txs, exact_errors))
+                    }
+                }
+            }
+            Mode::Failed => {
+                self.mode = Mode::Failed;
+                Err(failed())
+            }
+            Mode::Sequential | Mode::Pending { .. } => Ok(()),
+        }
+    }
+}
+
+fn failed() -> BlockExecutionError {
+    BlockExecutionError::msg("parevm: the block already failed")
+}
+
+/// The engine's error as the Ethereum executor reports the same failure.
+fn block_error<T>(
+    error: BlockError,
+    txs: &[TxMeta<T>],
+    mut exact_errors: Vec<(TxIndex, BlockExecutionError)>,
+) -> BlockExecutionError {
+    match error {
+        BlockError::GasLimitExceeded { transaction_gas_limit, block_available_gas, .. } => {
+            BlockValidationError::TransactionGasLimitMoreThanAvailableBlockGas {
+                transaction_gas_limit,
+                block_available_gas,
+            }
+            .into()
+        }
+        BlockError::Evm { tx, error } => match exact_errors.iter().position(|(at, _)| *at == tx) {
+            Some(at) => exact_errors.swap_remove(at).1,
+            None => BlockExecutionError::evm(error, txs[tx].hash),
+        },
+        other => BlockExecutionError::other(other),
+    }
+}
+
+impl<'a, DB, I, Spec, R> BlockExecutor for ParallelBlockExecutor<'a, DB, I, Spec, R>
+where
+    DB: StateDB,
+    I: Inspector<EthEvmContext<DB>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
+    TxTypeOf<R>: Send + 'static,
+    Spec: EthExecutorSpec,
+{
+    type Transaction = R::Transaction;
+    type Receipt = R::Receipt;
+    type Evm = EthEvm<DB, I, PrecompilesMap>;
+    type Result = EthTxResult<HaltReason, TxTypeOf<R>>;
+
+    fn apply_pre_execution_changes(&mut self) -> Result<(), BlockExecutionError> {
+        self.eth.apply_pre_execution_changes()
+    }
+
+    fn execute_transaction(&mut self, tx: impl ExecutableTx<Self>) -> Result<GasOutput, BlockExecutionError> {
+        self.start();
+        let full = match &self.mode {
+            Mode::Parallel(parallel) => parallel.txs.len() == parallel.txs.capacity(),
+            Mode::Failed => return Err(failed()),
+            _ => false,
+        };
+        if full {
+            // More transactions than the hint said: the rest of the block runs sequentially.
+            self.flush()?;
+        }
+        let Mode::Parallel(parallel) = &mut self.mode else {
+            return self.eth.execute_transaction(tx);
+        };
+        let (env, recovered) = tx.into_parts();
+        let signed = recovered.tx();
+        parallel.txs.push(TxMeta {
+            hash: signed.trie_hash(),
+            tx_type: Some(signed.tx_type()),
+            blob_gas_used: signed.blob_gas_used().unwrap_or_default(),
+        });
+        let Parallel { session, txs, exact_errors } = parallel;
+        let mut owner = EthOwner { eth: &mut self.eth, txs, exact_errors };
+        match session.push(&mut owner, env) {
+            Ok(Ok(())) => Ok(GasOutput::default()),
+            Ok(Err(error)) => {
+                let Mode::Parallel(Parallel { txs, exact_errors, .. }) =
+                    std::mem::replace(&mut self.mode, Mode::Failed)
+                else {
+                    unreachable!("matched above")
+                };
+                Err(block_error(error, &txs, exact_errors))
+            }
+            Err(_) => unreachable!("capacity was checked above"),
+        }
+    }
+
+    fn execute_transaction_without_commit(
+        &mut self,
+        tx: impl ExecutableTx<Self>,
+    ) -> Result<Self::Result, BlockExecutionError> {
+        self.flush()?;
+        self.eth.execute_transaction_without_commit(tx)
+    }
+
+    fn commit_transaction(&mut self, output: Self::Result) -> GasOutput {
+        // Only reachable after `execute_transaction_without_commit`, which flushed.
+        debug_assert!(!matches!(self.mode, Mode::Parallel(_)));
+        self.eth.commit_transaction(output)
+    }
+
+    fn finish(self) -> Result<(Self::Evm, BlockExecutionResult<Self::Receipt>), BlockExecutionError> {
+        self.finish_with_stats().map(|(evm, result, _)| (evm, result))
+    }
+
+    fn evm_mut(&mut self) -> &mut Self::Evm {
+        self.eth.evm_mut()
+    }
+
+    fn evm(&self) -> &Self::Evm {
+        self.eth.evm()
+    }
+
+    fn receipts(&self) -> &[Self::Receipt] {
+        self.eth.receipts()
+    }
+}
