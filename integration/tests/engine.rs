@@ -46,10 +46,11 @@ fn a_dependency_chain_finishes_with_at_most_two_executions_per_tx() {
     for senders in [1, 200] {
         let synthetic = chain_block(200, senders);
         let block = synthetic.block();
-        for slots in 1..=MAX_SLOTS {
-            let executor = common::parallel(slots);
+        let executors = (1..=MAX_SLOTS).map(common::parallel).chain([1, 2, 8].map(common::drop_in));
+        for executor in executors {
+            let slots = executor.name();
             let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
-            assert!(diffs.is_empty(), "{slots} slots, {senders} senders: {diffs:?}");
+            assert!(diffs.is_empty(), "{slots}, {senders} senders: {diffs:?}");
             let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
             assert!(stats.merge.max_executions <= 2, "{slots} slots: a tx ran {} times", stats.merge.max_executions);
             assert!(stats.executions <= 2 * 200);
@@ -89,10 +90,9 @@ fn an_invalid_transaction_fails_the_block_like_sequential() {
     let block = synthetic.block();
     let sequential = Executor::Sequential.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
     assert!(sequential.contains("lack of funds"), "{sequential}");
-    for slots in [1, 2, 8] {
-        let parallel =
-            common::parallel(slots).execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
-        assert_eq!(parallel, sequential);
+    for executor in [1, 2, 8].map(common::parallel).into_iter().chain([1, 2, 8].map(common::drop_in)) {
+        let parallel = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
+        assert_eq!(parallel, sequential, "{}", executor.name());
     }
 }
 

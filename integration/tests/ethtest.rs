@@ -48,12 +48,26 @@ fn whole_suite_sequential() {
     assert_eq!(summary.out_of_scope_by_exception["BlockException.IMPORT_IMPOSSIBLE_UNCLES_OVER_PARIS"], 66);
 }
 
+/// With an engine, every block is also compared with the sequential executor (outputs and
+/// bundle, or the same error), so passing means equal to `EthBlockExecutorFactory` as well as
+/// to the tests' expectations.
 #[test]
 fn whole_suite_parallel_4_slots() {
     let summary = run_paths(&[suite()], &parallel()).expect("suite loads");
     assert_eq!(summary.reports.len(), 573, "{}", summary.line());
     assert_eq!(summary.failed, 0, "{}\n{}", summary.line(), describe_failures(&summary));
     assert_eq!(summary.passed, 573 - 84, "{}", summary.line());
+}
+
+#[test]
+fn whole_suite_drop_in_1_2_8_slots() {
+    for slots in [1, 2, 8] {
+        let config = parevm_dispatcher::EngineConfig::with_slots(slots).unwrap();
+        let executor = Executor::DropIn(parevm_dispatcher::Engine::new(config).unwrap().into());
+        let summary = run_paths(&[suite()], &executor).expect("suite loads");
+        assert_eq!(summary.failed, 0, "{slots} slots: {}\n{}", summary.line(), describe_failures(&summary));
+        assert_eq!(summary.passed, 573 - 84, "{slots} slots: {}", summary.line());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

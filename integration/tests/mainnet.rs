@@ -1,6 +1,6 @@
 //! Every historical mainnet block: the sequential baseline matches the header, and the parallel
 //! engine's output (receipts, gas, requests, and the whole bundle of state changes) equals the
-//! sequential one at 1, 2, 4 and 8 slots. Plus the loader's handling of broken input.
+//! sequential one at 1, 2, 4 and 8 slots, and through the drop-in executor factory at 1, 2 and 8. Plus the loader's handling of broken input.
 
 mod common;
 
@@ -41,9 +41,9 @@ fn parallel_equals_sequential_on_every_block() {
     let chain = ChainSpec::mainnet();
     for dir in blocks() {
         let block = load_block(&dir).unwrap();
-        for slots in [1, 2, 4, 8] {
-            let diffs = common::differences(&chain, &block.block, &block.db, common::parallel(slots));
-            assert!(diffs.is_empty(), "block {} at {slots} slots: {diffs:#?}", block.block.number());
+        for executor in common::engines() {
+            let diffs = common::differences(&chain, &block.block, &block.db, executor);
+            assert!(diffs.is_empty(), "block {} with {}: {diffs:#?}", block.block.number(), executor.name());
         }
     }
 }

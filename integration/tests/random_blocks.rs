@@ -180,8 +180,10 @@ proptest! {
     fn parallel_equals_sequential(case in case()) {
         let synthetic = build(&case);
         let block = synthetic.block();
-        let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, common::parallel(case.slots));
-        prop_assert!(diffs.is_empty(), "{} slots, {} txs on {}: {:#?}", case.slots, case.txs.len(), case.network, diffs);
+        for executor in [common::parallel(case.slots), common::drop_in(case.slots)] {
+            let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
+            prop_assert!(diffs.is_empty(), "{}, {} txs on {}: {:#?}", executor.name(), case.txs.len(), case.network, diffs);
+        }
     }
 }
 

@@ -15,8 +15,7 @@
 
 use std::sync::Arc;
 
-use alloy_evm::EthEvmFactory;
-use parevm::executor::ParallelBlockExecutorFactory;
+use parevm::ParallelBlockExecutorFactory;
 use parevm_dispatcher::Engine;
 use reth_ethereum::{
     Block, EthPrimitives,
@@ -39,7 +38,7 @@ use reth_ethereum::{
 use reth_transaction_pool::TransactionPool;
 
 /// parevm's factory over exactly the `EthBlockExecutorFactory` type `EthEvmConfig` holds.
-pub type ParevmFactory = ParallelBlockExecutorFactory<RethReceiptBuilder, Arc<ChainSpec>, EthEvmFactory>;
+pub type ParevmFactory = ParallelBlockExecutorFactory<RethReceiptBuilder, Arc<ChainSpec>>;
 
 /// `EthEvmConfig` whose block executor factory is parevm's.
 #[derive(Debug, Clone)]
@@ -53,7 +52,7 @@ pub struct ParevmEvmConfig {
 impl ParevmEvmConfig {
     /// Wraps `inner`; blocks are executed on `engine`.
     pub fn new(inner: EthEvmConfig, engine: Arc<Engine>) -> Self {
-        let factory = ParallelBlockExecutorFactory::new(inner.executor_factory.clone(), engine);
+        let factory = ParallelBlockExecutorFactory::from_eth(inner.executor_factory.clone(), Some(engine));
         Self { inner, factory }
     }
 

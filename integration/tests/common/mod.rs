@@ -22,6 +22,22 @@ pub fn parallel(slots: usize) -> &'static Executor {
     &engines[slots - 1]
 }
 
+/// The drop-in executor (the alloy-evm factory, driven as reth drives it) with `slots` slots
+/// (1..=8), shared by all tests of the binary.
+pub fn drop_in(slots: usize) -> &'static Executor {
+    static ENGINES: OnceLock<Vec<Executor>> = OnceLock::new();
+    let engines = ENGINES.get_or_init(|| {
+        (1..=8).map(|n| Executor::DropIn(Engine::new(EngineConfig::with_slots(n).unwrap()).unwrap().into())).collect()
+    });
+    &engines[slots - 1]
+}
+
+/// Every engine configuration the equivalence tests run: the engine's own entry point at 1, 2, 4
+/// and 8 slots, and the drop-in at 1, 2 and 8.
+pub fn engines() -> impl Iterator<Item = &'static Executor> {
+    [1, 2, 4, 8].into_iter().map(parallel).chain([1, 2, 8].into_iter().map(drop_in))
+}
+
 /// Runs `block` sequentially and with `executor`; returns a description of every difference
 /// (results, state changes, or errors), empty if they agree.
 pub fn differences(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb, executor: &Executor) -> Vec<String> {

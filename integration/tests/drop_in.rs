@@ -1,0 +1,286 @@
+//! The drop-in executor factory as reth uses it: when it runs in parallel and when it must not,
+//! that execution overlaps the caller's loop, and that every fallback gives the sequential result.
+//! (Its equivalence on the mainnet blocks, the consensus suite and random blocks is tested with
+//! the other engines, through `Executor::DropIn`.)
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use alloy_evm::{
+    EvmFactory,
+    block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
+    eth::{EthBlockExecutionCtx, EthEvmFactory, receipt_builder::AlloyReceiptBuilder},
+};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use parevm::{
+    BlockInput, ChainSpec, Executor, ParallelBlockExecutorFactory,
+    replay::compare_outputs,
+    synthetic::{Fee, SyntheticBlock, contracts},
+};
+use parevm_dispatcher::{Engine, EngineConfig};
+use parevm_statedb::InMemoryDb;
+use revm::{
+    Inspector,
+    database::{BundleState, State, states::bundle_state::BundleRetention},
+    interpreter::{Interpreter, InterpreterTypes},
+};
+
+type Factory = ParallelBlockExecutorFactory<AlloyReceiptBuilder, ChainSpec>;
+
+const COUNTER: Address = Address::with_last_byte(0xc0);
+
+fn sender(i: usize) -> Address {
+    Address::left_padding_from(&(0x2000 + i as u32).to_be_bytes())
+}
+
+/// `n` transactions from `senders` senders: transfers between distinct accounts, and every third
+/// one an increment of a shared counter (so the block has both independent and dependent work).
+fn mixed_block(n: usize, senders: usize) -> SyntheticBlock {
+    let mut block = SyntheticBlock::new("Cancun", 30_000_000, Address::with_last_byte(0xee));
+    for i in 0..senders {
+        block.fund(sender(i), U256::from(10).pow(U256::from(18)));
+    }
+    block.deploy(COUNTER, contracts::COUNTER, []);
+    for i in 0..n {
+        let (to, value, input) = if i % 3 == 0 {
+            (COUNTER, U256::ZERO, Bytes::from(B256::ZERO.0.to_vec()))
+        } else {
+            (Address::left_padding_from(&(0x9000 + i as u32).to_be_bytes()), U256::from(7), Bytes::new())
+        };
+        block.push(sender(i % senders), TxKind::Call(to), value, input, 60_000, Fee::Dynamic(20, 1), 0);
+    }
+    block
+}
+
+fn factory(slots: usize) -> Factory {
+    let engine = Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap();
+    Factory::new(AlloyReceiptBuilder::default(), ChainSpec::from_genesis("Cancun").unwrap(), Arc::new(engine))
+}
+
+/// What a driven block produced, and whether it ran on the engine.
+struct Driven {
+    result: Result<BlockExecutionResult<alloy_consensus::ReceiptEnvelope>, BlockExecutionError>,
+    /// The caller's state afterwards (also after a failure: what was committed by then).
+    bundle: BundleState,
+    parallel: bool,
+}
+
+/// Drives `factory` exactly as reth's block validation does, with `ctx` adjusted by `edit_ctx`;
+/// `between` runs after each `execute_transaction` call, with the number of receipts so far.
+fn drive(
+    factory: &Factory,
+    chain: &ChainSpec,
+    block: &BlockInput,
+    db: &InMemoryDb,
+    edit_ctx: impl FnOnce(&mut EthBlockExecutionCtx<'_>),
+    mut between: impl FnMut(usize),
+) -> Driven {
+    let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
+    let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(chain));
+    let mut ctx = block.execution_ctx();
+    edit_ctx(&mut ctx);
+    let mut executor = factory.create_executor(evm, ctx);
+    let mut parallel = false;
+    let result = (|| {
+        executor.apply_pre_execution_changes()?;
+        for tx in &block.txs {
+            executor.execute_transaction(tx)?;
+            parallel |= executor.is_parallel();
+            between(executor.receipts().len());
+        }
+        executor.finish().map(|(_, result)| result)
+    })();
+    state.merge_transitions(BundleRetention::Reverts);
+    Driven { result, bundle: state.take_bundle(), parallel }
+}
+
+fn sequential(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> parevm::BlockOutput {
+    Executor::Sequential.execute(chain, block, db).unwrap()
+}
+
+fn assert_same(driven: Driven, expected: &parevm::BlockOutput, what: &str) {
+    let output = parevm::BlockOutput { result: driven.result.unwrap(), bundle: driven.bundle, stats: None };
+    let diffs = compare_outputs(expected, &output);
+    assert!(diffs.is_empty(), "{what}: {diffs:#?}");
+}
+
+#[test]
+fn execution_overlaps_the_callers_loop() {
+    let synthetic = mixed_block(40, 40);
+    let block = synthetic.block();
+    let factory = factory(2);
+    let mut receipts_before_finish = 0;
+    // A slow caller: results must be merged and committed while it is still handing in txs.
+    let driven = drive(
+        &factory,
+        &synthetic.chain,
+        &block,
+        &synthetic.db,
+        |_| {},
+        |receipts| {
+            receipts_before_finish = receipts;
+            std::thread::sleep(Duration::from_millis(2));
+        },
+    );
+    assert!(driven.parallel);
+    assert!(receipts_before_finish >= 20, "only {receipts_before_finish} of 40 merged before finish");
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "slow caller");
+}
+
+#[test]
+fn without_a_tx_count_hint_it_is_the_sequential_executor() {
+    let synthetic = mixed_block(12, 4);
+    let block = synthetic.block();
+    let driven = drive(&factory(2), &synthetic.chain, &block, &synthetic.db, |ctx| ctx.tx_count_hint = None, |_| {});
+    assert!(!driven.parallel);
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "no hint");
+}
+
+#[test]
+fn a_sequential_copy_never_uses_the_engine() {
+    let synthetic = mixed_block(12, 4);
+    let block = synthetic.block();
+    let copy = factory(2).sequential();
+    assert!(copy.engine().is_none());
+    let driven = drive(&copy, &synthetic.chain, &block, &synthetic.db, |_| {}, |_| {});
+    assert!(!driven.parallel);
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "sequential copy");
+}
+
+#[test]
+fn more_transactions_than_the_hint_finish_sequentially() {
+    let synthetic = mixed_block(30, 6);
+    let block = synthetic.block();
+    let driven =
+        drive(&factory(2), &synthetic.chain, &block, &synthetic.db, |ctx| ctx.tx_count_hint = Some(10), |_| {});
+    assert!(driven.parallel);
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "hint too small");
+}
+
+/// Counts interpreter steps: any inspector but the no-op one.
+#[derive(Debug, Default)]
+struct Steps(usize);
+
+impl<CTX, INTR: InterpreterTypes> Inspector<CTX, INTR> for Steps {
+    fn step(&mut self, _interp: &mut Interpreter<INTR>, _context: &mut CTX) {
+        self.0 += 1;
+    }
+}
+
+#[test]
+fn with_an_inspector_it_runs_sequentially_so_the_inspector_sees_every_step() {
+    let synthetic = mixed_block(9, 3);
+    let block = synthetic.block();
+    let factory = factory(2);
+    let mut state = State::builder().with_database_ref(&synthetic.db).with_bundle_update().build();
+    let evm = EthEvmFactory::default().create_evm_with_inspector(
+        &mut state,
+        block.evm_env(&synthetic.chain),
+        Steps::default(),
+    );
+    let mut executor = factory.create_executor(evm, block.execution_ctx());
+    executor.apply_pre_execution_changes().unwrap();
+    for tx in &block.txs {
+        executor.execute_transaction(tx).unwrap();
+        assert!(!executor.is_parallel());
+    }
+    let (evm, result) = executor.finish().unwrap();
+    assert!(alloy_evm::Evm::inspector(&evm).0 > 0, "the inspector ran");
+    drop(evm);
+    state.merge_transitions(BundleRetention::Reverts);
+    let driven = Driven { result: Ok(result), bundle: state.take_bundle(), parallel: false };
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "inspector");
+}
+
+#[test]
+fn a_second_block_while_the_engine_is_busy_runs_sequentially_and_both_are_right() {
+    let first = mixed_block(20, 5);
+    let second = mixed_block(15, 3);
+    let (first_block, second_block) = (first.block(), second.block());
+    let factory = factory(2);
+
+    let mut state = State::builder().with_database_ref(&first.db).with_bundle_update().build();
+    let evm = EthEvmFactory::default().create_evm(&mut state, first_block.evm_env(&first.chain));
+    let mut executor = factory.create_executor(evm, first_block.execution_ctx());
+    executor.apply_pre_execution_changes().unwrap();
+    executor.execute_transaction(&first_block.txs[0]).unwrap();
+    assert!(executor.is_parallel(), "the first block holds the engine");
+
+    let driven = drive(&factory, &second.chain, &second_block, &second.db, |_| {}, |_| {});
+    assert!(!driven.parallel, "the engine was busy");
+    assert_same(driven, &sequential(&second.chain, &second_block, &second.db), "second block");
+
+    for tx in &first_block.txs[1..] {
+        executor.execute_transaction(tx).unwrap();
+    }
+    let (_, result) = executor.finish().unwrap();
+    state.merge_transitions(BundleRetention::Reverts);
+    let driven = Driven { result: Ok(result), bundle: state.take_bundle(), parallel: true };
+    assert_same(driven, &sequential(&first.chain, &first_block, &first.db), "first block");
+}
+
+#[test]
+fn an_executor_dropped_without_finish_frees_the_engine() {
+    let synthetic = mixed_block(20, 5);
+    let block = synthetic.block();
+    let factory = factory(2);
+    {
+        let mut state = State::builder().with_database_ref(&synthetic.db).with_bundle_update().build();
+        let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(&synthetic.chain));
+        let mut executor = factory.create_executor(evm, block.execution_ctx());
+        executor.apply_pre_execution_changes().unwrap();
+        for tx in &block.txs[..10] {
+            executor.execute_transaction(tx).unwrap();
+        }
+        // Dropped here, as reth's tracing drops the executor it used for the system calls.
+    }
+    let driven = drive(&factory, &synthetic.chain, &block, &synthetic.db, |_| {}, |_| {});
+    assert!(driven.parallel, "the engine is free again");
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "after a drop");
+}
+
+#[test]
+fn asking_for_a_result_at_once_flushes_and_continues_sequentially() {
+    let synthetic = mixed_block(20, 5);
+    let block = synthetic.block();
+    let factory = factory(2);
+    let mut state = State::builder().with_database_ref(&synthetic.db).with_bundle_update().build();
+    let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(&synthetic.chain));
+    let mut executor = factory.create_executor(evm, block.execution_ctx());
+    executor.apply_pre_execution_changes().unwrap();
+    for tx in &block.txs[..10] {
+        executor.execute_transaction(tx).unwrap();
+    }
+    for tx in &block.txs[10..] {
+        let output = executor.execute_transaction_without_commit(tx).unwrap();
+        assert_eq!(executor.receipts().len(), block.txs.iter().position(|t| t == tx).unwrap());
+        executor.commit_transaction(output);
+    }
+    let (_, result) = executor.finish().unwrap();
+    state.merge_transitions(BundleRetention::Reverts);
+    let driven = Driven { result: Ok(result), bundle: state.take_bundle(), parallel: true };
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "flushed");
+}
+
+#[test]
+fn an_invalid_transaction_fails_the_block_with_the_same_error_and_the_same_committed_state() {
+    let mut synthetic = mixed_block(12, 4);
+    let poor = Address::with_last_byte(0x99);
+    synthetic.fund(poor, U256::from(1));
+    synthetic.push(poor, TxKind::Call(COUNTER), U256::ZERO, Bytes::new(), 60_000, Fee::Dynamic(20, 1), 0);
+    for i in 0..6 {
+        synthetic.push(sender(i % 4), TxKind::Call(COUNTER), U256::ZERO, Bytes::new(), 60_000, Fee::Dynamic(20, 1), 0);
+    }
+    let block = synthetic.block();
+    let eth = factory(1).sequential();
+    let expected = drive(&eth, &synthetic.chain, &block, &synthetic.db, |_| {}, |_| {});
+    let expected_error = expected.result.as_ref().unwrap_err().to_string();
+    assert!(expected_error.contains("lack of funds"), "{expected_error}");
+    for slots in [1, 2, 8] {
+        let driven = drive(&factory(slots), &synthetic.chain, &block, &synthetic.db, |_| {}, |_| {});
+        assert!(driven.parallel);
+        assert_eq!(driven.result.as_ref().unwrap_err().to_string(), expected_error, "{slots} slots");
+        assert_eq!(driven.bundle, expected.bundle, "{slots} slots: the caller's state after the failure");
+    }
+}
