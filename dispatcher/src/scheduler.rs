@@ -36,6 +36,9 @@ pub struct Scheduler {
     busy: Vec<AtomicBool>,
     shadow_wanted: Vec<AtomicBool>,
     epoch: AtomicU64,
+    /// Workers inside `wait`: announcing to nobody skips the wake-up, which matters when a
+    /// session pushes transactions one by one.
+    sleepers: AtomicUsize,
     done: AtomicBool,
     idle: Mutex<()>,
     wakeup: Condvar,
@@ -63,6 +66,7 @@ impl Scheduler {
             busy: (0..slots).map(|_| AtomicBool::new(false)).collect(),
             shadow_wanted: (0..slots).map(|_| AtomicBool::new(false)).collect(),
             epoch: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
             done: AtomicBool::new(false),
             idle: Mutex::new(()),
             wakeup: Condvar::new(),
@@ -100,17 +104,21 @@ impl Scheduler {
 
     /// Ends the block: every worker returns from its loop.
     pub fn finish(&self) {
-        // Release: pairs with the Acquire in `is_done`; nothing else rides on it.
-        self.done.store(true, Ordering::Release);
+        // SeqCst: a worker about to park must see it or be woken (see `announce`).
+        self.done.store(true, Ordering::SeqCst);
         self.announce();
     }
 
     fn announce(&self) {
-        // SeqCst is not needed: the epoch is read under the `idle` lock by waiters, and we take
-        // that lock after bumping it, so a waiter either sees the new epoch or is woken.
-        self.epoch.fetch_add(1, Ordering::Release);
-        let _guard = self.idle.lock();
-        self.wakeup.notify_all();
+        // SeqCst, with the SeqCst increment and epoch load in `wait`: either the waiter counted
+        // itself before our load (we then take the lock, which it holds until it is parked, and
+        // wake it), or our bump comes before its load of the epoch (it sees the new epoch and
+        // does not park). Either way no announcement is lost.
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.idle.lock();
+            self.wakeup.notify_all();
+        }
     }
 
     fn steal_from_injector(&self) -> Option<TxIndex> {
@@ -155,8 +163,8 @@ impl TaskSource for Scheduler {
     }
 
     fn is_done(&self) -> bool {
-        // Acquire: pairs with `finish`'s Release.
-        self.done.load(Ordering::Acquire)
+        // SeqCst: see `finish`.
+        self.done.load(Ordering::SeqCst)
     }
 
     fn next_task(&self, slot: usize, role: Role) -> Option<TxIndex> {
@@ -174,16 +182,21 @@ impl TaskSource for Scheduler {
 
     fn wait(&self, slot: usize, role: Role, seen: u64) {
         let mut guard = self.idle.lock();
+        // SeqCst: see `announce`.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let _counted = Uncount(&self.sleepers);
         loop {
             if self.is_done() {
                 return;
             }
             let woken = match role {
-                // Acquire: as in `epoch`; read under the idle lock, so no announcement is lost.
-                Role::Primary => self.epoch.load(Ordering::Acquire) != seen,
+                // SeqCst: see `announce`.
+                Role::Primary => self.epoch.load(Ordering::SeqCst) != seen,
                 // Relaxed is enough for a flag whose only effect is to make us look at the
                 // injector, which has its own synchronisation.
-                Role::Shadow => self.shadow_wanted[slot].swap(false, Ordering::Relaxed),
+                // SeqCst: like the epoch, so a flag raised while the shadow counts itself as a
+                // sleeper is either seen here or answered with a wake-up (see `announce`).
+                Role::Shadow => self.shadow_wanted[slot].swap(false, Ordering::SeqCst),
             };
             if woken || self.wakeup.wait_for(&mut guard, IDLE_WAIT).timed_out() {
                 return;
@@ -207,10 +220,21 @@ impl Scheduler {
     fn wake_for_redo(&self, tx: TxIndex) {
         // Relaxed: a hint (see `enqueue`).
         let home = self.home_slot[tx].load(Ordering::Relaxed);
-        // Relaxed: hints (see `set_busy`); the shadow re-reads the injector, which synchronises.
+        // Relaxed: a hint (see `set_busy`); the flag itself is SeqCst (see `wait`).
         if self.shadows && self.busy[home].load(Ordering::Relaxed) {
-            self.shadow_wanted[home].store(true, Ordering::Relaxed);
+            // SeqCst: see `wait`.
+            self.shadow_wanted[home].store(true, Ordering::SeqCst);
         }
         self.announce();
+    }
+}
+
+/// Takes a waiting worker off the sleeper count when it leaves `wait`, however it leaves.
+struct Uncount<'a>(&'a AtomicUsize);
+
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        // Relaxed: an over-count only costs an announcer one needless wake-up.
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
