@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         for slots in [2, 8] {
             group.bench_with_input(BenchmarkId::new(format!("{n}txs"), format!("{slots}slots")), &block, |b, block| {
-                b.iter(|| black_box(static_dispatch(black_box(block), slots)))
+                b.iter(|| black_box(static_dispatch(black_box(block), slots, Default::default())))
             });
         }
     }

@@ -7,6 +7,12 @@
 //! one reads the earlier one's unconfirmed writes instead of conflicting with them. Load is
 //! measured in gas limit, the best cost estimate available before execution. Imbalance left by
 //! affinity is corrected at run time by stealing.
+//!
+//! One kind of transaction goes to no slot: one sent from or to the block's beneficiary. It reads
+//! the beneficiary's balance, which every earlier transaction's fee changes, so an early
+//! execution is stale whenever any fee is still unmerged (pool payout blocks are hundreds of
+//! such transactions in a row). It is left to the merger, which runs a transaction nobody has
+//! claimed itself when its turn comes, on exact state.
 
 use alloy_primitives::{Address, map::HashMap};
 use revm::context::TxEnv;
@@ -17,17 +23,21 @@ use revm::context::TxEnv;
 pub struct Dispatcher {
     load: Vec<u128>,
     affinity: HashMap<Address, usize>,
+    beneficiary: Address,
 }
 
 impl Dispatcher {
-    /// A pass over `slots` slots.
-    pub fn new(slots: usize) -> Self {
-        Self { load: vec![0; slots.max(1)], affinity: HashMap::default() }
+    /// A pass over `slots` slots, for a block paying `beneficiary`.
+    pub fn new(slots: usize, beneficiary: Address) -> Self {
+        Self { load: vec![0; slots.max(1)], affinity: HashMap::default(), beneficiary }
     }
 
-    /// The slot the next transaction goes to.
-    pub fn assign(&mut self, tx: &TxEnv) -> usize {
+    /// The slot the next transaction goes to; `None`: to none, the merger runs it at its turn.
+    pub fn assign(&mut self, tx: &TxEnv) -> Option<usize> {
         let recipient = tx.kind.to().copied();
+        if tx.caller == self.beneficiary || recipient == Some(self.beneficiary) {
+            return None;
+        }
         let slot = self
             .affinity
             .get(&tx.caller)
@@ -41,16 +51,19 @@ impl Dispatcher {
         if let Some(to) = recipient {
             self.affinity.insert(to, slot);
         }
-        slot
+        Some(slot)
     }
 }
 
-/// For each slot, the transactions it starts with, in block order.
-pub fn static_dispatch(txs: &[TxEnv], slots: usize) -> Vec<Vec<usize>> {
-    let mut dispatcher = Dispatcher::new(slots);
+/// For each slot, the transactions it starts with, in block order (those that go to no slot are
+/// in none of the lists).
+pub fn static_dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
+    let mut dispatcher = Dispatcher::new(slots, beneficiary);
     let mut queues = vec![Vec::new(); slots.max(1)];
     for (index, tx) in txs.iter().enumerate() {
-        queues[dispatcher.assign(tx)].push(index);
+        if let Some(slot) = dispatcher.assign(tx) {
+            queues[slot].push(index);
+        }
     }
     queues
 }
@@ -59,6 +72,9 @@ pub fn static_dispatch(txs: &[TxEnv], slots: usize) -> Vec<Vec<usize>> {
 mod tests {
     use super::*;
     use alloy_primitives::{TxKind, address};
+
+    /// A beneficiary none of the test transactions involves.
+    const NOBODY: Address = Address::repeat_byte(0xfe);
 
     fn tx(from: Address, to: Address, gas: u64) -> TxEnv {
         TxEnv { caller: from, kind: TxKind::Call(to), gas_limit: gas, ..Default::default() }
@@ -74,14 +90,14 @@ mod tests {
             address!("0x00000000000000000000000000000000000000e5"),
         );
         let txs = vec![tx(a, x, 21_000), tx(b, c, 21_000), tx(a, d, 21_000), tx(d, c, 21_000), tx(x, b, 21_000)];
-        let queues = static_dispatch(&txs, 2);
+        let queues = static_dispatch(&txs, 2, NOBODY);
         // tx0 a->x: slot 0 (a, x -> 0). tx1 b->c: nothing mapped, least loaded is slot 1 (b, c -> 1).
         // tx2 a->d: sender a -> slot 0 (d -> 0). tx3 d->c: the sender's slot wins over the
         // recipient's: slot 0. tx4 x->b: sender x -> slot 0.
         assert_eq!(queues, vec![vec![0, 2, 3, 4], vec![1]]);
         // Recipient affinity applies when the sender is new.
         let txs = vec![tx(a, x, 21_000), tx(b, c, 21_000), tx(d, c, 21_000)];
-        assert_eq!(static_dispatch(&txs, 2), vec![vec![0], vec![1, 2]]);
+        assert_eq!(static_dispatch(&txs, 2, NOBODY), vec![vec![0], vec![1, 2]]);
     }
 
     #[test]
@@ -91,7 +107,7 @@ mod tests {
                 tx(Address::with_last_byte(i), Address::with_last_byte(100 + i), if i == 0 { 80_000 } else { 21_000 })
             })
             .collect();
-        let queues = static_dispatch(&txs, 2);
+        let queues = static_dispatch(&txs, 2, NOBODY);
         // Loads after each step: 80k|0, 80k|21k, 80k|42k, 80k|63k, 80k|84k, 101k|84k, 101k|105k, 122k|105k.
         assert_eq!(queues[0], vec![0, 5, 7]);
         assert_eq!(queues[1], vec![1, 2, 3, 4, 6]);
@@ -99,9 +115,17 @@ mod tests {
     }
 
     #[test]
+    fn transactions_from_or_to_the_beneficiary_go_to_no_slot() {
+        let (coinbase, a, b) = (Address::with_last_byte(0xcb), Address::with_last_byte(1), Address::with_last_byte(2));
+        let txs = vec![tx(coinbase, a, 21_000), tx(a, b, 21_000), tx(b, coinbase, 21_000), tx(b, a, 21_000)];
+        let queues = static_dispatch(&txs, 2, coinbase);
+        assert_eq!(queues, vec![vec![1, 3], vec![]]);
+    }
+
+    #[test]
     fn one_slot_gets_everything_in_order() {
         let txs: Vec<_> =
             (0..5u8).map(|i| tx(Address::with_last_byte(i), Address::with_last_byte(i), 21_000)).collect();
-        assert_eq!(static_dispatch(&txs, 1), vec![vec![0, 1, 2, 3, 4]]);
+        assert_eq!(static_dispatch(&txs, 1, NOBODY), vec![vec![0, 1, 2, 3, 4]]);
     }
 }

@@ -154,7 +154,7 @@ impl Engine {
         if n == 0 {
             return (Ok(()), stats);
         }
-        let plan = static_dispatch(block.txs, self.config.slots);
+        let plan = static_dispatch(block.txs, self.config.slots, block.block.beneficiary);
         let job = BlockJob {
             base,
             unconfirmed: Unconfirmed::new(n),

@@ -77,6 +77,7 @@ impl Engine {
         let guard = self.running.try_lock()?;
         let wakeup = Arc::new(Wakeup::default());
         let (db, requests) = RemoteDb::served_here(wakeup.clone(), self.config.stall_timeout);
+        let dispatcher = Dispatcher::new(self.config.slots, block.beneficiary);
         let job = Arc::new(BlockJob {
             base: BaseState::new(db),
             unconfirmed: Unconfirmed::with_wakeup(capacity, wakeup),
@@ -98,7 +99,7 @@ impl Engine {
             _one_block_at_a_time: guard,
             job,
             requests,
-            dispatcher: Dispatcher::new(self.config.slots),
+            dispatcher,
             merger: Merger::new(),
             started: false,
         };
@@ -134,7 +135,9 @@ impl Session<'_> {
         }
         let slot = self.dispatcher.assign(&tx);
         let index = self.job.txs.push(tx)?;
-        self.job.scheduler.push(index, slot);
+        if let Some(slot) = slot {
+            self.job.scheduler.push(index, slot);
+        }
         if !self.started {
             self.start_workers();
         }
