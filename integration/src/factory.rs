@@ -56,7 +56,7 @@ use revm::{
 
 /// The newest fork the engine is verified on (the consensus suite and the mainnet blocks are
 /// Cancun; the randomized equivalence tests go up to this fork). Later forks run sequentially.
-pub const LATEST_PARALLEL_SPEC: SpecId = SpecId::CANCUN;
+pub const LATEST_PARALLEL_SPEC: SpecId = SpecId::PRAGUE;
 
 /// alloy-evm's Ethereum executor factory, with blocks executed by parevm's engine.
 #[derive(Debug, Clone)]

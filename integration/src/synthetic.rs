@@ -5,7 +5,8 @@
 //! key is needed, and hashes are still real hashes of the (dummy-signed) transactions.
 
 use alloy_consensus::{
-    Header, SignableTransaction, TxEip1559, TxEip2930, TxEip4844, TxEnvelope, TxLegacy, transaction::Recovered,
+    Header, SignableTransaction, TxEip1559, TxEip2930, TxEip4844, TxEip7702, TxEnvelope, TxLegacy,
+    transaction::Recovered,
 };
 use alloy_eips::{eip2930::AccessList, eip4844::VERSIONED_HASH_VERSION_KZG};
 use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256, map::HashMap};
@@ -78,6 +79,18 @@ pub enum Fee {
     Dynamic(u128, u128),
     /// EIP-4844 with one blob hash.
     Blob(u128, u128),
+    /// EIP-7702 (`max_fee`, `priority`): [`authority`]`(n)` delegates its code to the recipient.
+    SetCode(u128, u128, u8),
+}
+
+/// The signing key of test authority `n` (EIP-7702 authorizations need real signatures).
+pub fn authority_key(n: u8) -> k256::ecdsa::SigningKey {
+    k256::ecdsa::SigningKey::from_slice(&[n.wrapping_add(1); 32]).expect("a valid secp256k1 key")
+}
+
+/// The address of test authority `n`.
+pub fn authority(n: u8) -> Address {
+    Address::from_private_key(&authority_key(n))
 }
 
 /// Builds a block over an in-memory state.
@@ -178,6 +191,40 @@ impl SyntheticBlock {
                 },
                 sender,
             ),
+            Fee::SetCode(max_fee_per_gas, max_priority_fee_per_gas, n) => {
+                let to = match to {
+                    TxKind::Call(address) => address,
+                    TxKind::Create => Address::ZERO,
+                };
+                // Signed for the authority's nonce as the block leaves it, counting this
+                // transaction's own nonce bump when the authority sends it.
+                let address = authority(n);
+                let auth_nonce = self.next_nonce(address);
+                self.nonces.insert(address, auth_nonce + 1);
+                let auth = alloy_eips::eip7702::Authorization {
+                    chain_id: U256::from(chain_id),
+                    address: to,
+                    nonce: auth_nonce,
+                };
+                let (signature, recovery) =
+                    authority_key(n).sign_prehash_recoverable(auth.signature_hash().as_slice()).expect("signing");
+                let signed = auth.into_signed(Signature::from((signature, recovery)));
+                recovered(
+                    TxEip7702 {
+                        chain_id,
+                        nonce,
+                        gas_limit,
+                        max_fee_per_gas,
+                        max_priority_fee_per_gas,
+                        to,
+                        value,
+                        access_list: AccessList::default(),
+                        authorization_list: vec![signed],
+                        input,
+                    },
+                    sender,
+                )
+            }
             Fee::Blob(max_fee_per_gas, max_priority_fee_per_gas) => {
                 let mut hash = B256::with_last_byte(7);
                 hash.0[0] = VERSIONED_HASH_VERSION_KZG;

@@ -5,15 +5,18 @@
 //! and slots, contracts created (CREATE's nonce, CREATE2's collisions), destroyed (before and
 //! after Cancun's EIP-6780) and re-created with storage, reverted transactions, transient
 //! storage, access lists, blob transactions, the beneficiary as sender or observed by a
-//! contract, nonce gaps and blocks out of gas (which must fail exactly as sequential fails).
+//! contract, nonce gaps and blocks out of gas (which must fail exactly as sequential fails); and
+//! from Prague, EIP-7702 delegations of accounts that other transactions then call or pay.
 
 mod common;
 
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
-use parevm::synthetic::{Fee, SyntheticBlock, contracts, create2_child};
+use parevm::synthetic::{Fee, SyntheticBlock, authority, contracts, create2_child};
 use proptest::{prelude::*, strategy::ValueTree, test_runner::RngSeed};
 
 const SENDERS: u8 = 8;
+/// EIP-7702 authorities (see `parevm::synthetic::authority`).
+const AUTHORITIES: u8 = 3;
 const COUNTER: Address = Address::with_last_byte(0xc0);
 const REVERTER: Address = Address::with_last_byte(0xc1);
 const OBSERVER: Address = Address::with_last_byte(0xc2);
@@ -47,6 +50,16 @@ enum Op {
         salt: u8,
     },
     DestroyPreexisting,
+    /// (Prague) a set-code transaction: authority `authority` delegates to a contract, which the
+    /// transaction then calls. Before Prague: a counter call.
+    Delegate {
+        authority: u8,
+        target: u8,
+    },
+    /// A call to an authority: its delegated code runs on its own storage, if any is set.
+    CallAuthority {
+        authority: u8,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +81,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Create),
         2 => (0u8..3).prop_map(|salt| Op::CallChild { salt }),
         1 => Just(Op::DestroyPreexisting),
+        2 => (0u8..AUTHORITIES, 0u8..3).prop_map(|(authority, target)| Op::Delegate { authority, target }),
+        2 => (0u8..AUTHORITIES).prop_map(|authority| Op::CallAuthority { authority }),
     ]
 }
 
@@ -92,7 +107,7 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        prop::sample::select(vec!["Homestead", "Byzantium", "London", "Shanghai", "Cancun"]),
+        prop::sample::select(vec!["Homestead", "Byzantium", "London", "Shanghai", "Cancun", "Prague", "Prague"]),
         0u8..3,
         prop::bool::weighted(0.05),
         prop::collection::vec(tx_spec(), 1..300),
@@ -119,6 +134,9 @@ fn build(case: &Case) -> SyntheticBlock {
     for i in 0..SENDERS {
         block.fund(sender(i), ether);
     }
+    for n in 0..AUTHORITIES {
+        block.fund(authority(n), ether);
+    }
     block.deploy(COUNTER, contracts::COUNTER, [(U256::from(1), U256::from(5))]);
     block.deploy(REVERTER, contracts::REVERTER, []);
     block.deploy(OBSERVER, contracts::COINBASE_OBSERVER, []);
@@ -131,6 +149,7 @@ fn build(case: &Case) -> SyntheticBlock {
     let london = block.chain.is_london_active_at_block(1);
     let berlin = block.chain.is_berlin_active_at_block(1);
     let cancun = block.chain.is_cancun_active_at_timestamp(12);
+    let prague = block.chain.is_prague_active_at_timestamp(12);
     for spec in &case.txs {
         let from = sender(spec.sender);
         let word = |n: u8| Bytes::from(B256::with_last_byte(n).0.to_vec());
@@ -153,8 +172,16 @@ fn build(case: &Case) -> SyntheticBlock {
                 (TxKind::Call(create2_child(FACTORY2, B256::with_last_byte(salt))), U256::from(1), Bytes::new())
             }
             Op::DestroyPreexisting => (TxKind::Call(DOOMED), U256::ZERO, Bytes::new()),
+            Op::Delegate { target, .. } => {
+                (TxKind::Call([COUNTER, OBSERVER, TRANSIENT][usize::from(target)]), U256::ZERO, word(target))
+            }
+            Op::CallAuthority { authority: n } => (TxKind::Call(authority(n)), U256::from(1), word(n)),
         };
         let fee = match (london, spec.fee % 4) {
+            _ if prague && matches!(spec.op, Op::Delegate { .. }) => {
+                let Op::Delegate { authority, .. } = spec.op else { unreachable!() };
+                Fee::SetCode(20, u128::from(spec.fee % 3), authority)
+            }
             (false, 0) => Fee::Legacy(0),
             (false, n) if berlin && n == 1 => Fee::AccessList(3),
             (false, n) => Fee::Legacy(u128::from(n)),
@@ -206,4 +233,36 @@ fn generator_reaches_failures_and_conflicts() {
     }
     assert!(failed > 0, "no failing block generated");
     assert!(redone > 0, "no block needed a redo");
+}
+
+/// The EIP-7702 ops do what they claim: an authority's delegation is set, and a later call runs
+/// the delegated counter on the authority's own storage (in parallel as in sequence).
+#[test]
+fn delegations_take_effect() {
+    let case = Case {
+        network: "Prague",
+        beneficiary: 1,
+        tight_gas: false,
+        txs: vec![
+            TxSpec { sender: 0, op: Op::Delegate { authority: 1, target: 0 }, fee: 0, gap: false },
+            TxSpec { sender: 2, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false },
+            TxSpec { sender: 3, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false },
+        ],
+        slots: 2,
+    };
+    let synthetic = build(&case);
+    let block = synthetic.block();
+    let output = parevm::Executor::Sequential.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
+    let account = &output.bundle.state[&authority(1)];
+    let code = output.bundle.contracts[&account.info.as_ref().unwrap().code_hash].original_bytes();
+    assert_eq!(&code[..3], &[0xef, 0x01, 0x00], "a delegation designator");
+    assert_eq!(&code[3..], COUNTER.as_slice());
+    // The counter ran twice on the authority's own storage: slot 1 (the word's value) counts 2.
+    assert_eq!(account.storage[&U256::from(1)].present_value, U256::from(2));
+    for executor in [common::parallel(2), common::drop_in(2)] {
+        let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
+        assert!(diffs.is_empty(), "{}: {diffs:#?}", executor.name());
+        let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats;
+        assert!(stats.is_some(), "{} ran it on the engine", executor.name());
+    }
 }
