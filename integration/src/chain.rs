@@ -51,6 +51,7 @@ impl ChainSpec {
             Shanghai,
             Cancun,
             Prague,
+            Osaka,
         ];
         let last =
             order.iter().position(|f| f.name().eq_ignore_ascii_case(network) || (network == "Merge" && *f == Paris))?;
@@ -59,7 +60,7 @@ impl ChainSpec {
                 Paris => {
                     ForkCondition::TTD { activation_block_number: 0, fork_block: None, total_difficulty: U256::ZERO }
                 }
-                Shanghai | Cancun | Prague => ForkCondition::Timestamp(0),
+                Shanghai | Cancun | Prague | Osaka => ForkCondition::Timestamp(0),
                 _ => ForkCondition::Block(0),
             };
             (fork, condition)
@@ -69,7 +70,9 @@ impl ChainSpec {
 
     /// Blob fee parameters in force at `timestamp`, if blobs exist then.
     pub fn blob_params_at(&self, timestamp: u64) -> Option<BlobParams> {
-        if self.is_prague_active_at_timestamp(timestamp) {
+        if self.is_osaka_active_at_timestamp(timestamp) {
+            Some(BlobParams::osaka())
+        } else if self.is_prague_active_at_timestamp(timestamp) {
             Some(BlobParams::prague())
         } else if self.is_cancun_active_at_timestamp(timestamp) {
             Some(BlobParams::cancun())
@@ -113,5 +116,8 @@ mod tests {
         assert_eq!(alloy_evm::spec_by_timestamp_and_block_number(&chain, 0, 0), SpecId::CANCUN);
         assert!(chain.blob_params_at(0).is_some());
         assert!(ChainSpec::from_genesis("Atlantis").is_none());
+        let osaka = ChainSpec::from_genesis("Osaka").unwrap();
+        assert_eq!(alloy_evm::spec_by_timestamp_and_block_number(&osaka, 0, 0), SpecId::OSAKA);
+        assert_eq!(osaka.blob_params_at(0), Some(BlobParams::osaka()));
     }
 }

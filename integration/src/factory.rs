@@ -54,9 +54,11 @@ use revm::{
     primitives::hardfork::SpecId,
 };
 
-/// The newest fork the engine is verified on (the consensus suite and the mainnet blocks are
-/// Cancun; the randomized equivalence tests go up to this fork). Later forks run sequentially.
-pub const LATEST_PARALLEL_SPEC: SpecId = SpecId::PRAGUE;
+/// The newest fork the engine is verified on: the consensus suite and the mainnet blocks are
+/// Cancun; the randomized equivalence tests (`integration/tests/random_blocks.rs`) cover Prague,
+/// with EIP-7702 delegations, and Osaka. Later forks (Amsterdam's block access lists) run
+/// sequentially.
+pub const LATEST_PARALLEL_SPEC: SpecId = SpecId::OSAKA;
 
 /// alloy-evm's Ethereum executor factory, with blocks executed by parevm's engine.
 #[derive(Debug, Clone)]

@@ -107,7 +107,7 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        prop::sample::select(vec!["Homestead", "Byzantium", "London", "Shanghai", "Cancun", "Prague", "Prague"]),
+        prop::sample::select(vec!["Homestead", "Byzantium", "London", "Shanghai", "Cancun", "Prague", "Osaka"]),
         0u8..3,
         prop::bool::weighted(0.05),
         prop::collection::vec(tx_spec(), 1..300),
