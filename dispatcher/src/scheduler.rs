@@ -19,6 +19,9 @@ use parevm_slots::{Role, TaskSource, TaskTable};
 use parevm_statedb::TxIndex;
 use parking_lot::{Condvar, Mutex};
 
+/// `home_slot` of a transaction that is in no slot's queue (left to the merger).
+const NO_SLOT: usize = usize::MAX;
+
 /// Longest sleep of an idle worker between checks (a safety net; wake-ups are explicit).
 const IDLE_WAIT: Duration = Duration::from_millis(20);
 
@@ -51,7 +54,7 @@ impl Scheduler {
     /// [`Scheduler::push`].
     pub fn new(table: TaskTable, slots: usize, steal: bool, shadows: bool) -> Self {
         let slots = slots.max(1);
-        let home_slot = (0..table.len()).map(|_| AtomicUsize::new(0)).collect();
+        let home_slot = (0..table.len()).map(|_| AtomicUsize::new(NO_SLOT)).collect();
         let deques: Vec<_> = (0..slots).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(Deque::stealer).collect();
         let locals = deques.into_iter().map(Mutex::new).collect();
@@ -221,7 +224,7 @@ impl Scheduler {
         // Relaxed: a hint (see `enqueue`).
         let home = self.home_slot[tx].load(Ordering::Relaxed);
         // Relaxed: a hint (see `set_busy`); the flag itself is SeqCst (see `wait`).
-        if self.shadows && self.busy[home].load(Ordering::Relaxed) {
+        if self.shadows && home != NO_SLOT && self.busy[home].load(Ordering::Relaxed) {
             // SeqCst: see `wait`.
             self.shadow_wanted[home].store(true, Ordering::SeqCst);
         }
