@@ -284,3 +284,12 @@ fn an_invalid_transaction_fails_the_block_with_the_same_error_and_the_same_commi
         assert_eq!(driven.bundle, expected.bundle, "{slots} slots: the caller's state after the failure");
     }
 }
+
+/// reth keeps its `ConfigureEvm` (which holds the factory) in every component and clones it
+/// across threads: `Send + Sync + Clone + Debug + Unpin + 'static`. (Executors themselves are
+/// not `Send`, for the Ethereum factory either: revm's EVM context is not.)
+#[test]
+fn the_factory_is_what_reth_requires_of_an_evm_config_part() {
+    fn assert_config_part<T: Send + Sync + Clone + std::fmt::Debug + Unpin + 'static>() {}
+    assert_config_part::<Factory>();
+}
