@@ -128,6 +128,7 @@ impl Session<'_> {
 
     /// Hands in the next transaction; gives it back if the session is full. Then answers the
     /// slots' pending reads and merges whatever is ready, without waiting.
+    #[allow(clippy::result_large_err, reason = "see `BlockTxs::push`")]
     pub fn push(&mut self, owner: &mut impl Owner, tx: TxEnv) -> Result<Result<(), BlockError>, TxEnv> {
         self.preload(owner, tx.caller);
         if let Some(to) = tx.kind.to() {

@@ -20,12 +20,12 @@
 use alloy_consensus::{ReceiptEnvelope, Transaction};
 use alloy_evm::{
     Evm, EvmFactory,
-    block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory, BlockValidationError},
+    block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
     eth::{EthBlockExecutorFactory, EthEvmFactory, EthTxResult, receipt_builder::AlloyReceiptBuilder},
 };
 use std::sync::Arc;
 
-use parevm_dispatcher::{BlockError, BlockStats, Engine, ParallelBlock, SeedAccount};
+use parevm_dispatcher::{BlockStats, Engine, ParallelBlock, SeedAccount};
 use parevm_statedb::BlockDb;
 use revm::{
     context::result::ResultAndState,
@@ -33,7 +33,7 @@ use revm::{
     database_interface::DBErrorMarker,
 };
 
-use crate::{BlockInput, ChainSpec, ParallelBlockExecutorFactory};
+use crate::{BlockInput, ChainSpec, ParallelBlockExecutorFactory, factory::block_error};
 
 /// What executing a block produced.
 #[derive(Debug, Clone)]
@@ -133,7 +133,7 @@ impl Executor {
                         tx_type: tx.tx_type(),
                     });
                 });
-                stats = Some(outcome.map_err(|e| block_error(e, block))?);
+                stats = Some(outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?);
             }
         }
         let (evm, result) = executor.finish()?;
@@ -160,19 +160,4 @@ fn seed_from_state<DB>(state: &State<DB>) -> Vec<SeedAccount> {
                 .unwrap_or_default(),
         })
         .collect()
-}
-
-/// The engine's error as the sequential executor reports the same failure.
-pub fn block_error(error: BlockError, block: &BlockInput) -> BlockExecutionError {
-    match error {
-        BlockError::GasLimitExceeded { transaction_gas_limit, block_available_gas, .. } => {
-            BlockValidationError::TransactionGasLimitMoreThanAvailableBlockGas {
-                transaction_gas_limit,
-                block_available_gas,
-            }
-            .into()
-        }
-        BlockError::Evm { tx, error } => BlockExecutionError::evm(error, *block.txs[tx].inner().tx_hash()),
-        other => BlockExecutionError::other(other),
-    }
 }

@@ -182,7 +182,7 @@ enum Mode<'a, T> {
         engine: &'a Engine,
         capacity: usize,
     },
-    Parallel(Parallel<'a, T>),
+    Parallel(Box<Parallel<'a, T>>),
     /// The block failed; the error was returned.
     Failed,
 }
@@ -292,7 +292,9 @@ where
         let mut exact_errors = Vec::new();
         let mut owner = EthOwner { eth: &mut self.eth, txs: &mut [], exact_errors: &mut exact_errors };
         self.mode = match engine.try_session(block, cfg, capacity, &mut owner) {
-            Some(session) => Mode::Parallel(Parallel { session, txs: Vec::with_capacity(capacity), exact_errors }),
+            Some(session) => {
+                Mode::Parallel(Box::new(Parallel { session, txs: Vec::with_capacity(capacity), exact_errors }))
+            }
             None => Mode::Sequential,
         };
     }
@@ -300,7 +302,8 @@ where
     /// Merges everything handed in so far and continues sequentially.
     fn flush(&mut self) -> Result<(), BlockExecutionError> {
         match std::mem::replace(&mut self.mode, Mode::Sequential) {
-            Mode::Parallel(Parallel { session, mut txs, mut exact_errors }) => {
+            Mode::Parallel(parallel) => {
+                let Parallel { session, mut txs, mut exact_errors } = *parallel;
                 let mut owner = EthOwner { eth: &mut self.eth, txs: &mut txs, exact_errors: &mut exact_errors };
                 match session.finish(&mut owner) {
                     Ok(stats) => {
@@ -309,7 +312,7 @@ where
                     }
                     Err(e) => {
                         self.mode = Mode::Failed;
-                        Err(block_error(e, &txs, exact_errors))
+                        Err(session_error(e, &txs, exact_errors))
                     }
                 }
             }
@@ -326,12 +329,9 @@ fn failed() -> BlockExecutionError {
     BlockExecutionError::msg("parevm: the block already failed")
 }
 
-/// The engine's error as the Ethereum executor reports the same failure.
-fn block_error<T>(
-    error: BlockError,
-    txs: &[TxMeta<T>],
-    mut exact_errors: Vec<(TxIndex, BlockExecutionError)>,
-) -> BlockExecutionError {
+/// The engine's error as the Ethereum executor reports the same failure; `tx_hash` names a
+/// transaction by index.
+pub fn block_error(error: BlockError, tx_hash: impl Fn(TxIndex) -> B256) -> BlockExecutionError {
     match error {
         BlockError::GasLimitExceeded { transaction_gas_limit, block_available_gas, .. } => {
             BlockValidationError::TransactionGasLimitMoreThanAvailableBlockGas {
@@ -340,12 +340,24 @@ fn block_error<T>(
             }
             .into()
         }
-        BlockError::Evm { tx, error } => match exact_errors.iter().position(|(at, _)| *at == tx) {
-            Some(at) => exact_errors.swap_remove(at).1,
-            None => BlockExecutionError::evm(error, txs[tx].hash),
-        },
+        BlockError::Evm { tx, error } => BlockExecutionError::evm(error, tx_hash(tx)),
         other => BlockExecutionError::other(other),
     }
+}
+
+/// [`block_error`], except that a transaction the caller's EVM re-executed at its turn fails with
+/// the very error that EVM returned.
+fn session_error<T>(
+    error: BlockError,
+    txs: &[TxMeta<T>],
+    mut exact_errors: Vec<(TxIndex, BlockExecutionError)>,
+) -> BlockExecutionError {
+    if let BlockError::Evm { tx, .. } = &error
+        && let Some(at) = exact_errors.iter().position(|(at, _)| at == tx)
+    {
+        return exact_errors.swap_remove(at).1;
+    }
+    block_error(error, |tx| txs[tx].hash)
 }
 
 impl<'a, DB, I, Spec, R> BlockExecutor for ParallelBlockExecutor<'a, DB, I, Spec, R>
@@ -387,17 +399,16 @@ where
             tx_type: Some(signed.tx_type()),
             blob_gas_used: signed.blob_gas_used().unwrap_or_default(),
         });
-        let Parallel { session, txs, exact_errors } = parallel;
+        let Parallel { session, txs, exact_errors } = &mut **parallel;
         let mut owner = EthOwner { eth: &mut self.eth, txs, exact_errors };
         match session.push(&mut owner, env) {
             Ok(Ok(())) => Ok(GasOutput::default()),
             Ok(Err(error)) => {
-                let Mode::Parallel(Parallel { txs, exact_errors, .. }) =
-                    std::mem::replace(&mut self.mode, Mode::Failed)
-                else {
+                let Mode::Parallel(parallel) = std::mem::replace(&mut self.mode, Mode::Failed) else {
                     unreachable!("matched above")
                 };
-                Err(block_error(error, &txs, exact_errors))
+                let Parallel { txs, exact_errors, .. } = *parallel;
+                Err(session_error(error, &txs, exact_errors))
             }
             Err(_) => unreachable!("capacity was checked above"),
         }

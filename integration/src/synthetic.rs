@@ -167,6 +167,11 @@ impl SyntheticBlock {
             }
             TxKind::Create => AccessList::default(),
         };
+        // Blob and set-code transactions cannot create: they call address zero instead.
+        let call_target = || match to {
+            TxKind::Call(address) => address,
+            TxKind::Create => Address::ZERO,
+        };
         let tx = match fee {
             Fee::Legacy(gas_price) => {
                 use alloy_hardforks::EthereumHardforks;
@@ -192,10 +197,7 @@ impl SyntheticBlock {
                 sender,
             ),
             Fee::SetCode(max_fee_per_gas, max_priority_fee_per_gas, n) => {
-                let to = match to {
-                    TxKind::Call(address) => address,
-                    TxKind::Create => Address::ZERO,
-                };
+                let to = call_target();
                 // Signed for the authority's nonce as the block leaves it, counting this
                 // transaction's own nonce bump when the authority sends it.
                 let address = authority(n);
@@ -228,10 +230,7 @@ impl SyntheticBlock {
             Fee::Blob(max_fee_per_gas, max_priority_fee_per_gas) => {
                 let mut hash = B256::with_last_byte(7);
                 hash.0[0] = VERSIONED_HASH_VERSION_KZG;
-                let to = match to {
-                    TxKind::Call(address) => address,
-                    TxKind::Create => Address::ZERO,
-                };
+                let to = call_target();
                 recovered(
                     TxEip4844 {
                         chain_id,

@@ -76,7 +76,7 @@ fn drive(
     edit_ctx: impl FnOnce(&mut EthBlockExecutionCtx<'_>),
     mut between: impl FnMut(usize),
 ) -> Driven {
-    let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
+    let mut state = state(db);
     let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(chain));
     let mut ctx = block.execution_ctx();
     edit_ctx(&mut ctx);
@@ -91,8 +91,35 @@ fn drive(
         }
         executor.finish().map(|(_, result)| result)
     })();
+    Driven { result, bundle: bundle_of(state), parallel }
+}
+
+type Db<'a> = revm::database_interface::WrapDatabaseRef<&'a InMemoryDb>;
+type DropIn<'s, 'd> =
+    <Factory as BlockExecutorFactory>::Executor<'s, &'s mut State<Db<'d>>, revm::inspector::NoOpInspector>;
+
+/// A fresh `State` over `db`, as reth builds one per block.
+fn state(db: &InMemoryDb) -> State<Db<'_>> {
+    State::builder().with_database_ref(db).with_bundle_update().build()
+}
+
+/// An executor from `factory` over `state` for `block`, its pre-block system calls applied.
+fn started<'s, 'd: 's>(
+    factory: &'s Factory,
+    state: &'s mut State<Db<'d>>,
+    chain: &ChainSpec,
+    block: &'s BlockInput,
+) -> DropIn<'s, 'd> {
+    let evm = EthEvmFactory::default().create_evm(state, block.evm_env(chain));
+    let mut executor = factory.create_executor(evm, block.execution_ctx());
+    executor.apply_pre_execution_changes().unwrap();
+    executor
+}
+
+/// What `state` holds once an executor over it is done (finished or dropped).
+fn bundle_of(mut state: State<Db<'_>>) -> BundleState {
     state.merge_transitions(BundleRetention::Reverts);
-    Driven { result, bundle: state.take_bundle(), parallel }
+    state.take_bundle()
 }
 
 fn sequential(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> parevm::BlockOutput {
@@ -173,7 +200,7 @@ fn with_an_inspector_it_runs_sequentially_so_the_inspector_sees_every_step() {
     let synthetic = mixed_block(9, 3);
     let block = synthetic.block();
     let factory = factory(2);
-    let mut state = State::builder().with_database_ref(&synthetic.db).with_bundle_update().build();
+    let mut state = state(&synthetic.db);
     let evm = EthEvmFactory::default().create_evm_with_inspector(
         &mut state,
         block.evm_env(&synthetic.chain),
@@ -188,8 +215,7 @@ fn with_an_inspector_it_runs_sequentially_so_the_inspector_sees_every_step() {
     let (evm, result) = executor.finish().unwrap();
     assert!(alloy_evm::Evm::inspector(&evm).0 > 0, "the inspector ran");
     drop(evm);
-    state.merge_transitions(BundleRetention::Reverts);
-    let driven = Driven { result: Ok(result), bundle: state.take_bundle(), parallel: false };
+    let driven = Driven { result: Ok(result), bundle: bundle_of(state), parallel: false };
     assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "inspector");
 }
 
@@ -200,10 +226,8 @@ fn a_second_block_while_the_engine_is_busy_runs_sequentially_and_both_are_right(
     let (first_block, second_block) = (first.block(), second.block());
     let factory = factory(2);
 
-    let mut state = State::builder().with_database_ref(&first.db).with_bundle_update().build();
-    let evm = EthEvmFactory::default().create_evm(&mut state, first_block.evm_env(&first.chain));
-    let mut executor = factory.create_executor(evm, first_block.execution_ctx());
-    executor.apply_pre_execution_changes().unwrap();
+    let mut state = state(&first.db);
+    let mut executor = started(&factory, &mut state, &first.chain, &first_block);
     executor.execute_transaction(&first_block.txs[0]).unwrap();
     assert!(executor.is_parallel(), "the first block holds the engine");
 
@@ -215,8 +239,7 @@ fn a_second_block_while_the_engine_is_busy_runs_sequentially_and_both_are_right(
         executor.execute_transaction(tx).unwrap();
     }
     let (_, result) = executor.finish().unwrap();
-    state.merge_transitions(BundleRetention::Reverts);
-    let driven = Driven { result: Ok(result), bundle: state.take_bundle(), parallel: true };
+    let driven = Driven { result: Ok(result), bundle: bundle_of(state), parallel: true };
     assert_same(driven, &sequential(&first.chain, &first_block, &first.db), "first block");
 }
 
@@ -226,10 +249,8 @@ fn an_executor_dropped_without_finish_frees_the_engine() {
     let block = synthetic.block();
     let factory = factory(2);
     {
-        let mut state = State::builder().with_database_ref(&synthetic.db).with_bundle_update().build();
-        let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(&synthetic.chain));
-        let mut executor = factory.create_executor(evm, block.execution_ctx());
-        executor.apply_pre_execution_changes().unwrap();
+        let mut state = state(&synthetic.db);
+        let mut executor = started(&factory, &mut state, &synthetic.chain, &block);
         for tx in &block.txs[..10] {
             executor.execute_transaction(tx).unwrap();
         }
@@ -245,10 +266,8 @@ fn asking_for_a_result_at_once_flushes_and_continues_sequentially() {
     let synthetic = mixed_block(20, 5);
     let block = synthetic.block();
     let factory = factory(2);
-    let mut state = State::builder().with_database_ref(&synthetic.db).with_bundle_update().build();
-    let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(&synthetic.chain));
-    let mut executor = factory.create_executor(evm, block.execution_ctx());
-    executor.apply_pre_execution_changes().unwrap();
+    let mut state = state(&synthetic.db);
+    let mut executor = started(&factory, &mut state, &synthetic.chain, &block);
     for tx in &block.txs[..10] {
         executor.execute_transaction(tx).unwrap();
     }
@@ -258,8 +277,7 @@ fn asking_for_a_result_at_once_flushes_and_continues_sequentially() {
         executor.commit_transaction(output);
     }
     let (_, result) = executor.finish().unwrap();
-    state.merge_transitions(BundleRetention::Reverts);
-    let driven = Driven { result: Ok(result), bundle: state.take_bundle(), parallel: true };
+    let driven = Driven { result: Ok(result), bundle: bundle_of(state), parallel: true };
     assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "flushed");
 }
 

@@ -84,10 +84,10 @@ where
     /// or another load got there first. Lets the owner thread warm the base with what it can
     /// predict (sender, recipient, beneficiary) instead of answering each slot's miss later.
     pub fn fill_account(&self, address: Address, info: Option<AccountInfo>) {
-        if let Some(AccountInfo { code: Some(code), code_hash, .. }) = &info {
-            if *code_hash != KECCAK_EMPTY {
-                self.code.entry(*code_hash).or_insert_with(|| code.clone());
-            }
+        if let Some(AccountInfo { code: Some(code), code_hash, .. }) = &info
+            && *code_hash != KECCAK_EMPTY
+        {
+            self.code.entry(*code_hash).or_insert_with(|| code.clone());
         }
         self.accounts.entry(address).or_insert(BaseAccount { info, epoch: 0 });
     }

@@ -36,6 +36,7 @@ impl BlockTxs {
 
     /// Appends `tx`, returning its index, or gives it back when the list is full. One thread
     /// appends.
+    #[allow(clippy::result_large_err, reason = "the transaction is moved in either way; boxing it would allocate")]
     pub fn push(&self, tx: TxEnv) -> Result<TxIndex, TxEnv> {
         // Relaxed: only the appending thread writes `len`.
         let index = self.len.load(Ordering::Relaxed);
