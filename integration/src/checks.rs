@@ -52,12 +52,11 @@ pub fn check_header(header: &Header, result: &BlockExecutionResult<ReceiptEnvelo
             mismatches.push(Mismatch::new("receiptsRoot", header.receipts_root, root));
         }
     }
-    if checks.blob_gas_used {
-        if let Some(expected) = header.blob_gas_used {
-            if expected != result.blob_gas_used {
-                mismatches.push(Mismatch::new("blobGasUsed", expected, result.blob_gas_used));
-            }
-        }
+    if checks.blob_gas_used
+        && let Some(expected) = header.blob_gas_used
+        && expected != result.blob_gas_used
+    {
+        mismatches.push(Mismatch::new("blobGasUsed", expected, result.blob_gas_used));
     }
     mismatches
 }

@@ -84,8 +84,7 @@ fn storage_of_a_destroyed_account_reads_as_zero_when_it_is_recreated() {
     // Had the old slot leaked into the new account, the second constructor's SSTORE would have
     // been a no-op and cheaper than the first one.
     let output = Executor::Sequential.execute(&synthetic.chain, &synthetic.block(), &synthetic.db).unwrap();
-    let gas: Vec<u64> =
-        output.result.receipts.iter().map(|r| alloy_consensus::TxReceipt::cumulative_gas_used(r)).collect();
+    let gas: Vec<u64> = output.result.receipts.iter().map(alloy_consensus::TxReceipt::cumulative_gas_used).collect();
     assert_eq!(gas[0], gas[2] - gas[1], "both creations cost the same");
 
     // From Cancun on, SELFDESTRUCT of an older contract only moves its balance.

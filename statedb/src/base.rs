@@ -173,10 +173,11 @@ where
             AccountWrite::Destroyed => None,
             _ => {
                 let info = account.info.clone();
-                if let Some(code) = &info.code {
-                    if info.code_hash != KECCAK_EMPTY && !self.code.contains_key(&info.code_hash) {
-                        self.code.insert(info.code_hash, code.clone());
-                    }
+                if let Some(code) = &info.code
+                    && info.code_hash != KECCAK_EMPTY
+                    && !self.code.contains_key(&info.code_hash)
+                {
+                    self.code.insert(info.code_hash, code.clone());
                 }
                 Some(info)
             }

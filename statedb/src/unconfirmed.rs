@@ -181,10 +181,10 @@ impl Unconfirmed {
         let below = writers.partition_point(|&tx| tx < reader);
         for &tx in writers[..below].iter().rev().take_while(|&&tx| tx >= first_unmerged) {
             let guard = self.results[tx].read();
-            if let Some(state) = guard.as_ref().and_then(|r| r.state()) {
-                if let Some(found) = find(state) {
-                    return Some(found);
-                }
+            if let Some(state) = guard.as_ref().and_then(|r| r.state())
+                && let Some(found) = find(state)
+            {
+                return Some(found);
             }
         }
         None
