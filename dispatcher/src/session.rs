@@ -111,19 +111,9 @@ impl Engine {
 }
 
 impl Session<'_> {
-    /// Transactions handed in so far.
-    pub fn len(&self) -> usize {
-        self.job.txs.len()
-    }
-
-    /// Whether none were handed in.
-    pub fn is_empty(&self) -> bool {
-        self.job.txs.is_empty()
-    }
-
-    /// Transactions merged (and committed through the owner) so far.
-    pub fn merged(&self) -> usize {
-        self.merger.next()
+    /// Whether the session holds as many transactions as it was started for.
+    pub fn is_full(&self) -> bool {
+        self.job.txs.len() == self.job.txs.capacity()
     }
 
     /// Hands in the next transaction; gives it back if the session is full. Then answers the

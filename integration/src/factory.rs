@@ -381,7 +381,7 @@ where
     fn execute_transaction(&mut self, tx: impl ExecutableTx<Self>) -> Result<GasOutput, BlockExecutionError> {
         self.start();
         let full = match &self.mode {
-            Mode::Parallel(parallel) => parallel.txs.len() == parallel.txs.capacity(),
+            Mode::Parallel(parallel) => parallel.session.is_full(),
             Mode::Failed => return Err(failed()),
             _ => false,
         };

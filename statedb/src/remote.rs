@@ -65,11 +65,6 @@ pub struct Request {
 }
 
 impl Request {
-    /// What is asked.
-    pub fn query(&self) -> Query {
-        self.query
-    }
-
     /// Answers it from `db`.
     pub fn answer_from<DB: Database>(self, db: &mut DB) -> Result<(), DbError> {
         let answer = match self.query {

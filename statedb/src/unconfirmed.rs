@@ -94,11 +94,6 @@ impl Unconfirmed {
         }
     }
 
-    /// Room for this many transactions.
-    pub fn capacity(&self) -> usize {
-        self.results.len()
-    }
-
     /// What the merger's thread sleeps on.
     pub fn wakeup(&self) -> &Wakeup {
         &self.wakeup
