@@ -139,6 +139,24 @@ fn a_panic_fails_the_block_cleanly_and_the_engine_keeps_working() {
     assert!(diffs.is_empty(), "{diffs:?}");
 }
 
+/// Through the drop-in the database belongs to the caller, and the caller's thread answers every
+/// read the slots miss: a panicking database panics on the caller's thread, exactly as it does
+/// under the sequential executor, and the engine's workers are released, not left waiting.
+#[test]
+fn a_panicking_database_under_the_drop_in_panics_like_sequential_and_frees_the_engine() {
+    let synthetic = chain_block(40, 5);
+    let block = synthetic.block();
+    let db = PanickyDb { inner: synthetic.db.clone(), slot: U256::ZERO, budget: AtomicUsize::new(usize::MAX) };
+    let quiet = |f: &dyn Fn() -> bool| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    assert!(quiet(&|| Executor::Sequential.execute(&synthetic.chain, &block, &db).is_ok()), "sequential panics");
+    let executor = common::drop_in(4);
+    assert!(quiet(&|| executor.execute(&synthetic.chain, &block, &db).is_ok()), "so does the drop-in");
+    let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
+    assert!(diffs.is_empty(), "the next block runs right: {diffs:?}");
+    let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats;
+    assert!(stats.is_some(), "and in parallel: the engine was released");
+}
+
 #[test]
 fn a_transient_panic_is_redone() {
     let synthetic = chain_block(40, 5);
@@ -166,17 +184,19 @@ fn blocks_submitted_from_several_threads_to_one_engine_are_all_right() {
     let synthetic = chain_block(60, 6);
     let block = synthetic.block();
     let expected = Executor::Sequential.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
-    let executor = common::parallel(2);
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| {
-                for _ in 0..5 {
-                    let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
-                    assert!(parevm::replay::compare_outputs(&expected, &output).is_empty());
-                }
-            });
-        }
-    });
+    // The engine's entry point waits for the engine; the drop-in runs sequentially when it is busy.
+    for executor in [common::parallel(2), common::drop_in(2)] {
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
+                        assert!(parevm::replay::compare_outputs(&expected, &output).is_empty());
+                    }
+                });
+            }
+        });
+    }
 }
 
 #[test]
