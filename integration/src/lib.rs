@@ -13,6 +13,8 @@
 //!   hand each transaction to the engine as the caller passes it in.
 //! - [`checks`]: what a header lets us verify (gas used, logs bloom, receipts root, state root).
 //! - [`replay`], [`bench`]: the `parevm` CLI's commands.
+//! - [`verify`]: the verifying ExEx's comparison (parevm's result against a node's).
+//! - [`node_args`]: the `--parallel*` flags of the `parevm-reth` node and their config file.
 
 pub mod bench;
 pub mod block;
@@ -25,9 +27,11 @@ pub mod execute;
 pub mod factory;
 pub mod limit;
 pub mod mainnet;
+pub mod node_args;
 pub mod replay;
 pub mod stats;
 pub mod synthetic;
+pub mod verify;
 pub mod workloads;
 
 pub use block::BlockInput;

@@ -11,8 +11,6 @@
 //! of the config ([`evm::SequentialPayloadBuilder`]). `--parallel.verify` adds the
 //! [`verify`] ExEx. See `docs/reth.md`.
 
-mod args;
-mod compare;
 mod evm;
 mod verify;
 
@@ -20,6 +18,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use eyre::WrapErr;
+use parevm::node_args::{ParevmArgs, Settings};
 use parevm_dispatcher::Engine;
 use reth_ethereum::{
     cli::{Cli, chainspec::EthereumChainSpecParser},
@@ -28,10 +27,7 @@ use reth_ethereum::{
 };
 use tracing::{info, warn};
 
-use crate::{
-    args::{ParevmArgs, Settings},
-    evm::{ParevmEvmConfig, ParevmExecutorBuilder, SequentialPayloadBuilder},
-};
+use crate::evm::{ParevmEvmConfig, ParevmExecutorBuilder, SequentialPayloadBuilder};
 
 fn main() -> eyre::Result<()> {
     Cli::<EthereumChainSpecParser, ParevmArgs>::parse().run(async move |builder, args| {

@@ -30,10 +30,9 @@ use reth_ethereum::{
 };
 use tracing::{info, warn};
 
-use crate::{
-    compare::{self, Diff, ReceiptView},
-    evm::ParevmEvmConfig,
-};
+use parevm::verify::{self as compare, Diff, ReceiptView};
+
+use crate::evm::ParevmEvmConfig;
 
 /// The ExEx's id in reth's ExEx manager (and in its logs and metrics).
 pub const EXEX_ID: &str = "parevm-verify";

@@ -1,7 +1,11 @@
-//! Field-by-field comparison of what parevm produced with what the node committed.
+//! Field-by-field comparison of what parevm produced with what a node committed: the logic of
+//! `parevm-reth`'s verifying ExEx (`--parallel.verify`), kept here so that CI tests it.
 //!
-//! Only revm and alloy types, so the logic does not depend on reth's API and can be unit-tested
-//! without reth (the tests at the bottom build with the parevm workspace's revm 42).
+//! Only revm and alloy types: receipts by the fields reth's Ethereum `Receipt` has, and the
+//! *net* state change of a block or chain (post-state balance, nonce and code hash of every
+//! changed account, destroyed accounts, changed slots), ignoring book-keeping entries that change
+//! nothing and reverts. The first difference is reported, with both values. (The workspace's own
+//! equivalence tests use the stricter `replay::compare_outputs`, reverts included.)
 
 use std::collections::{BTreeMap, BTreeSet};
 

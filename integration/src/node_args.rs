@@ -3,14 +3,15 @@
 //! reth flattens the `Ext` arguments of its `Cli` into the `node` subcommand, so these flags show
 //! up in `parevm-reth node --help` under their own heading. Every argument has an explicit `id`
 //! (`parevm_*`): clap ids come from field names, and reth's own node command already has fields
-//! such as `config`, which would otherwise collide.
+//! such as `config`, which would otherwise collide. They need nothing from reth, so they live
+//! here, where CI tests them; `integration/reth/` only flattens them into reth's CLI.
 
 use std::path::PathBuf;
 
 use clap::ArgAction;
-use eyre::WrapErr;
-use parevm::config::ParevmConfig;
-use parevm_dispatcher::EngineConfig;
+use parevm_dispatcher::{ConfigError, EngineConfig};
+
+use crate::config::{ConfigFileError, ParevmConfig};
 
 /// parevm's flags for `parevm-reth node`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -68,6 +69,20 @@ pub struct ParevmArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Settings that cannot be used; the node does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// `--parallel.config` cannot be read or parsed.
+    #[error("reading --parallel.config: {0}")]
+    File(#[from] ConfigFileError),
+    /// The file's engine settings are out of range.
+    #[error("invalid engine settings in --parallel.config: {0}")]
+    FileEngine(ConfigError),
+    /// The flags (over the file) give an unusable engine configuration.
+    #[error("invalid --parallel.* settings: {0}")]
+    Flags(ConfigError),
+}
+
 /// The settings in force: the file (if any), overridden by the flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -81,19 +96,14 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `--parallel.config` if given and applies the flags on top.
-    pub fn resolve(args: &ParevmArgs) -> eyre::Result<Self> {
-        let file = match &args.config {
-            Some(path) => Some(
-                ParevmConfig::load(path).wrap_err_with(|| format!("reading --parallel.config {}", path.display()))?,
-            ),
-            None => None,
-        };
+    pub fn resolve(args: &ParevmArgs) -> Result<Self, SettingsError> {
+        let file = args.config.as_deref().map(ParevmConfig::load).transpose()?;
 
         let parallel = args.parallel || file.as_ref().is_some_and(|f| f.parallel);
         let verify = args.verify || file.as_ref().is_some_and(|f| f.verify);
 
         let mut engine = match &file {
-            Some(f) => f.engine_config().wrap_err("invalid engine settings in --parallel.config")?,
+            Some(f) => f.engine_config().map_err(SettingsError::FileEngine)?,
             None => EngineConfig::default(),
         };
         if let Some(slots) = args.slots {
@@ -105,7 +115,7 @@ impl Settings {
         if let Some(steal) = args.steal {
             engine.steal = steal;
         }
-        engine.validate().wrap_err("invalid --parallel.* settings")?;
+        engine.validate().map_err(SettingsError::Flags)?;
 
         Ok(Self { parallel, verify, engine })
     }
@@ -114,5 +124,72 @@ impl Settings {
     /// the verifying ExEx will use the engine.
     pub fn unused_engine_flags(&self, args: &ParevmArgs) -> bool {
         !self.parallel && !self.verify && (args.slots.is_some() || args.shadow.is_some() || args.steal.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// Stands in for reth's `node` command, which flattens the same struct.
+    #[derive(Debug, Parser)]
+    struct Node {
+        #[command(flatten)]
+        parevm: ParevmArgs,
+    }
+
+    fn settings(argv: &[&str]) -> Result<Settings, SettingsError> {
+        let node = Node::try_parse_from(std::iter::once("node").chain(argv.iter().copied())).unwrap();
+        Settings::resolve(&node.parevm)
+    }
+
+    #[test]
+    fn flags_set_the_engine_and_bare_booleans_mean_true() {
+        let s =
+            settings(&["--parallel", "--parallel.slots", "3", "--parallel.shadow=false", "--parallel.steal"]).unwrap();
+        assert!(s.parallel && !s.verify);
+        assert_eq!((s.engine.slots, s.engine.shadows, s.engine.steal), (3, false, true));
+        let s = settings(&[]).unwrap();
+        assert!(!s.parallel);
+        assert_eq!(s.engine.slots, EngineConfig::default().slots);
+    }
+
+    #[test]
+    fn flags_override_the_file_and_either_can_enable() {
+        let path = std::env::temp_dir().join(format!("parevm-node-args-{}.toml", std::process::id()));
+        std::fs::write(&path, "parallel = false\nverify = true\nslots = 5\nsteal = false\n").unwrap();
+        let file = path.to_str().unwrap();
+        let s = settings(&["--parallel.config", file, "--parallel", "--parallel.slots", "2"]).unwrap();
+        assert!(s.parallel && s.verify);
+        assert_eq!((s.engine.slots, s.engine.steal), (2, false));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn unusable_settings_are_errors_that_say_where_they_come_from() {
+        let error = settings(&["--parallel", "--parallel.slots", "9"]).unwrap_err();
+        assert!(matches!(error, SettingsError::Flags(_)), "{error}");
+        assert!(error.to_string().contains("--parallel.*"), "{error}");
+        let error = settings(&["--parallel.config", "/nonexistent/parevm.toml"]).unwrap_err();
+        assert!(matches!(error, SettingsError::File(_)), "{error}");
+        let unused = Node::try_parse_from(["node", "--parallel.slots", "2"]).unwrap();
+        assert!(Settings::resolve(&unused.parevm).unwrap().unused_engine_flags(&unused.parevm));
+    }
+
+    #[test]
+    fn every_flag_is_documented_under_its_own_heading() {
+        let help = Node::command().render_long_help().to_string();
+        assert!(help.contains("Parallel execution (parevm)"), "{help}");
+        for flag in [
+            "--parallel\n",
+            "--parallel.slots <N>",
+            "--parallel.shadow[=<BOOL>]",
+            "--parallel.steal[=<BOOL>]",
+            "--parallel.verify",
+            "--parallel.config <FILE>",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        }
     }
 }
