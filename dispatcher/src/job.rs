@@ -92,7 +92,9 @@ impl<D: BlockDb> BlockJob<D> {
         if self.scheduler.table().request_redo(tx) != RedoRequest::Queue {
             return false;
         }
-        // Nobody else can claim it: it is in no queue, and only the merger asks for redos.
+        // A worker may still claim it first, through a queue entry left behind when the merger
+        // ran it at its turn; that execution starts with every predecessor merged, so it is
+        // exact too, and the merger waits for it.
         self.run_at_turn(tx, execute)
     }
 

@@ -120,6 +120,9 @@ impl Session<'_> {
     /// slots' pending reads and merges whatever is ready, without waiting.
     #[allow(clippy::result_large_err, reason = "see `BlockTxs::push`")]
     pub fn push(&mut self, owner: &mut impl Owner, tx: TxEnv) -> Result<Result<(), BlockError>, TxEnv> {
+        if self.is_full() {
+            return Err(tx);
+        }
         self.preload(owner, tx.caller);
         if let Some(to) = tx.kind.to() {
             self.preload(owner, *to);
@@ -136,7 +139,8 @@ impl Session<'_> {
     }
 
     /// Answers pending reads and merges every transaction whose result is ready, without
-    /// waiting for the others.
+    /// waiting for results not yet produced (a result found stale is redone, and waited for, at
+    /// once).
     pub fn merge_ready(&mut self, owner: &mut impl Owner) -> Result<(), BlockError> {
         // Errors go to the slot that asked; its execution fails with them and is judged at its
         // turn, as a sequential run would have failed on the same read.

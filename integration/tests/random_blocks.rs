@@ -259,7 +259,7 @@ fn delegations_take_effect() {
     assert_eq!(&code[3..], COUNTER.as_slice());
     // The counter ran twice on the authority's own storage: slot 1 (the word's value) counts 2.
     assert_eq!(account.storage[&U256::from(1)].present_value, U256::from(2));
-    for executor in [common::parallel(2), common::drop_in(2)] {
+    for executor in [common::parallel(2), &common::own_drop_in(2)] {
         let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
         assert!(diffs.is_empty(), "{}: {diffs:#?}", executor.name());
         let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats;

@@ -12,7 +12,7 @@ use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, Read, TxIndex, T
 use revm::{
     context::{
         BlockEnv, CfgEnv,
-        result::{ExecutionResult, HaltReason},
+        result::{EVMError, ExecutionResult, HaltReason},
     },
     state::EvmState,
 };
@@ -48,11 +48,15 @@ pub enum RedoCause {
     Beneficiary,
     /// It panicked on speculative state.
     Panic,
+    /// Its database read failed. The failure is judged on a second execution at the
+    /// transaction's turn: a slot's read can fail where the sequential executor's would not (in a
+    /// session, a slot gives up when the database's owner is away for `stall_timeout`).
+    Database,
 }
 
 impl RedoCause {
     /// All causes, for reporting.
-    pub const ALL: [Self; 4] = [Self::Account, Self::Storage, Self::Beneficiary, Self::Panic];
+    pub const ALL: [Self; 5] = [Self::Account, Self::Storage, Self::Beneficiary, Self::Panic, Self::Database];
 
     /// Metric label.
     pub const fn label(self) -> &'static str {
@@ -60,6 +64,7 @@ impl RedoCause {
             Self::Account => "account",
             Self::Storage => "storage",
             Self::Beneficiary => "beneficiary",
+            Self::Database => "database",
             Self::Panic => "panic",
         }
     }
@@ -69,7 +74,7 @@ impl RedoCause {
 #[derive(Debug, Default, Clone)]
 pub struct MergeStats {
     /// Redos by cause, indexed like [`RedoCause::ALL`].
-    pub redos: [u64; 4],
+    pub redos: [u64; 5],
     /// Time the merger spent waiting for results.
     pub merge_wait: Duration,
     /// The most executions any transaction needed.
@@ -220,13 +225,13 @@ impl Merger {
                 None
             } else {
                 validate(input.base, &result.reads, input.validation_pool)
-                    .map_err(|error| BlockError::Database { tx, error })?
             };
             let cause = match (&mismatch, &result.outcome) {
                 (None, ExecOutcome::Panicked(message)) if exact => {
                     return Err(BlockError::Panicked { tx, message: message.clone() });
                 }
                 (None, ExecOutcome::Panicked(_)) => RedoCause::Panic,
+                (None, ExecOutcome::Invalid(EVMError::Database(_))) if redos_at_turn == 0 => RedoCause::Database,
                 (None, _) => break result,
                 (Some(Mismatch(read)), _) if exact => {
                     return Err(BlockError::Internal {

@@ -110,25 +110,30 @@ where
         Ok(self.accounts.entry(address).or_insert_with(|| BaseAccount { info, epoch: 0 }).info.clone())
     }
 
-    /// The observable part of the account (what validation compares), without cloning its code.
-    pub fn snapshot(&self, address: Address) -> Result<Option<AccountSnapshot>, DbError> {
-        if let Some(entry) = self.accounts.get(&address) {
-            return Ok(entry.info.as_ref().map(AccountSnapshot::from));
-        }
-        Ok(self.basic(address)?.as_ref().map(AccountSnapshot::from))
+    /// The observable part of the account (what validation compares), without cloning its
+    /// code, if the base holds it; `None` if only the database would know. Never fetches: the
+    /// merger validates on the thread that may be the database's only server.
+    pub fn cached_snapshot(&self, address: Address) -> Option<Option<AccountSnapshot>> {
+        self.accounts.get(&address).map(|entry| entry.info.as_ref().map(AccountSnapshot::from))
     }
 
-    /// A storage slot as the next transaction to merge sees it.
-    pub fn storage(&self, address: Address, slot: U256) -> Result<U256, DbError> {
+    /// A storage slot's value if the base knows it (written, loaded, or wiped with its account);
+    /// `None` if only the database would know. Never fetches.
+    pub fn cached_storage(&self, address: Address, slot: U256) -> Option<U256> {
         let epoch = self.accounts.get(&address).map_or(0, |a| a.epoch);
         if let Some(entry) = self.storage.get(&(address, slot)) {
             let (written_in, value) = *entry;
             if written_in == epoch {
-                return Ok(value);
+                return Some(value);
             }
         }
-        if epoch > 0 {
-            return Ok(U256::ZERO);
+        (epoch > 0).then_some(U256::ZERO)
+    }
+
+    /// A storage slot as the next transaction to merge sees it.
+    pub fn storage(&self, address: Address, slot: U256) -> Result<U256, DbError> {
+        if let Some(value) = self.cached_storage(address, slot) {
+            return Ok(value);
         }
         let value = self.db.storage_ref(address, slot).map_err(DbError::from_display)?;
         Ok(self.storage.entry((address, slot)).or_insert((0, value)).1)

@@ -10,8 +10,9 @@
 //! if two slots miss it at the same moment).
 //!
 //! The owner never asks itself: [`RemoteDb`] refuses requests from the owner's thread with an
-//! error instead of deadlocking. The merger's own reads hit the base by construction (it
-//! validates keys that executions loaded, and the beneficiary is loaded before the first merge).
+//! error instead of deadlocking. The merger's own reads never go to the database: validation
+//! only looks at what the base holds (see `parevm_merger::validate`), and the beneficiary, whose
+//! deferred fees the merger credits, is loaded before the first merge.
 
 use std::{
     sync::{
@@ -99,9 +100,10 @@ pub struct Requests {
 impl Requests {
     /// Whether a request is waiting.
     pub fn has_pending(&self) -> bool {
-        // Acquire: pairs with the sender's Release increment, made after the send, so a
-        // non-zero count means `try_recv` finds the request.
-        self.pending.load(Ordering::Acquire) > 0
+        // Relaxed: a hint. An asker counts itself before sending, so the count never drops below
+        // the queue's length; a count that runs ahead of the send only makes the owner look
+        // again. The request itself travels through the channel.
+        self.pending.load(Ordering::Relaxed) > 0
     }
 
     /// The next waiting request, if any.
@@ -150,9 +152,13 @@ impl RemoteDb {
             return Err(DbError(format!("{query:?} asked on the database owner's own thread (an engine bug)")));
         }
         let (reply, answer) = mpsc::sync_channel(1);
-        self.queue.send(Request { query, reply }).map_err(|_| DbError("the block was abandoned".into()))?;
-        // Release: see `Requests::has_pending`.
-        self.pending.fetch_add(1, Ordering::Release);
+        // Counted before it is sent (see `Requests::has_pending`), uncounted if it cannot be.
+        // Relaxed: a hint; the channel carries the request.
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if self.queue.send(Request { query, reply }).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            return Err(DbError("the block was abandoned".into()));
+        }
         self.wakeup.notify();
         // Bounded poll first: the owner answers within microseconds when it is inside the engine,
         // and parking costs more than that.

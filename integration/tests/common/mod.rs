@@ -32,6 +32,13 @@ pub fn drop_in(slots: usize) -> &'static Executor {
     &engines[slots - 1]
 }
 
+/// A drop-in executor with an engine of its own. The shared ones run sequentially while another
+/// test holds their engine (that is the drop-in's rule); a test that checks the engine's counters
+/// needs an engine nobody else uses.
+pub fn own_drop_in(slots: usize) -> Executor {
+    Executor::DropIn(Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap().into())
+}
+
 /// Every engine configuration the equivalence tests run: the engine's own entry point at 1, 2, 4
 /// and 8 slots, and the drop-in at 1, 2 and 8.
 pub fn engines() -> impl Iterator<Item = &'static Executor> {
