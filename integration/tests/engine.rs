@@ -47,7 +47,9 @@ fn a_dependency_chain_finishes_with_at_most_two_executions_per_tx() {
         let synthetic = chain_block(200, senders);
         let block = synthetic.block();
         let drop_ins = [1, 2, 8].map(common::own_drop_in);
-        for executor in (1..=MAX_SLOTS).map(common::parallel).chain(&drop_ins) {
+        let mut executors: Vec<&Executor> = (1..=MAX_SLOTS).map(|n| -> &Executor { common::parallel(n) }).collect();
+        executors.extend(&drop_ins);
+        for executor in executors {
             let slots = executor.name();
             let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
             assert!(diffs.is_empty(), "{slots}, {senders} senders: {diffs:?}");
