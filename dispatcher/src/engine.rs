@@ -54,8 +54,8 @@ pub struct ParallelBlock<'a, D> {
     pub block: BlockEnv,
     /// Chain configuration.
     pub cfg: CfgEnv,
-    /// The transactions.
-    pub txs: &'a [TxEnv],
+    /// The transactions (owned: the engine keeps them for the block without copying).
+    pub txs: Vec<TxEnv>,
 }
 
 /// Counters of one block.
@@ -126,7 +126,7 @@ impl Engine {
     /// transactions before the failing one, as a sequential executor would have committed them).
     pub fn execute<D: BlockDb>(
         &self,
-        block: &ParallelBlock<D>,
+        block: ParallelBlock<'_, D>,
         on_merged: impl FnMut(MergedTx),
     ) -> Result<BlockStats, BlockError> {
         let (result, stats) = self.run(block, on_merged);
@@ -137,7 +137,7 @@ impl Engine {
     /// Like [`Engine::execute`], and returns the counters even when the block fails.
     pub fn run<D: BlockDb>(
         &self,
-        block: &ParallelBlock<'_, D>,
+        block: ParallelBlock<'_, D>,
         mut on_merged: impl FnMut(MergedTx),
     ) -> (Result<(), BlockError>, BlockStats) {
         let _one_block_at_a_time = self.running.lock();
@@ -154,15 +154,15 @@ impl Engine {
         if n == 0 {
             return (Ok(()), stats);
         }
-        let plan = static_dispatch(block.txs, self.config.slots, block.block.beneficiary);
+        let plan = static_dispatch(&block.txs, self.config.slots, block.block.beneficiary);
         let job = BlockJob {
             base,
             unconfirmed: Unconfirmed::new(n),
             merged: AtomicUsize::new(0),
             scheduler: Scheduler::with_plan(TaskTable::new(n), &plan, self.config.steal, self.config.shadows),
-            txs: BlockTxs::from_vec(block.txs.to_vec()),
-            block: block.block.clone(),
-            cfg: block.cfg.clone(),
+            txs: BlockTxs::from_vec(block.txs),
+            block: block.block,
+            cfg: block.cfg,
             reads: self.reads.clone(),
             shadow_executions: AtomicU64::new(0),
         };

@@ -85,35 +85,27 @@ impl<D: BlockDb> BlockJob<D> {
         (0..self.txs.len()).map(|tx| u64::from(table.executions(tx))).sum()
     }
 
-    /// A redo asked for at `tx`'s turn, executed right here by `execute` (given the incarnation),
-    /// unless a stale execution of `tx` is still running: claims are exclusive, so that worker
-    /// requeues it when it finishes and an idle worker takes it.
-    pub fn redo_at_turn(&self, tx: TxIndex, execute: impl FnOnce(u32) -> TxResult) -> bool {
-        if self.scheduler.table().request_redo(tx) != RedoRequest::Queue {
-            return false;
-        }
-        // A worker may still claim it first, through a queue entry left behind when the merger
-        // ran it at its turn; that execution starts with every predecessor merged, so it is
-        // exact too, and the merger waits for it.
-        self.run_at_turn(tx, execute)
-    }
-
-    /// Executes `tx` right here if no worker has claimed it: its turn has come, so waiting for a
-    /// worker to reach it would only idle the merger. Its queue entry stays and is skipped by
-    /// the worker that finds it claimed.
-    pub fn run_at_turn(&self, tx: TxIndex, execute: impl FnOnce(u32) -> TxResult) -> bool {
+    /// Executes `tx` right here, at its turn, by `execute` (given the incarnation), unless a
+    /// worker holds it: the first execution when no worker has claimed it yet (its queue entry
+    /// stays and is skipped by the worker that finds it claimed), or a redo (`redo`) unless a
+    /// stale execution is still running, whose worker then requeues it. A worker may also win
+    /// the claim through a leftover queue entry; its execution starts with every predecessor
+    /// merged, so it is exact too, and the merger waits for it.
+    pub fn run_at_turn(&self, tx: TxIndex, redo: bool, execute: impl FnOnce(u32) -> TxResult) {
         let table: &TaskTable = self.scheduler.table();
-        let Some(incarnation) = table.try_claim(tx) else { return false };
+        if redo && table.request_redo(tx) != RedoRequest::Queue {
+            return;
+        }
+        let Some(incarnation) = table.try_claim(tx) else { return };
         self.unconfirmed.publish(tx, Arc::new(execute(incarnation)));
         if table.finish(tx) {
             self.scheduler.requeue(tx);
         }
-        true
     }
 }
 
-/// The batch path's merge driver: waits on the unconfirmed layer, and runs redos at a
-/// transaction's turn on the merger's own thread.
+/// The batch path's merge driver: waits on the unconfirmed layer, and runs transactions at
+/// their turn on the merger's own thread, on a slot EVM.
 ///
 /// At its turn a transaction's predecessors are all merged, so the redo reads exact state and
 /// is valid; and the merger can do nothing else until it has it. Handing it to a worker would
@@ -126,17 +118,12 @@ pub(crate) struct TurnRedo<'c, 'a, D: BlockDb> {
 
 impl<D: BlockDb> MergeDriver for TurnRedo<'_, '_, D> {
     fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
-        if seen == 0 && self.job.unconfirmed.get(tx).is_none() {
-            let (ctx, executor) = (self.ctx, &mut self.executor);
-            let executor = executor.get_or_insert_with(|| TxExecutor::new(ctx));
-            self.job.run_at_turn(tx, |incarnation| executor.execute(tx, incarnation));
-        }
         self.job.unconfirmed.wait_newer(tx, seen, timeout)
     }
 
-    fn redo(&mut self, tx: TxIndex) {
+    fn run_at_turn(&mut self, tx: TxIndex, redo: bool) {
         let (ctx, executor) = (self.ctx, &mut self.executor);
         let executor = executor.get_or_insert_with(|| TxExecutor::new(ctx));
-        self.job.redo_at_turn(tx, |incarnation| executor.execute(tx, incarnation));
+        self.job.run_at_turn(tx, redo, |incarnation| executor.execute(tx, incarnation));
     }
 }

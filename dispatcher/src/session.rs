@@ -116,26 +116,27 @@ impl Session<'_> {
         self.job.txs.len() == self.job.txs.capacity()
     }
 
-    /// Hands in the next transaction; gives it back if the session is full. Then answers the
-    /// slots' pending reads and merges whatever is ready, without waiting.
-    #[allow(clippy::result_large_err, reason = "see `BlockTxs::push`")]
-    pub fn push(&mut self, owner: &mut impl Owner, tx: TxEnv) -> Result<Result<(), BlockError>, TxEnv> {
+    /// Hands in the next transaction (the caller checks [`Session::is_full`] first: a
+    /// transaction beyond the capacity fails the block with an internal error). Then answers
+    /// the slots' pending reads and merges whatever is ready.
+    pub fn push(&mut self, owner: &mut impl Owner, tx: TxEnv) -> Result<(), BlockError> {
         if self.is_full() {
-            return Err(tx);
+            let message = format!("more transactions than the {} the session was started for", self.job.txs.len());
+            return Err(BlockError::Internal { tx: self.job.txs.len(), message });
         }
         self.preload(owner, tx.caller);
         if let Some(to) = tx.kind.to() {
             self.preload(owner, *to);
         }
         let slot = self.dispatcher.assign(&tx);
-        let index = self.job.txs.push(tx)?;
+        let index = self.job.txs.push(tx).expect("not full: checked above");
         if let Some(slot) = slot {
             self.job.scheduler.push(index, slot);
         }
         if !self.started {
             self.start_workers();
         }
-        Ok(self.merge_ready(owner))
+        self.merge_ready(owner)
     }
 
     /// Answers pending reads and merges every transaction whose result is ready, without
@@ -237,9 +238,6 @@ enum Woken {
 
 impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
     fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
-        if seen == 0 && self.job.unconfirmed.get(tx).is_none() {
-            self.run_exact(tx, false);
-        }
         let deadline = Instant::now() + timeout;
         let (unconfirmed, requests) = (&self.job.unconfirmed, self.requests);
         loop {
@@ -257,26 +255,15 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
         }
     }
 
-    fn redo(&mut self, tx: TxIndex) {
-        self.run_exact(tx, true);
-    }
-}
-
-impl<O: Owner> OwnerDriver<'_, O> {
-    /// Runs `tx` on the owner's own state (see [`BlockJob::run_at_turn`]).
-    fn run_exact(&mut self, tx: TxIndex, redo: bool) {
+    /// On the owner's own EVM, where every predecessor is committed: exact, so the result
+    /// carries no reads to validate.
+    fn run_at_turn(&mut self, tx: TxIndex, redo: bool) {
         let (job, owner) = (self.job, &mut *self.owner);
-        let execute = |incarnation| TxResult {
+        job.run_at_turn(tx, redo, |incarnation| TxResult {
             incarnation,
             outcome: owner.execute_exact(tx, job.txs.get(tx)),
-            // Exact: nothing to validate.
             reads: job.reads.take(),
             merged_at_start: tx,
-        };
-        if redo {
-            job.redo_at_turn(tx, execute)
-        } else {
-            job.run_at_turn(tx, execute)
-        };
+        });
     }
 }

@@ -85,59 +85,65 @@ impl Executor {
     {
         let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
         let env = block.evm_env(chain);
-        if let Self::DropIn(engine) = self {
-            let factory =
-                ParallelBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), engine.clone());
-            let evm = EthEvmFactory::default().create_evm(&mut state, env);
-            let mut executor = factory.create_executor(evm, block.execution_ctx());
-            executor.apply_pre_execution_changes()?;
-            for tx in &block.txs {
-                executor.execute_transaction(tx)?;
-            }
-            let (evm, result, stats) = executor.finish_with_stats()?;
-            drop(evm);
-            state.merge_transitions(BundleRetention::Reverts);
-            return Ok(BlockOutput { result, bundle: state.take_bundle(), stats });
-        }
         let evm = EthEvmFactory::default().create_evm(&mut state, env.clone());
-        let factory =
-            EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), EthEvmFactory::default());
-        let mut executor = factory.create_executor(evm, block.execution_ctx());
-        executor.apply_pre_execution_changes()?;
-
-        let mut stats = None;
-        // The engine, unless this executor is sequential or the block is under its small-block rule.
-        let engine = match self {
-            Self::Parallel(engine) if block.txs.len() >= engine.config().sequential_below_txs => Some(engine),
-            _ => None,
-        };
-        match engine {
-            None => {
+        let (result, stats) = match self {
+            Self::DropIn(engine) => {
+                let factory =
+                    ParallelBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), engine.clone());
+                let mut executor = factory.create_executor(evm, block.execution_ctx());
+                executor.apply_pre_execution_changes()?;
                 for tx in &block.txs {
                     executor.execute_transaction(tx)?;
                 }
+                let (_, result, stats) = executor.finish_with_stats()?;
+                (result, stats)
             }
-            Some(engine) => {
-                let seed = seed_from_state(executor.evm().db());
-                let txs = block.tx_envs();
-                let input =
-                    ParallelBlock { db, seed, block: env.block_env.clone(), cfg: env.cfg_env.clone(), txs: &txs };
-                // Each confirmed transaction is committed through the Ethereum executor's own
-                // `commit_transaction` (receipt, gas, blob gas, `State` commit) while the slots
-                // keep executing later ones.
-                let outcome = engine.execute(&input, |merged| {
-                    let tx = &block.txs[merged.index];
-                    executor.commit_transaction(EthTxResult {
-                        result: ResultAndState { result: merged.result, state: merged.state },
-                        blob_gas_used: tx.blob_gas_used().unwrap_or_default(),
-                        tx_type: tx.tx_type(),
-                    });
-                });
-                stats = Some(outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?);
+            Self::Sequential | Self::Parallel(_) => {
+                let factory = EthBlockExecutorFactory::new(
+                    AlloyReceiptBuilder::default(),
+                    chain.clone(),
+                    EthEvmFactory::default(),
+                );
+                let mut executor = factory.create_executor(evm, block.execution_ctx());
+                executor.apply_pre_execution_changes()?;
+                let mut stats = None;
+                // The engine, unless this executor is sequential or the block is under its
+                // small-block rule.
+                let engine = match self {
+                    Self::Parallel(engine) if block.txs.len() >= engine.config().sequential_below_txs => Some(engine),
+                    _ => None,
+                };
+                match engine {
+                    None => {
+                        for tx in &block.txs {
+                            executor.execute_transaction(tx)?;
+                        }
+                    }
+                    Some(engine) => {
+                        let input = ParallelBlock {
+                            db,
+                            seed: seed_from_state(executor.evm().db()),
+                            block: env.block_env,
+                            cfg: env.cfg_env,
+                            txs: block.tx_envs(),
+                        };
+                        // Each confirmed transaction is committed through the Ethereum executor's
+                        // own `commit_transaction` (receipt, gas, blob gas, `State` commit) while
+                        // the slots keep executing later ones.
+                        let outcome = engine.execute(input, |merged| {
+                            let tx = &block.txs[merged.index];
+                            executor.commit_transaction(EthTxResult {
+                                result: ResultAndState { result: merged.result, state: merged.state },
+                                blob_gas_used: tx.blob_gas_used().unwrap_or_default(),
+                                tx_type: tx.tx_type(),
+                            });
+                        });
+                        stats = Some(outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?);
+                    }
+                }
+                (executor.finish()?.1, stats)
             }
-        }
-        let (evm, result) = executor.finish()?;
-        drop(evm);
+        };
         state.merge_transitions(BundleRetention::Reverts);
         Ok(BlockOutput { result, bundle: state.take_bundle(), stats })
     }

@@ -402,15 +402,14 @@ where
         let Parallel { session, txs, exact_errors } = &mut **parallel;
         let mut owner = EthOwner { eth: &mut self.eth, txs, exact_errors };
         match session.push(&mut owner, env) {
-            Ok(Ok(())) => Ok(GasOutput::default()),
-            Ok(Err(error)) => {
+            Ok(()) => Ok(GasOutput::default()),
+            Err(error) => {
                 let Mode::Parallel(parallel) = std::mem::replace(&mut self.mode, Mode::Failed) else {
                     unreachable!("matched above")
                 };
                 let Parallel { txs, exact_errors, .. } = *parallel;
                 Err(session_error(error, &txs, exact_errors))
             }
-            Err(_) => unreachable!("capacity was checked above"),
         }
     }
 

@@ -32,9 +32,11 @@ pub const MAX_EXECUTIONS_AT_TURN: u32 = 3;
 pub trait MergeDriver {
     /// Waits, for at most `timeout`, until `tx` has a result newer than incarnation `seen`.
     fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>>;
-    /// Has `tx` executed again (publishing the result as unconfirmed); the merger then waits for
-    /// the new result. Called at the transaction's turn, so the new execution reads exact state.
-    fn redo(&mut self, tx: TxIndex);
+    /// Executes `tx` on this thread and publishes the result as unconfirmed, unless a worker
+    /// holds it (the merger then waits for that worker's result). Called at the transaction's
+    /// turn, so the execution reads exact state: when it has no result yet (`redo` false; why
+    /// wait for a worker to reach it?), and when its result was found stale (`redo` true).
+    fn run_at_turn(&mut self, tx: TxIndex, redo: bool);
 }
 
 /// Why a result was sent back.
@@ -206,6 +208,9 @@ impl Merger {
             });
         }
 
+        if input.unconfirmed.get(tx).is_none() {
+            driver.run_at_turn(tx, false);
+        }
         let mut seen = 0;
         let mut redos_at_turn = 0;
         let result = loop {
@@ -250,7 +255,7 @@ impl Merger {
                 return Err(BlockError::Internal { tx, message: format!("still invalid after {redos_at_turn} redos") });
             }
             self.stats.count(cause);
-            driver.redo(tx);
+            driver.run_at_turn(tx, true);
         };
         self.accept(input, tx, result)
     }
