@@ -175,7 +175,7 @@ impl Engine {
                 }
             }
             let ctx = job.ctx();
-            let mut driver = TurnRedo { job: &job, ctx: &ctx, executor: None };
+            let mut driver = TurnRedo::new(&job, &ctx);
             let input = job.merge_input(Some(&self.validation_pool), self.config.stall_timeout);
             let outcome = catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged)));
             // Whatever happened, release the workers, or the scope would never end.

@@ -194,7 +194,7 @@ impl TaskSource for Scheduler {
             }
             let woken = match role {
                 // SeqCst: see `announce`.
-                Role::Primary => self.epoch.load(Ordering::SeqCst) != seen,
+                Role::Primary | Role::Merger => self.epoch.load(Ordering::SeqCst) != seen,
                 // Relaxed is enough for a flag whose only effect is to make us look at the
                 // injector, which has its own synchronisation.
                 // SeqCst: like the epoch, so a flag raised while the shadow counts itself as a

@@ -3,6 +3,9 @@
 //! Find a task, claim it, execute, publish, repeat; when there is nothing to do, sleep until the
 //! dispatcher announces new work or the end of the block. The loop never waits on the merger and
 //! never spins: an idle worker blocks in [`TaskSource::wait`].
+//!
+//! The merger's thread is a worker too, one [`Worker::step`] at a time: while the transaction it
+//! must merge next is still executing elsewhere, it executes queued work instead of idling.
 
 use std::sync::Arc;
 
@@ -19,6 +22,9 @@ pub enum Role {
     Primary,
     /// Runs redos only, when the slot's primary is busy.
     Shadow,
+    /// The merger's thread between merges: takes work like the slot's primary, one task at a
+    /// time (see [`Worker::step`]), and never sleeps in the queue (the merger has its own wait).
+    Merger,
 }
 
 /// Where workers find transactions to execute; implemented by the dispatcher.
@@ -75,16 +81,27 @@ where
             if source.is_done() {
                 break;
             }
-            match source.next_task(self.slot, self.role) {
-                Some(tx) => {
-                    if let Some(incarnation) = self.table.try_claim(tx) {
-                        self.execute(source, tx, incarnation);
-                    }
-                }
-                None => source.wait(self.slot, self.role, epoch),
+            if !self.step(source) {
+                source.wait(self.slot, self.role, epoch);
             }
         }
         self.stats
+    }
+
+    /// Takes the next task, if any, and executes it unless someone else claimed it first.
+    /// Returns whether there was a task.
+    pub fn step(&mut self, source: &impl TaskSource) -> bool {
+        let Some(tx) = source.next_task(self.slot, self.role) else { return false };
+        if let Some(incarnation) = self.table.try_claim(tx) {
+            self.execute(source, tx, incarnation);
+        }
+        true
+    }
+
+    /// The worker's EVM, for executions the caller schedules itself (the merger's runs at a
+    /// transaction's turn).
+    pub fn executor(&mut self) -> &mut TxExecutor<'c, 'a, D> {
+        &mut self.executor
     }
 
     fn execute(&mut self, source: &impl TaskSource, tx: TxIndex, incarnation: u32) {
