@@ -22,6 +22,12 @@ pub struct EngineConfig {
     /// outweighs what it can gain on them. The engine itself ignores it; callers that have a
     /// sequential executor at hand (`parevm::Executor`, a block executor) apply it. 0: never.
     pub sequential_below_txs: usize,
+    /// The chain rule (`chain_rule.rs`): once the block so far needed this many redos per
+    /// [`CHAIN_RULE_WINDOW`](crate::CHAIN_RULE_WINDOW) merged transactions (judged at the end
+    /// of each window), stop speculating and hand the rest of the block back to the caller's
+    /// sequential executor. Default: half the window. `None`: never; 0: after the first window,
+    /// whatever happened (for tests of the hand-back).
+    pub chain_rule: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -32,6 +38,7 @@ impl Default for EngineConfig {
             steal: true,
             stall_timeout: Duration::from_secs(60),
             sequential_below_txs: 0,
+            chain_rule: Some(crate::chain_rule::DEFAULT_REDOS),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::{
 use alloy_primitives::{Address, U256};
 use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
 use parevm_slots::{TaskTable, panic_message};
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, Unconfirmed};
 use revm::{
     context::{BlockEnv, CfgEnv, TxEnv},
     state::AccountInfo,
@@ -24,6 +24,7 @@ use crate::{
     EngineConfig,
     config::ConfigError,
     dispatch::static_dispatch,
+    chain_rule::ChainRule,
     job::{BlockJob, TurnRedo},
     metrics,
     scheduler::Scheduler,
@@ -71,6 +72,9 @@ pub struct BlockStats {
     pub steals: u64,
     /// Merge-side counters: redos by cause, merge wait, most executions of one transaction.
     pub merge: MergeStats,
+    /// Set when the chain rule handed the block back after this many transactions: the caller
+    /// executes the rest sequentially (see [`Engine::execute`]).
+    pub sequential_from: Option<TxIndex>,
 }
 
 impl BlockStats {
@@ -124,6 +128,11 @@ impl Engine {
     /// the caller commits it (receipt, state). Returns the block's counters, or the error the
     /// sequential executor would have hit first (after `on_merged` has seen exactly the
     /// transactions before the failing one, as a sequential executor would have committed them).
+    ///
+    /// With the chain rule on (`EngineConfig::chain_rule`), the engine may stop early, when the
+    /// block turns out to be a chain of dependent transactions: then
+    /// `BlockStats::sequential_from` is `Some(k)`, `on_merged` has seen transactions `0..k`, and
+    /// the caller must execute the rest, `k..`, itself, in order.
     pub fn execute<D: BlockDb>(
         &self,
         block: ParallelBlock<'_, D>,
@@ -177,7 +186,9 @@ impl Engine {
             let ctx = job.ctx();
             let mut driver = TurnRedo::new(&job, &ctx);
             let input = job.merge_input(Some(&self.validation_pool), self.config.stall_timeout);
-            let outcome = catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged)));
+            let mut rule = ChainRule::new(self.config.chain_rule);
+            let stop = |merged, stats: &MergeStats| rule.tripped(merged, stats.total_redos());
+            let outcome = catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged, stop)));
             // Whatever happened, release the workers, or the scope would never end.
             job.scheduler.finish();
             outcome.unwrap_or_else(|panic| {
@@ -191,6 +202,12 @@ impl Engine {
         stats.shadow_takeovers = job.shadow_executions.load(Ordering::Relaxed);
         stats.steals = job.scheduler.steals.load(Ordering::Relaxed);
         stats.merge = merge_stats;
-        (result, stats)
+        match result {
+            Ok(merged) => {
+                stats.sequential_from = (merged < n).then_some(merged);
+                (Ok(()), stats)
+            }
+            Err(e) => (Err(e), stats),
+        }
     }
 }

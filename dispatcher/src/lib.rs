@@ -8,6 +8,7 @@
 //! `dispatch.rs` → `scheduler.rs` → `slots/src/worker.rs` → `slots/src/exec.rs` →
 //! `statedb/src/unconfirmed.rs` → `merger/src/merge.rs`.
 
+mod chain_rule;
 pub mod config;
 pub mod dispatch;
 mod engine;
@@ -16,6 +17,7 @@ mod metrics;
 pub mod scheduler;
 mod session;
 
+pub use chain_rule::WINDOW as CHAIN_RULE_WINDOW;
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
 pub use engine::{BlockStats, Engine, ParallelBlock, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};

@@ -36,7 +36,9 @@ use revm::{
     primitives::KECCAK_EMPTY,
 };
 
-use crate::{BlockStats, Engine, dispatch::Dispatcher, job::BlockJob, metrics, scheduler::Scheduler};
+use crate::{
+    BlockStats, Engine, chain_rule::ChainRule, dispatch::Dispatcher, job::BlockJob, metrics, scheduler::Scheduler,
+};
 
 /// The thread that owns the block's database, as the session needs it.
 pub trait Owner {
@@ -60,6 +62,9 @@ pub struct Session<'e> {
     requests: Requests,
     dispatcher: Dispatcher,
     merger: Merger,
+    rule: ChainRule,
+    /// The chain rule tripped.
+    chain: bool,
     started: bool,
 }
 
@@ -101,6 +106,8 @@ impl Engine {
             requests,
             dispatcher,
             merger: Merger::new(),
+            rule: ChainRule::new(self.config.chain_rule),
+            chain: false,
             started: false,
         };
         // The merger credits deferred fees to the beneficiary on its own thread, where it
@@ -111,6 +118,12 @@ impl Engine {
 }
 
 impl Session<'_> {
+    /// Whether the chain rule tripped: the block is a chain of dependent transactions, and the
+    /// caller should [`Session::finish`] it and execute the rest sequentially.
+    pub fn wants_sequential(&self) -> bool {
+        self.chain
+    }
+
     /// Whether the session holds as many transactions as it was started for.
     pub fn is_full(&self) -> bool {
         self.job.txs.len() == self.job.txs.capacity()
@@ -174,6 +187,7 @@ impl Session<'_> {
         let mut driver = OwnerDriver { job: &self.job, requests: &self.requests, owner: &mut *owner };
         let merged = self.merger.merge_next(&input, &mut driver)?;
         owner.commit(merged);
+        self.chain |= self.rule.tripped(self.merger.next(), self.merger.stats().total_redos());
         Ok(())
     }
 
@@ -185,6 +199,8 @@ impl Session<'_> {
             shadow_takeovers: self.job.shadow_executions.load(Ordering::Relaxed),
             steals: self.job.scheduler.steals.load(Ordering::Relaxed),
             merge: MergeStats::clone(self.merger.stats()),
+            // Handed back only if the caller had more to come.
+            sequential_from: (self.chain && self.merger.next() < self.job.txs.capacity()).then_some(self.merger.next()),
         }
     }
 

@@ -84,6 +84,10 @@ pub struct BenchArgs {
     /// (the small-block rule; 0 = off), to measure the rule's effect.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub sequential_below: usize,
+    /// Disable the chain rule (a block whose merged transactions mostly need redos is handed to
+    /// the sequential executor), to measure the rule's effect.
+    #[arg(long)]
+    pub no_chain_rule: bool,
     /// Also write the per-block results and the summary to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -165,6 +169,9 @@ pub struct ParallelResult {
     pub redos: u64,
     /// Executions (first runs and redos) in the verification run.
     pub executions: u64,
+    /// Where the chain rule handed the block to the sequential executor in the verification
+    /// run, if it did.
+    pub sequential_from: Option<usize>,
     /// Every timed sample, in milliseconds, in run order.
     pub samples_ms: Vec<f64>,
 }
@@ -465,6 +472,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
                 limit: limit.speedup(engine.config().slots),
                 redos: stats.merge.total_redos(),
                 executions: stats.executions,
+                sequential_from: stats.sequential_from,
                 samples_ms: samples[j + 1].clone(),
             }
         })
@@ -531,7 +539,8 @@ pub fn render_table(report: &BenchReport) -> String {
     for block in &report.blocks {
         let mut row = vec![block.label.clone(), block.txs.to_string(), mgas(block.gas_used), ms(block.sequential_ms)];
         for p in &block.parallel {
-            row.extend([ms(p.median_ms), ratio(p.speedup), ratio(p.limit), format!("{:.2}", p.redo_rate)]);
+            let chain = if p.sequential_from.is_some() { " s" } else { "" };
+            row.extend([ms(p.median_ms), ratio(p.speedup), ratio(p.limit), format!("{:.2}{chain}", p.redo_rate)]);
         }
         rows.push(row);
     }
@@ -582,6 +591,9 @@ pub fn render_table(report: &BenchReport) -> String {
         out += &format!(" ({} block(s) with 0 txs skipped)", summary.geomean_skipped_empty);
     }
     out += "\n";
+    if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
+        out += "s (after redo/tx): the chain rule handed the rest of the block to the sequential executor\n";
+    }
     out
 }
 
@@ -681,6 +693,7 @@ pub fn configs_from_args(args: &BenchArgs) -> Vec<EngineConfig> {
             shadows: !args.no_shadow,
             steal: !args.no_steal,
             sequential_below_txs: args.sequential_below,
+            chain_rule: if args.no_chain_rule { None } else { EngineConfig::default().chain_rule },
             ..EngineConfig::default()
         })
         .collect()
@@ -749,13 +762,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let drop_in = if args.drop_in { ", drop-in" } else { "" };
     let names: Vec<String> = configs.iter().map(|c| format!("parallel({}{drop_in})", c.slots)).collect();
     println!(
-        "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}); \
+        "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}, chain rule {}); \
          {} warm-up + {} timed run(s) each, median; {} core(s)",
         cases.len(),
         if skipped > 0 { format!(" ({skipped} with fewer than {} txs skipped)", args.min_txs) } else { String::new() },
         names.join(", "),
         if args.no_shadow { "off" } else { "on" },
         if args.no_steal { "off" } else { "on" },
+        if args.no_chain_rule { "off" } else { "on" },
         args.warmup,
         args.runs,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -856,6 +870,7 @@ mod tests {
                 limit: 2.0,
                 redos: txs as u64 / 2,
                 executions: txs as u64,
+                sequential_from: None,
                 samples_ms: vec![par],
             }],
         }
@@ -899,5 +914,23 @@ mod tests {
         assert!(lines[8].starts_with("total: sums of block medians"));
         assert!(lines[9].starts_with("limit: "));
         assert!(lines[11].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
+    }
+
+    #[test]
+    fn a_block_handed_back_by_the_chain_rule_is_marked_and_explained() {
+        let mut blocks = vec![block(1, 10, 4.0, 1.0), block(2, 100, 2.0, 2.5)];
+        blocks[1].parallel[0].sequential_from = Some(32);
+        let report = BenchReport {
+            options: BenchOptions::default(),
+            cores: 2,
+            configs: vec![ConfigInfo { name: "parallel(2)".into(), slots: 2, shadows: true, steal: true }],
+            summary: summarize(&blocks),
+            blocks,
+        };
+        let table = render_table(&report);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(!lines[2].ends_with(" s"), "{}", lines[2]);
+        assert!(lines[3].ends_with(" s"), "{}", lines[3]);
+        assert!(lines.last().unwrap().starts_with("s (after redo/tx): the chain rule"), "{table}");
     }
 }

@@ -138,7 +138,12 @@ impl Executor {
                                 tx_type: tx.tx_type(),
                             });
                         });
-                        stats = Some(outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?);
+                        let outcome = outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?;
+                        // The chain rule handed the rest of the block back.
+                        for tx in &block.txs[outcome.sequential_from.unwrap_or(block.txs.len())..] {
+                            executor.execute_transaction(tx)?;
+                        }
+                        stats = Some(outcome);
                     }
                 }
                 (executor.finish()?.1, stats)

@@ -402,6 +402,8 @@ where
         let Parallel { session, txs, exact_errors } = &mut **parallel;
         let mut owner = EthOwner { eth: &mut self.eth, txs, exact_errors };
         match session.push(&mut owner, env) {
+            // The chain rule tripped: merge what was handed in, and run the rest sequentially.
+            Ok(()) if session.wants_sequential() => self.flush().map(|()| GasOutput::default()),
             Ok(()) => Ok(GasOutput::default()),
             Err(error) => {
                 let Mode::Parallel(parallel) = std::mem::replace(&mut self.mode, Mode::Failed) else {

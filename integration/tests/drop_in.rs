@@ -18,7 +18,7 @@ use parevm::{
     replay::compare_outputs,
     synthetic::{Fee, SyntheticBlock, contracts},
 };
-use parevm_dispatcher::{Engine, EngineConfig};
+use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig};
 use parevm_statedb::InMemoryDb;
 use revm::{
     Inspector,
@@ -153,6 +153,36 @@ fn execution_overlaps_the_callers_loop() {
     assert!(driven.parallel);
     assert!(receipts_before_finish >= 20, "only {receipts_before_finish} of 40 merged before finish");
     assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "slow caller");
+}
+
+#[test]
+fn when_the_chain_rule_trips_the_rest_of_the_block_runs_sequentially() {
+    let synthetic = mixed_block(80, 80);
+    let block = synthetic.block();
+    // Threshold 0: trips once the merge passes the first window, whatever happened.
+    let config = EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(2).unwrap() };
+    let factory = Factory::new(
+        AlloyReceiptBuilder::default(),
+        ChainSpec::from_genesis("Cancun").unwrap(),
+        Arc::new(Engine::new(config).unwrap()),
+    );
+    let mut state = state(&synthetic.db);
+    let mut executor = started(&factory, &mut state, &synthetic.chain, &block);
+    let mut modes = Vec::new();
+    for tx in &block.txs {
+        executor.execute_transaction(tx).unwrap();
+        modes.push(executor.is_parallel());
+        // A slow caller, so that the merge reaches the window before the block is all handed in.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (_, result, stats) = executor.finish_with_stats().unwrap();
+    let from = stats.unwrap().sequential_from.expect("handed back");
+    assert!((CHAIN_RULE_WINDOW..80).contains(&from), "handed back at {from}");
+    // Parallel up to the hand-back, sequential from there on.
+    assert!(modes[..from - 1].iter().all(|&parallel| parallel), "{modes:?}");
+    assert!(modes[from..].iter().all(|&parallel| !parallel), "{modes:?}");
+    let driven = Driven { result: Ok(result), bundle: bundle_of(state), parallel: true };
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "handed back");
 }
 
 #[test]

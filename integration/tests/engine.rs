@@ -9,7 +9,7 @@ use parevm::{
     Executor,
     synthetic::{Fee, SyntheticBlock, contracts},
 };
-use parevm_dispatcher::{Engine, EngineConfig, MAX_SLOTS};
+use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig, MAX_SLOTS};
 use parevm_statedb::InMemoryDb;
 use revm::{DatabaseRef, bytecode::Bytecode, state::AccountInfo};
 
@@ -41,14 +41,22 @@ fn chain_block(n: usize, senders: usize) -> SyntheticBlock {
     block
 }
 
+/// An engine without the chain rule, which would otherwise hand most of a chain back to the
+/// sequential executor before the engine's own handling of it is exercised.
+fn without_chain_rule(slots: usize) -> Executor {
+    Executor::Parallel(Engine::new(EngineConfig { chain_rule: None, ..EngineConfig::with_slots(slots).unwrap() }).unwrap())
+}
+
 #[test]
 fn a_dependency_chain_finishes_with_at_most_two_executions_per_tx() {
     for senders in [1, 200] {
         let synthetic = chain_block(200, senders);
         let block = synthetic.block();
         let drop_ins = [1, 2, 8].map(common::own_drop_in);
+        let ruleless = [1, 2, 8].map(without_chain_rule);
         let mut executors: Vec<&Executor> = (1..=MAX_SLOTS).map(|n| -> &Executor { common::parallel(n) }).collect();
         executors.extend(&drop_ins);
+        executors.extend(&ruleless);
         for executor in executors {
             let slots = executor.name();
             let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
@@ -211,5 +219,56 @@ fn the_small_block_rule_runs_small_blocks_sequentially_and_large_ones_on_the_eng
         let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
         assert_eq!(output.stats.is_some(), on_engine, "{txs} txs");
         assert!(common::differences(&synthetic.chain, &block, &synthetic.db, &executor).is_empty());
+    }
+}
+
+/// Whether the chain rule trips is a matter of timing (it counts redos, and a slot that runs a
+/// chain alone, in order, needs none), so the hand-back itself is tested with a threshold of 0,
+/// which trips at the end of the first window whatever happened.
+#[test]
+fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_result() {
+    let synthetic = chain_block(300, 300);
+    let block = synthetic.block();
+    for slots in [1, 2, 8] {
+        let engine = || Engine::new(EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(slots).unwrap() }).unwrap();
+        for executor in [Executor::Parallel(engine()), Executor::DropIn(engine().into())] {
+            let name = executor.name();
+            let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, &executor);
+            assert!(diffs.is_empty(), "{name}: {diffs:?}");
+            let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
+            // The batch path stops right after the window. The drop-in merges while
+            // transactions arrive, so when its merge reaches the window, more may have been
+            // handed in (it finishes those first), or all of them (nothing is left to hand back).
+            if name.contains("drop-in") {
+                let from = stats.sequential_from.unwrap_or(300);
+                assert!((CHAIN_RULE_WINDOW..=300).contains(&from), "{name}: handed back at {from}");
+            } else {
+                assert_eq!(stats.sequential_from, Some(CHAIN_RULE_WINDOW), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn independent_transactions_never_trip_the_chain_rule() {
+    let erc20 = parevm::workloads::Erc20Code::Minimal { reason: String::new() };
+    let generated = parevm::workloads::generate_txs(parevm::workloads::Workload::Transfers, 300, 7, &erc20);
+    for slots in [1, 2, 8] {
+        for executor in [common::parallel(slots), &common::own_drop_in(slots)] {
+            let output = executor.execute(&generated.chain, &generated.block, &generated.db).unwrap();
+            let stats = output.stats.unwrap();
+            assert_eq!(stats.sequential_from, None, "{}: {} redos", executor.name(), stats.merge.total_redos());
+        }
+    }
+}
+
+#[test]
+fn without_the_chain_rule_a_chain_runs_to_the_end_on_the_engine() {
+    let synthetic = chain_block(300, 300);
+    let block = synthetic.block();
+    for slots in [1, 2] {
+        let executor = without_chain_rule(slots);
+        let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
+        assert_eq!(output.stats.unwrap().sequential_from, None);
     }
 }

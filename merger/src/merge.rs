@@ -157,22 +157,27 @@ impl Merger {
         &self.stats
     }
 
-    /// Merges every transaction of a complete block in order, handing each to `on_merged` as
-    /// soon as it is confirmed (while the slots keep executing later ones). Stops at the first
-    /// failing transaction.
+    /// Merges a complete block's transactions in order, handing each to `on_merged` as soon as
+    /// it is confirmed (while the slots keep executing later ones), until all are merged, one
+    /// fails, or `stop` (asked after each merge, with the number merged and the counters) says
+    /// so. Returns how many were merged.
     pub fn run<D: BlockDb>(
         mut self,
         input: &MergeInput<'_, D>,
         driver: &mut impl MergeDriver,
         mut on_merged: impl FnMut(MergedTx),
-    ) -> (Result<(), BlockError>, MergeStats) {
+        mut stop: impl FnMut(TxIndex, &MergeStats) -> bool,
+    ) -> (Result<TxIndex, BlockError>, MergeStats) {
         while self.next < input.txs.len() {
             match self.merge_next(input, driver) {
                 Ok(merged) => on_merged(merged),
                 Err(e) => return (Err(e), self.stats),
             }
+            if self.next < input.txs.len() && stop(self.next, &self.stats) {
+                break;
+            }
         }
-        (Ok(()), self.stats)
+        (Ok(self.next), self.stats)
     }
 
     /// Confirms the next transaction, waiting (bounded) for its result. It must be in

@@ -1,0 +1,114 @@
+//! The chain rule: when a block turns out to be a chain of dependent transactions, the caller's
+//! sequential executor runs the rest of it.
+//!
+//! Speculation pays only when most results survive validation. Where most transactions must be
+//! redone (every transaction touching one hot account, one pool everybody trades on), each is
+//! executed twice and still goes through the merger's bookkeeping, which on a cheap transaction
+//! costs about as much as executing it: no schedule of ours beats the sequential executor there.
+//! The rule cannot know this before executing (ERC-20 transfers all call one contract and are
+//! independent), so it watches the merge: at the end of every window of [`WINDOW`] merged
+//! transactions, if the block so far needed at least one redo for every two transactions, the
+//! engine stops speculating and hands the rest of the block back, and the caller executes it
+//! sequentially. A block that is a chain from the start pays for one window; a chain of thousands
+//! then runs at the sequential executor's speed.
+//!
+//! The rate is the block's so far, not the last window's: real blocks have bursts (a popular
+//! mint, a run of swaps on one pool) in which a window is mostly redone, and handing the whole
+//! rest of such a block to the sequential executor lost more than the burst cost (mainnet, 49
+//! blocks at 1 slot: 1.07-1.20x total with a per-window rule, 1.19-1.22x with the block's rate,
+//! 1.20-1.22x without a rule; `parevm bench --slots 1,2 --runs 5 --warmup 1`).
+
+use parevm_statedb::TxIndex;
+
+/// Merged transactions per judgement.
+pub const WINDOW: usize = 32;
+
+/// The default threshold: half of a window redone.
+pub const DEFAULT_REDOS: usize = WINDOW / 2;
+
+/// Watches one block's merge.
+#[derive(Debug, Clone)]
+pub(crate) struct ChainRule {
+    /// Redos per window's worth of merged transactions at which the rule trips; `None`: never.
+    threshold: Option<usize>,
+    /// Where the current window started.
+    window_start: TxIndex,
+}
+
+impl ChainRule {
+    /// A rule for a block starting at transaction 0 that trips, at the end of a window, once the
+    /// block's redos so far reach `threshold` per [`WINDOW`] merged transactions (`None`: never;
+    /// 0: at the end of the first window).
+    pub fn new(threshold: Option<usize>) -> Self {
+        Self { threshold, window_start: 0 }
+    }
+
+    /// Called after each merge with the number of merged transactions and the block's redos so
+    /// far; returns `true` when the rest of the block should run sequentially.
+    pub fn tripped(&mut self, merged: TxIndex, redos: u64) -> bool {
+        let Some(threshold) = self.threshold else { return false };
+        if merged < self.window_start + WINDOW {
+            return false;
+        }
+        self.window_start = merged;
+        redos * WINDOW as u64 >= threshold as u64 * merged as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds merges one at a time; `redone(i)` says whether transaction `i` needed a redo.
+    fn trips_at(threshold: Option<usize>, txs: usize, redone: impl Fn(usize) -> bool) -> Option<TxIndex> {
+        let mut rule = ChainRule::new(threshold);
+        let mut redos = 0;
+        for tx in 0..txs {
+            redos += u64::from(redone(tx));
+            if rule.tripped(tx + 1, redos) {
+                return Some(tx + 1);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_chain_trips_after_one_window() {
+        assert_eq!(trips_at(Some(DEFAULT_REDOS), 1000, |_| true), Some(WINDOW));
+    }
+
+    #[test]
+    fn half_of_a_window_redone_trips_and_less_does_not() {
+        assert_eq!(trips_at(Some(DEFAULT_REDOS), 1000, |tx| tx % 2 == 0), Some(WINDOW));
+        assert_eq!(trips_at(Some(DEFAULT_REDOS), 1000, |tx| tx % 3 == 0), None);
+    }
+
+    #[test]
+    fn a_chain_that_starts_late_trips_once_it_is_half_the_block() {
+        // Independent for 100 transactions, then a chain: half of the block is redone at 200,
+        // and the first window to end after that ends at 224.
+        assert_eq!(trips_at(Some(DEFAULT_REDOS), 1000, |tx| tx >= 100), Some(7 * WINDOW));
+    }
+
+    #[test]
+    fn a_burst_in_a_long_block_does_not_trip() {
+        // A window entirely redone, after 200 independent transactions.
+        assert_eq!(trips_at(Some(DEFAULT_REDOS), 1000, |tx| (200..232).contains(&tx)), None);
+    }
+
+    #[test]
+    fn a_steady_rate_below_half_never_trips() {
+        // 15 redos in every window: below half, forever.
+        assert_eq!(trips_at(Some(DEFAULT_REDOS), 10_000, |tx| tx % WINDOW < 15), None);
+    }
+
+    #[test]
+    fn a_zero_threshold_trips_at_the_end_of_the_first_window() {
+        assert_eq!(trips_at(Some(0), 1000, |_| false), Some(WINDOW));
+    }
+
+    #[test]
+    fn a_disabled_rule_never_trips() {
+        assert_eq!(trips_at(None, 1000, |_| true), None);
+    }
+}
