@@ -152,7 +152,7 @@ impl Engine {
         let _one_block_at_a_time = self.running.lock();
         let n = block.txs.len();
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
-        let base = BaseState::new(block.db);
+        let base = BaseState::with_capacity(block.db, block.txs.len());
         for seed in &block.seed {
             if let Err(error) =
                 base.seed_account(seed.address, seed.info.clone(), seed.storage_known, seed.storage.iter().copied())

@@ -84,7 +84,7 @@ impl Engine {
         let (db, requests) = RemoteDb::served_here(wakeup.clone(), self.config.stall_timeout);
         let dispatcher = Dispatcher::new(self.config.slots, block.beneficiary);
         let job = Arc::new(BlockJob {
-            base: BaseState::new(db),
+            base: BaseState::with_capacity(db, capacity),
             unconfirmed: Unconfirmed::with_wakeup(capacity, wakeup),
             merged: AtomicUsize::new(0),
             scheduler: Scheduler::new(

@@ -50,11 +50,19 @@ where
 {
     /// An empty overlay over `db`, the state at block start.
     pub fn new(db: D) -> Self {
+        Self::with_capacity(db, 0)
+    }
+
+    /// An empty overlay over `db` with room for the accounts of a block of `txs` transactions
+    /// (a sender and a recipient each). Growing a map rehashes it under its shard's lock, on
+    /// the merger's and the slots' paths.
+    pub fn with_capacity(db: D, txs: usize) -> Self {
+        let hasher = DefaultHashBuilder::default;
         Self {
             db,
-            accounts: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
-            storage: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
-            code: DashMap::with_hasher(DefaultHashBuilder::default()),
+            accounts: DashMap::with_capacity_and_hasher_and_shard_amount(2 * txs, hasher(), SHARDS),
+            storage: DashMap::with_capacity_and_hasher_and_shard_amount(2 * txs, hasher(), SHARDS),
+            code: DashMap::with_hasher(hasher()),
         }
     }
 
