@@ -45,7 +45,7 @@ use serde::Serialize;
 use parevm_statedb::InMemoryDb;
 
 use crate::{
-    BlockInput, ChainSpec, Executor, LoadError,
+    BlockInput, ChainSpec, Executor, LoadError, alloc_count,
     limit::{BlockLimit, block_limit},
     mainnet::{MainnetBlock, default_data_dir, discover, load_block},
     replay::compare_outputs,
@@ -172,6 +172,8 @@ pub struct ParallelResult {
     /// Where the chain rule handed the block to the sequential executor in the verification
     /// run, if it did.
     pub sequential_from: Option<usize>,
+    /// Heap allocations of one run (see [`crate::alloc_count`]); `None` if not counted.
+    pub allocations: Option<u64>,
     /// Every timed sample, in milliseconds, in run order.
     pub samples_ms: Vec<f64>,
 }
@@ -194,6 +196,9 @@ pub struct BlockBench {
     pub sequential_ms: f64,
     /// Every timed sequential sample, in milliseconds, in run order.
     pub sequential_samples_ms: Vec<f64>,
+    /// Heap allocations of one sequential run (see [`crate::alloc_count`]); `None` if not
+    /// counted.
+    pub sequential_allocations: Option<u64>,
     /// The block's critical path, from one sequential pass.
     pub limit: BlockLimit,
     /// One entry per parallel configuration, in [`BenchReport::configs`] order.
@@ -215,6 +220,8 @@ pub struct ConfigSummary {
     pub geomean_limit: f64,
     /// All redos of the verification runs divided by all transactions.
     pub redo_rate: f64,
+    /// Heap allocations per transaction, over all blocks; `None` if not counted.
+    pub allocations_per_tx: Option<f64>,
 }
 
 /// Totals over all blocks.
@@ -232,6 +239,8 @@ pub struct BenchSummary {
     pub geomean_blocks: usize,
     /// Blocks left out of the geometric means because they have no transactions.
     pub geomean_skipped_empty: usize,
+    /// Heap allocations per transaction of the sequential executor; `None` if not counted.
+    pub sequential_allocations_per_tx: Option<f64>,
     /// One entry per parallel configuration, in [`BenchReport::configs`] order.
     pub parallel: Vec<ConfigSummary>,
 }
@@ -456,6 +465,14 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
         }
     }
 
+    // One more, untimed, run of each executor with allocations counted.
+    let mut allocations = Vec::with_capacity(executors.len());
+    for executor in executors {
+        let (run, counted) = alloc_count::count(|| timed(case, executor));
+        drop(run?);
+        allocations.push(counted);
+    }
+
     let medians: Vec<f64> = samples.iter().map(|s| median(&mut s.clone())).collect();
     let sequential_ms = medians[0];
     let parallel = stats
@@ -473,6 +490,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
                 redos: stats.merge.total_redos(),
                 executions: stats.executions,
                 sequential_from: stats.sequential_from,
+                allocations: allocations[j + 1],
                 samples_ms: samples[j + 1].clone(),
             }
         })
@@ -485,6 +503,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
         gas_used,
         sequential_ms,
         sequential_samples_ms: samples.swap_remove(0),
+        sequential_allocations: allocations[0],
         limit,
         parallel,
     })
@@ -502,6 +521,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
             let speedups: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].speedup).collect();
             let limits: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].limit).collect();
             let redos: u64 = blocks.iter().map(|b| b.parallel[j].redos).sum();
+            let allocations: Option<u64> = blocks.iter().map(|b| b.parallel[j].allocations).sum();
             ConfigSummary {
                 slots: blocks[0].parallel[j].slots,
                 total_ms,
@@ -509,6 +529,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
                 geomean_speedup: geometric_mean(&speedups),
                 geomean_limit: geometric_mean(&limits),
                 redo_rate: if txs == 0 { 0.0 } else { redos as f64 / txs as f64 },
+                allocations_per_tx: per_tx(allocations, txs),
             }
         })
         .collect();
@@ -519,8 +540,14 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
         sequential_total_ms,
         geomean_blocks: with_txs.len(),
         geomean_skipped_empty: blocks.len() - with_txs.len(),
+        sequential_allocations_per_tx: per_tx(blocks.iter().map(|b| b.sequential_allocations).sum(), txs),
         parallel,
     }
+}
+
+/// `count / txs`, if counted and there are transactions.
+fn per_tx(count: Option<u64>, txs: usize) -> Option<f64> {
+    count.filter(|_| txs > 0).map(|count| count as f64 / txs as f64)
 }
 
 /// The results as an aligned text table (labels left, numbers right): one row per block, a
@@ -591,6 +618,20 @@ pub fn render_table(report: &BenchReport) -> String {
         out += &format!(" ({} block(s) with 0 txs skipped)", summary.geomean_skipped_empty);
     }
     out += "\n";
+    if let Some(sequential) = summary.sequential_allocations_per_tx {
+        let parallel: Vec<String> = report
+            .configs
+            .iter()
+            .zip(&summary.parallel)
+            .map(|(config, c)| {
+                format!("{} {}", config.name, c.allocations_per_tx.map_or("-".into(), |a| format!("{a:.1}")))
+            })
+            .collect();
+        out += &format!(
+            "heap allocations per tx (one more run of each, counted): sequential {sequential:.1}, {}\n",
+            parallel.join(", ")
+        );
+    }
     if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
         out += "s (after redo/tx): the chain rule handed the rest of the block to the sequential executor\n";
     }
@@ -861,6 +902,7 @@ mod tests {
             gas_used: 1_000_000,
             sequential_ms: seq,
             sequential_samples_ms: vec![seq],
+            sequential_allocations: None,
             limit: BlockLimit { total_ms: seq, critical_path_ms: seq / 2.0, critical_path_txs: 1 },
             parallel: vec![ParallelResult {
                 slots: 2,
@@ -871,6 +913,7 @@ mod tests {
                 redos: txs as u64 / 2,
                 executions: txs as u64,
                 sequential_from: None,
+                allocations: None,
                 samples_ms: vec![par],
             }],
         }

@@ -16,6 +16,7 @@
 //! - [`verify`]: the verifying ExEx's comparison (parevm's result against a node's).
 //! - [`node_args`]: the `--parallel*` flags of the `parevm-reth` node and their config file.
 
+pub mod alloc_count;
 pub mod bench;
 pub mod block;
 pub mod chain;

@@ -18,6 +18,7 @@ use std::{
 use alloy_primitives::{Address, U256, map::DefaultHashBuilder};
 use dashmap::DashMap;
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 use revm::{
     context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
     state::{AccountInfo, EvmState},
@@ -74,8 +75,9 @@ pub struct Unconfirmed {
     results: Vec<RwLock<Option<Arc<TxResult>>>>,
     /// Wakes the merger when a result is published.
     wakeup: Arc<Wakeup>,
-    /// Per address, the transactions (ascending) whose results wrote it at some point.
-    writers: DashMap<Address, Vec<TxIndex>, DefaultHashBuilder>,
+    /// Per address, the transactions (ascending) whose results wrote it at some point. Most
+    /// addresses are written once or twice in a block: inline, that costs no allocation.
+    writers: DashMap<Address, SmallVec<[TxIndex; 2]>, DefaultHashBuilder>,
 }
 
 impl Unconfirmed {
@@ -90,7 +92,8 @@ impl Unconfirmed {
         Self {
             results: (0..len).map(|_| RwLock::new(None)).collect(),
             wakeup,
-            writers: DashMap::with_hasher(DefaultHashBuilder::default()),
+            // A sender and a recipient per transaction, sized up front like the base state.
+            writers: DashMap::with_capacity_and_hasher(2 * len, DefaultHashBuilder::default()),
         }
     }
 
