@@ -1,0 +1,111 @@
+//! Where the sequential executor's time goes: executing transactions, committing them (receipt
+//! and `State` commit), and finishing the block (post-block steps and the bundle merge).
+//!
+//! The engine parallelises only the first part; the commit of each confirmed transaction and the
+//! block's finish stay on one thread, in order, in every executor built on revm's `State`. Their
+//! share is what a parallel executor cannot divide (docs/benchmarks.md):
+//!
+//! ```text
+//! cargo run --release -p parevm --example phases [GAS]
+//! ```
+//!
+//! GAS sizes the synthetic blocks (default 30,000,000); the mainnet blocks with 100+
+//! transactions are read from $PAREVM_DATA or ../shared/data/mainnet when present. Each phase is
+//! the fastest of 9 runs.
+
+use std::time::{Duration, Instant};
+
+use alloy_evm::{
+    EvmFactory,
+    block::{BlockExecutor, BlockExecutorFactory},
+    eth::{EthBlockExecutorFactory, EthEvmFactory, receipt_builder::AlloyReceiptBuilder},
+};
+use parevm::{
+    BlockInput, ChainSpec, mainnet,
+    workloads::{self, Erc20Code, Workload},
+};
+use parevm_statedb::InMemoryDb;
+use revm::database::{State, states::bundle_state::BundleRetention};
+
+const RUNS: usize = 9;
+
+/// Fastest total, execute, commit and finish times of `RUNS` sequential runs.
+fn phases(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> [Duration; 4] {
+    let mut best = [Duration::MAX; 4];
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
+        let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(chain));
+        let factory =
+            EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), EthEvmFactory::default());
+        let mut executor = factory.create_executor(evm, block.execution_ctx());
+        executor.apply_pre_execution_changes().expect("pre-block steps");
+        let (mut execute, mut commit) = (Duration::ZERO, Duration::ZERO);
+        for tx in &block.txs {
+            let before = Instant::now();
+            let output = executor.execute_transaction_without_commit(tx).expect("valid block");
+            let executed = Instant::now();
+            executor.commit_transaction(output);
+            commit += executed.elapsed();
+            execute += executed - before;
+        }
+        let finishing = Instant::now();
+        executor.finish().expect("post-block steps");
+        state.merge_transitions(BundleRetention::Reverts);
+        drop(state.take_bundle());
+        let finish = finishing.elapsed();
+        for (best, time) in best.iter_mut().zip([started.elapsed(), execute, commit, finish]) {
+            *best = (*best).min(time);
+        }
+    }
+    best
+}
+
+fn main() {
+    let gas = std::env::args().nth(1).map_or(workloads::DEFAULT_GAS, |g| g.parse().expect("GAS: a number"));
+    let data = mainnet::default_data_dir();
+    let erc20 = Erc20Code::locate(&data);
+    let mut cases: Vec<(String, ChainSpec, BlockInput, InMemoryDb)> =
+        [Workload::Transfers, Workload::Erc20, Workload::Amm, Workload::Hot]
+            .into_iter()
+            .map(|w| {
+                let generated = workloads::generate(w, gas, 1, &erc20);
+                (w.name().to_string(), generated.chain, generated.block, generated.db)
+            })
+            .collect();
+    for dir in mainnet::discover(&[data]).unwrap_or_default() {
+        let block = mainnet::load_block(&dir).expect("loadable block");
+        if block.block.txs.len() >= 100 {
+            cases.push((block.block.number().to_string(), ChainSpec::mainnet(), block.block, block.db));
+        }
+    }
+    println!("{:<10} {:>6} {:>9}  {:>8} {:>8} {:>8}", "block", "txs", "total ms", "execute", "commit", "finish");
+    let mut mainnet_sum = [0.0; 4];
+    for (label, chain, block, db) in &cases {
+        let times = phases(chain, block, db).map(|d| d.as_secs_f64());
+        let share = |i: usize| format!("{:.1}%", 100.0 * times[i] / times[0]);
+        println!(
+            "{label:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8}",
+            block.txs.len(),
+            times[0] * 1e3,
+            share(1),
+            share(2),
+            share(3)
+        );
+        if label.parse::<u64>().is_ok() {
+            mainnet_sum.iter_mut().zip(times).for_each(|(sum, t)| *sum += t);
+        }
+    }
+    if mainnet_sum[0] > 0.0 {
+        let share = |i: usize| format!("{:.1}%", 100.0 * mainnet_sum[i] / mainnet_sum[0]);
+        println!(
+            "{:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8}",
+            "mainnet",
+            "",
+            mainnet_sum[0] * 1e3,
+            share(1),
+            share(2),
+            share(3)
+        );
+    }
+}
