@@ -18,6 +18,14 @@
 //! blocks at 1 slot: 1.07-1.20x total with a per-window rule, 1.19-1.22x with the block's rate,
 //! 1.20-1.22x without a rule; `parevm bench --slots 1,2 --runs 5 --warmup 1`).
 
+//!
+//! A block can also be a chain by construction: transactions from or to the beneficiary go to no
+//! slot (see `dispatch.rs`) and the merger runs them one by one at their turn. When most of a
+//! block is such transactions (a mining pool paying out from its coinbase: mainnet blocks
+//! 5891667 and 12520364 are 379 of 380 and 650 of 660), the engine is a sequential executor
+//! with bookkeeping added, and the rule hands the block back before starting (batch) or once a
+//! window of transactions has been handed in (session).
+
 use parevm_statedb::TxIndex;
 
 /// Merged transactions per judgement.
@@ -53,6 +61,12 @@ impl ChainRule {
         self.window_start = merged;
         redos * WINDOW as u64 >= threshold as u64 * merged as u64
     }
+}
+
+/// Whether a block whose first `txs` transactions include `unassigned` that go to no slot is
+/// serial by construction (judged once at least a window's worth is known).
+pub(crate) fn mostly_unassigned(threshold: Option<usize>, unassigned: usize, txs: usize) -> bool {
+    threshold.is_some() && txs >= WINDOW && 2 * unassigned > txs
 }
 
 #[cfg(test)]
@@ -105,6 +119,14 @@ mod tests {
     #[test]
     fn a_zero_threshold_trips_at_the_end_of_the_first_window() {
         assert_eq!(trips_at(Some(0), 1000, |_| false), Some(WINDOW));
+    }
+
+    #[test]
+    fn a_block_of_mostly_unassigned_transactions_is_serial() {
+        assert!(mostly_unassigned(Some(DEFAULT_REDOS), 379, 380));
+        assert!(!mostly_unassigned(Some(DEFAULT_REDOS), 23, 1346));
+        assert!(!mostly_unassigned(Some(DEFAULT_REDOS), 10, 10), "fewer than a window");
+        assert!(!mostly_unassigned(None, 379, 380), "rule off");
     }
 
     #[test]

@@ -22,9 +22,9 @@ use revm::{
 
 use crate::{
     EngineConfig,
+    chain_rule::{self, ChainRule},
     config::ConfigError,
     dispatch::static_dispatch,
-    chain_rule::ChainRule,
     job::{BlockJob, TurnRedo},
     metrics,
     scheduler::Scheduler,
@@ -164,6 +164,11 @@ impl Engine {
             return (Ok(()), stats);
         }
         let plan = static_dispatch(&block.txs, self.config.slots, block.block.beneficiary);
+        let unassigned = n - plan.iter().map(Vec::len).sum::<usize>();
+        if chain_rule::mostly_unassigned(self.config.chain_rule, unassigned, n) {
+            stats.sequential_from = Some(0);
+            return (Ok(()), stats);
+        }
         let job = BlockJob {
             base,
             unconfirmed: Unconfirmed::new(n),
@@ -188,7 +193,8 @@ impl Engine {
             let input = job.merge_input(Some(&self.validation_pool), self.config.stall_timeout);
             let mut rule = ChainRule::new(self.config.chain_rule);
             let stop = |merged, stats: &MergeStats| rule.tripped(merged, stats.total_redos());
-            let outcome = catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged, stop)));
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged, stop)));
             // Whatever happened, release the workers, or the scope would never end.
             job.scheduler.finish();
             outcome.unwrap_or_else(|panic| {

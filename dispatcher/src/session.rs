@@ -37,7 +37,12 @@ use revm::{
 };
 
 use crate::{
-    BlockStats, Engine, chain_rule::ChainRule, dispatch::Dispatcher, job::BlockJob, metrics, scheduler::Scheduler,
+    BlockStats, Engine,
+    chain_rule::{self, ChainRule},
+    dispatch::Dispatcher,
+    job::BlockJob,
+    metrics,
+    scheduler::Scheduler,
 };
 
 /// The thread that owns the block's database, as the session needs it.
@@ -63,6 +68,8 @@ pub struct Session<'e> {
     dispatcher: Dispatcher,
     merger: Merger,
     rule: ChainRule,
+    /// Transactions that went to no slot (see `chain_rule::mostly_unassigned`).
+    unassigned: usize,
     /// The chain rule tripped.
     chain: bool,
     started: bool,
@@ -107,6 +114,7 @@ impl Engine {
             dispatcher,
             merger: Merger::new(),
             rule: ChainRule::new(self.config.chain_rule),
+            unassigned: 0,
             chain: false,
             started: false,
         };
@@ -143,9 +151,11 @@ impl Session<'_> {
         }
         let slot = self.dispatcher.assign(&tx);
         let index = self.job.txs.push(tx).expect("not full: checked above");
-        if let Some(slot) = slot {
-            self.job.scheduler.push(index, slot);
+        match slot {
+            Some(slot) => self.job.scheduler.push(index, slot),
+            None => self.unassigned += 1,
         }
+        self.chain |= chain_rule::mostly_unassigned(self.engine.config.chain_rule, self.unassigned, index + 1);
         if !self.started {
             self.start_workers();
         }

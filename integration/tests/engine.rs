@@ -44,7 +44,9 @@ fn chain_block(n: usize, senders: usize) -> SyntheticBlock {
 /// An engine without the chain rule, which would otherwise hand most of a chain back to the
 /// sequential executor before the engine's own handling of it is exercised.
 fn without_chain_rule(slots: usize) -> Executor {
-    Executor::Parallel(Engine::new(EngineConfig { chain_rule: None, ..EngineConfig::with_slots(slots).unwrap() }).unwrap())
+    Executor::Parallel(
+        Engine::new(EngineConfig { chain_rule: None, ..EngineConfig::with_slots(slots).unwrap() }).unwrap(),
+    )
 }
 
 #[test]
@@ -230,7 +232,8 @@ fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_
     let synthetic = chain_block(300, 300);
     let block = synthetic.block();
     for slots in [1, 2, 8] {
-        let engine = || Engine::new(EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(slots).unwrap() }).unwrap();
+        let engine =
+            || Engine::new(EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(slots).unwrap() }).unwrap();
         for executor in [Executor::Parallel(engine()), Executor::DropIn(engine().into())] {
             let name = executor.name();
             let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, &executor);
@@ -270,5 +273,34 @@ fn without_the_chain_rule_a_chain_runs_to_the_end_on_the_engine() {
         let executor = without_chain_rule(slots);
         let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
         assert_eq!(output.stats.unwrap().sequential_from, None);
+    }
+}
+
+/// A pool's payout: the beneficiary sends most of the block's transactions, which go to no slot
+/// (the merger runs them at their turn), so the engine would only add its bookkeeping.
+#[test]
+fn a_payout_block_is_handed_to_the_sequential_executor_up_front() {
+    let beneficiary = Address::with_last_byte(0xee);
+    let mut block = SyntheticBlock::new("Cancun", 30_000_000, beneficiary);
+    block.fund(beneficiary, U256::from(10).pow(U256::from(20)));
+    block.fund(sender(0), U256::from(10).pow(U256::from(18)));
+    for i in 0..100 {
+        let (from, to) = if i % 10 == 9 { (sender(0), sender(1)) } else { (beneficiary, sender(100 + i)) };
+        block.push(from, TxKind::Call(to), U256::from(1000), Bytes::new(), 21_000, Fee::Dynamic(20, 1), 0);
+    }
+    let input = block.block();
+    for slots in [1, 2] {
+        let engine = Executor::Parallel(Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap());
+        let drop_in = common::own_drop_in(slots);
+        for executor in [&engine, &drop_in] {
+            let name = executor.name();
+            let diffs = common::differences(&block.chain, &input, &block.db, executor);
+            assert!(diffs.is_empty(), "{name}: {diffs:?}");
+            let stats = executor.execute(&block.chain, &input, &block.db).unwrap().stats.unwrap();
+            // The batch path sees the whole block at once; the drop-in judges once a window of
+            // transactions has been handed in, and finishes those first.
+            let expected = if name.contains("drop-in") { CHAIN_RULE_WINDOW } else { 0 };
+            assert_eq!(stats.sequential_from, Some(expected), "{name}");
+        }
     }
 }
