@@ -18,11 +18,11 @@ use std::{
 use alloy_primitives::{Address, U256, map::DefaultHashBuilder};
 use dashmap::DashMap;
 use parking_lot::RwLock;
-use smallvec::SmallVec;
 use revm::{
     context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
     state::{AccountInfo, EvmState},
 };
+use smallvec::SmallVec;
 
 use crate::{AccountWrite, DbError, ReadSet, TxIndex, Wakeup, classify_write};
 
