@@ -63,10 +63,10 @@ impl ChainRule {
     }
 }
 
-/// Whether a block whose first `txs` transactions include `unassigned` that go to no slot is
-/// serial by construction (judged once at least a window's worth is known).
-pub(crate) fn mostly_unassigned(threshold: Option<usize>, unassigned: usize, txs: usize) -> bool {
-    threshold.is_some() && txs >= WINDOW && 2 * unassigned > txs
+/// Whether a block whose first `txs` transactions include `beneficiary_txs` from or to the
+/// beneficiary is serial by construction (judged once at least a window's worth is known).
+pub(crate) fn mostly_beneficiary_txs(threshold: Option<usize>, beneficiary_txs: usize, txs: usize) -> bool {
+    threshold.is_some() && txs >= WINDOW && 2 * beneficiary_txs > txs
 }
 
 #[cfg(test)]
@@ -122,11 +122,11 @@ mod tests {
     }
 
     #[test]
-    fn a_block_of_mostly_unassigned_transactions_is_serial() {
-        assert!(mostly_unassigned(Some(DEFAULT_REDOS), 379, 380));
-        assert!(!mostly_unassigned(Some(DEFAULT_REDOS), 23, 1346));
-        assert!(!mostly_unassigned(Some(DEFAULT_REDOS), 10, 10), "fewer than a window");
-        assert!(!mostly_unassigned(None, 379, 380), "rule off");
+    fn a_block_of_mostly_beneficiary_transactions_is_serial() {
+        assert!(mostly_beneficiary_txs(Some(DEFAULT_REDOS), 379, 380));
+        assert!(!mostly_beneficiary_txs(Some(DEFAULT_REDOS), 23, 1346));
+        assert!(!mostly_beneficiary_txs(Some(DEFAULT_REDOS), 10, 10), "fewer than a window");
+        assert!(!mostly_beneficiary_txs(None, 379, 380), "rule off");
     }
 
     #[test]

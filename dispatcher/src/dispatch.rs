@@ -13,6 +13,12 @@
 //! execution is stale whenever any fee is still unmerged (pool payout blocks are hundreds of
 //! such transactions in a row). It is left to the merger, which runs a transaction nobody has
 //! claimed itself when its turn comes, on exact state.
+//!
+//! A session (the alloy-evm executor) also gives the merger's thread a lane of its own: the
+//! caller's thread owns the database there, so it cannot execute speculatively, but it can
+//! execute at their turn the transactions of its lane, exactly, on its own EVM, while the slots
+//! run ahead with the others. Without it, that thread only merges and commits, and a
+//! 1-slot session is one executing thread plus overhead.
 
 use alloy_primitives::{Address, map::HashMap};
 use revm::context::TxEnv;
@@ -21,21 +27,43 @@ use revm::context::TxEnv;
 /// (the alloy-evm executor) is dispatched exactly as the same block handed in whole.
 #[derive(Debug)]
 pub struct Dispatcher {
+    /// Per lane: the slots, then the merger's lane if it has one.
     load: Vec<u128>,
     affinity: HashMap<Address, usize>,
     beneficiary: Address,
+    slots: usize,
+    /// Transactions from or to the beneficiary so far.
+    beneficiary_txs: usize,
 }
 
 impl Dispatcher {
     /// A pass over `slots` slots, for a block paying `beneficiary`.
     pub fn new(slots: usize, beneficiary: Address) -> Self {
-        Self { load: vec![0; slots.max(1)], affinity: HashMap::default(), beneficiary }
+        Self::with_lanes(slots, 0, beneficiary)
+    }
+
+    /// A pass over `slots` slots and one more lane for the merger's thread, whose transactions
+    /// go to no slot: the merger executes them at their turn.
+    pub fn with_merger_lane(slots: usize, beneficiary: Address) -> Self {
+        Self::with_lanes(slots, 1, beneficiary)
+    }
+
+    fn with_lanes(slots: usize, merger_lanes: usize, beneficiary: Address) -> Self {
+        let slots = slots.max(1);
+        let load = vec![0; slots + merger_lanes];
+        Self { load, affinity: HashMap::default(), beneficiary, slots, beneficiary_txs: 0 }
+    }
+
+    /// Transactions from or to the beneficiary so far (they went to no slot).
+    pub fn beneficiary_txs(&self) -> usize {
+        self.beneficiary_txs
     }
 
     /// The slot the next transaction goes to; `None`: to none, the merger runs it at its turn.
     pub fn assign(&mut self, tx: &TxEnv) -> Option<usize> {
         let recipient = tx.kind.to().copied();
         if tx.caller == self.beneficiary || recipient == Some(self.beneficiary) {
+            self.beneficiary_txs += 1;
             return None;
         }
         let slot = self
@@ -51,7 +79,7 @@ impl Dispatcher {
         if let Some(to) = recipient {
             self.affinity.insert(to, slot);
         }
-        Some(slot)
+        (slot < self.slots).then_some(slot)
     }
 }
 
@@ -120,6 +148,25 @@ mod tests {
         let txs = vec![tx(coinbase, a, 21_000), tx(a, b, 21_000), tx(b, coinbase, 21_000), tx(b, a, 21_000)];
         let queues = static_dispatch(&txs, 2, coinbase);
         assert_eq!(queues, vec![vec![1, 3], vec![]]);
+    }
+
+    #[test]
+    fn the_merger_lane_is_balanced_like_a_slot_and_keeps_affinity() {
+        let (a, b, c, d) = (
+            Address::with_last_byte(1),
+            Address::with_last_byte(2),
+            Address::with_last_byte(3),
+            Address::with_last_byte(4),
+        );
+        let mut dispatcher = Dispatcher::with_merger_lane(1, NOBODY);
+        let lanes: Vec<_> = [tx(a, b, 21_000), tx(c, d, 21_000), tx(a, d, 21_000), tx(c, b, 21_000), tx(d, a, 21_000)]
+            .iter()
+            .map(|t| dispatcher.assign(t))
+            .collect();
+        // a->b: slot 0. c->d: the least-loaded lane is the merger's. a->d: a's lane. c->b: c's
+        // lane (the sender wins). d->a: d was mapped to slot 0 by a->d.
+        assert_eq!(lanes, vec![Some(0), None, Some(0), None, Some(0)]);
+        assert_eq!(dispatcher.beneficiary_txs(), 0);
     }
 
     #[test]

@@ -164,8 +164,9 @@ impl Engine {
             return (Ok(()), stats);
         }
         let plan = static_dispatch(&block.txs, self.config.slots, block.block.beneficiary);
-        let unassigned = n - plan.iter().map(Vec::len).sum::<usize>();
-        if chain_rule::mostly_unassigned(self.config.chain_rule, unassigned, n) {
+        // Every transaction that went to no slot is from or to the beneficiary.
+        let beneficiary_txs = n - plan.iter().map(Vec::len).sum::<usize>();
+        if chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n) {
             stats.sequential_from = Some(0);
             return (Ok(()), stats);
         }

@@ -88,6 +88,12 @@ impl Scheduler {
         scheduler
     }
 
+    /// Whether `tx` went to a slot's queue (else the merger runs it at its turn).
+    pub fn is_queued(&self, tx: TxIndex) -> bool {
+        // Relaxed: written before the transaction was announced, by the thread that asks.
+        self.home_slot[tx].load(Ordering::Relaxed) != NO_SLOT
+    }
+
     /// The claims on the block's transactions.
     pub fn table(&self) -> &TaskTable {
         &self.table
