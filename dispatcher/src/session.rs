@@ -47,6 +47,10 @@ use crate::{
     scheduler::Scheduler,
 };
 
+/// The most transactions handed in but not merged before `push` waits for merges: several
+/// chain-rule windows, and far more than a few slots can run ahead usefully.
+const MAX_AHEAD: usize = 4 * chain_rule::WINDOW;
+
 /// The thread that owns the block's database, as the session needs it.
 pub trait Owner {
     /// The database.
@@ -158,7 +162,14 @@ impl Session<'_> {
         if !self.started {
             self.start_workers();
         }
-        self.merge_ready(owner)
+        self.merge_ready(owner)?;
+        // Bounded look-ahead: a caller that hands in transactions faster than they merge would
+        // otherwise have the whole block speculated on before the first redo is known, and the
+        // chain rule would trip too late to hand anything back.
+        while !self.chain && self.job.txs.len() - self.merger.next() > MAX_AHEAD {
+            self.merge_next(owner)?;
+        }
+        Ok(())
     }
 
     /// Answers pending reads and merges every transaction that is ready: its result is there,
