@@ -21,4 +21,4 @@ pub use chain_rule::WINDOW as CHAIN_RULE_WINDOW;
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
 pub use engine::{BlockStats, Engine, ParallelBlock, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};
-pub use session::{Owner, Session};
+pub use session::{MAX_AHEAD as SESSION_MAX_AHEAD, Owner, Session};

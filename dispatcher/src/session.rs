@@ -49,7 +49,7 @@ use crate::{
 
 /// The most transactions handed in but not merged before `push` waits for merges: several
 /// chain-rule windows, and far more than a few slots can run ahead usefully.
-const MAX_AHEAD: usize = 4 * chain_rule::WINDOW;
+pub const MAX_AHEAD: usize = 4 * chain_rule::WINDOW;
 
 /// The thread that owns the block's database, as the session needs it.
 pub trait Owner {

@@ -18,7 +18,7 @@ use parevm::{
     replay::compare_outputs,
     synthetic::{Fee, SyntheticBlock, contracts},
 };
-use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig};
+use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig, SESSION_MAX_AHEAD};
 use parevm_statedb::InMemoryDb;
 use revm::{
     Inspector,
@@ -183,6 +183,39 @@ fn when_the_chain_rule_trips_the_rest_of_the_block_runs_sequentially() {
     assert!(modes[from..].iter().all(|&parallel| !parallel), "{modes:?}");
     let driven = Driven { result: Ok(result), bundle: bundle_of(state), parallel: true };
     assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "handed back");
+}
+
+/// Counts 1024 down to 0 (about 27k gas): slow for a slot, next to nothing for the caller.
+const BURNER_CODE: &[u8] = &[0x61, 0x04, 0x00, 0x5b, 0x60, 0x01, 0x90, 0x03, 0x80, 0x60, 0x03, 0x57, 0x00];
+const BURNER: Address = Address::with_last_byte(0xb0);
+
+#[test]
+fn a_fast_caller_is_never_more_than_the_look_ahead_in_front_of_the_merge() {
+    // One sender: every transaction goes to one slot's lane, which the caller outruns.
+    let mut synthetic = SyntheticBlock::new("Cancun", 30_000_000, Address::with_last_byte(0xee));
+    synthetic.fund(sender(0), U256::from(10).pow(U256::from(18)));
+    synthetic.deploy(BURNER, BURNER_CODE, []);
+    let n = 256;
+    for _ in 0..n {
+        synthetic.push(sender(0), TxKind::Call(BURNER), U256::ZERO, Bytes::new(), 60_000, Fee::Dynamic(20, 1), 0);
+    }
+    let block = synthetic.block();
+    let factory = factory(2);
+    let (mut handed_in, mut most_ahead) = (0, 0);
+    let driven = drive(
+        &factory,
+        &synthetic.chain,
+        &block,
+        &synthetic.db,
+        |_| {},
+        |receipts| {
+            handed_in += 1;
+            most_ahead = most_ahead.max(handed_in - receipts);
+        },
+    );
+    assert!(driven.parallel);
+    assert!(most_ahead <= SESSION_MAX_AHEAD, "{most_ahead} transactions ahead of the merge");
+    assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "fast caller");
 }
 
 #[test]
