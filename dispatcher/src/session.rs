@@ -51,6 +51,15 @@ use crate::{
 /// chain-rule windows, and far more than a few slots can run ahead usefully.
 pub const MAX_AHEAD: usize = 4 * chain_rule::WINDOW;
 
+/// Whether `push` must merge before returning, with `ahead` transactions handed in but not
+/// merged: a bounded look-ahead once the block has needed a redo. A caller that hands in
+/// transactions faster than they merge would otherwise have a chain speculated on to its end
+/// before the chain rule could judge it, with nothing left to hand back; without redos the bound
+/// only made the caller wait (drop-in ERC-20 transfers 0.71x -> 0.44-0.51x).
+fn must_wait(chain: bool, redos: u64, ahead: usize) -> bool {
+    !chain && redos > 0 && ahead > MAX_AHEAD
+}
+
 /// The thread that owns the block's database, as the session needs it.
 pub trait Owner {
     /// The database.
@@ -163,10 +172,7 @@ impl Session<'_> {
             self.start_workers();
         }
         self.merge_ready(owner)?;
-        // Bounded look-ahead: a caller that hands in transactions faster than they merge would
-        // otherwise have the whole block speculated on before the first redo is known, and the
-        // chain rule would trip too late to hand anything back.
-        while !self.chain && self.job.txs.len() - self.merger.next() > MAX_AHEAD {
+        while must_wait(self.chain, self.merger.stats().total_redos(), self.job.txs.len() - self.merger.next()) {
             self.merge_next(owner)?;
         }
         Ok(())
@@ -310,5 +316,18 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
             reads: job.reads.take(),
             merged_at_start: tx,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_waits_only_beyond_the_look_ahead_of_a_block_with_redos_and_not_yet_handed_back() {
+        assert!(must_wait(false, 1, MAX_AHEAD + 1));
+        assert!(!must_wait(false, 1, MAX_AHEAD), "within the look-ahead");
+        assert!(!must_wait(false, 0, 10 * MAX_AHEAD), "no redo yet: speculation is paying");
+        assert!(!must_wait(true, 1, 10 * MAX_AHEAD), "handed back: the caller finishes and goes on");
     }
 }
