@@ -935,17 +935,21 @@ mod tests {
         assert_eq!(p.redo_rate, 0.5);
     }
 
-    #[test]
-    fn table_rows_are_aligned() {
-        let blocks = vec![block(1, 10, 4.0, 1.0), block(12_345_678, 1000, 123.456, 61.0), block(3, 0, 1.0, 4.0)];
-        let report = BenchReport {
+    /// A report of `blocks` for one 2-slot configuration.
+    fn report(blocks: Vec<BlockBench>) -> BenchReport {
+        BenchReport {
             options: BenchOptions::default(),
             cores: 2,
             configs: vec![ConfigInfo { name: "parallel(2)".into(), slots: 2, shadows: true, steal: true }],
             summary: summarize(&blocks),
             blocks,
-        };
-        let table = render_table(&report);
+        }
+    }
+
+    #[test]
+    fn table_rows_are_aligned() {
+        let blocks = vec![block(1, 10, 4.0, 1.0), block(12_345_678, 1000, 123.456, 61.0), block(3, 0, 1.0, 4.0)];
+        let table = render_table(&report(blocks));
         let lines: Vec<&str> = table.lines().collect();
         // Header, rule, 3 blocks, rule, total, geomean, four note lines (total, limit x2, geomean).
         assert_eq!(lines.len(), 12);
@@ -963,14 +967,7 @@ mod tests {
     fn a_block_handed_back_by_the_chain_rule_is_marked_and_explained() {
         let mut blocks = vec![block(1, 10, 4.0, 1.0), block(2, 100, 2.0, 2.5)];
         blocks[1].parallel[0].sequential_from = Some(32);
-        let report = BenchReport {
-            options: BenchOptions::default(),
-            cores: 2,
-            configs: vec![ConfigInfo { name: "parallel(2)".into(), slots: 2, shadows: true, steal: true }],
-            summary: summarize(&blocks),
-            blocks,
-        };
-        let table = render_table(&report);
+        let table = render_table(&report(blocks));
         let lines: Vec<&str> = table.lines().collect();
         assert!(!lines[2].ends_with(" s"), "{}", lines[2]);
         assert!(lines[3].ends_with(" s"), "{}", lines[3]);
