@@ -24,7 +24,8 @@ use alloy_primitives::{Address, map::HashMap};
 use revm::context::TxEnv;
 
 /// The dispatch pass, one transaction at a time: a block handed in transaction by transaction
-/// (the alloy-evm executor) is dispatched exactly as the same block handed in whole.
+/// (the alloy-evm executor) is dispatched as the same block handed in whole would be over the
+/// same lanes (a session has one more, the merger's; see the module's notes).
 #[derive(Debug)]
 pub struct Dispatcher {
     /// Per lane: the slots, then the merger's lane if it has one.

@@ -89,6 +89,31 @@ impl BlockStats {
     }
 }
 
+/// How [`Engine::execute`] ended, the block being valid so far.
+#[derive(Debug, Clone)]
+#[must_use = "a handed-back block is not finished: the caller executes the rest"]
+pub enum Executed {
+    /// Every transaction was merged.
+    Complete(BlockStats),
+    /// The chain rule stopped the engine after merging transactions `0..from`; the caller
+    /// executes `from..` sequentially.
+    HandedBack {
+        /// The first transaction the caller must execute.
+        from: TxIndex,
+        /// The counters of the engine's part.
+        stats: BlockStats,
+    },
+}
+
+impl Executed {
+    /// The counters (`sequential_from` says where the block was handed back, if it was).
+    pub fn stats(&self) -> &BlockStats {
+        match self {
+            Self::Complete(stats) | Self::HandedBack { stats, .. } => stats,
+        }
+    }
+}
+
 /// The parallel engine: a configuration and its worker threads.
 #[derive(Debug)]
 pub struct Engine {
@@ -130,21 +155,25 @@ impl Engine {
     /// transactions before the failing one, as a sequential executor would have committed them).
     ///
     /// With the chain rule on (`EngineConfig::chain_rule`), the engine may stop early, when the
-    /// block turns out to be a chain of dependent transactions: then
-    /// `BlockStats::sequential_from` is `Some(k)`, `on_merged` has seen transactions `0..k`, and
-    /// the caller must execute the rest, `k..`, itself, in order.
+    /// block turns out to be a chain of dependent transactions: then the outcome is
+    /// [`Executed::HandedBack`], `on_merged` has seen transactions `0..from`, and the caller must
+    /// execute the rest, `from..`, itself, in order. The outcome is an enum so that no caller can
+    /// take a partial block for a whole one by accident.
     pub fn execute<D: BlockDb>(
         &self,
         block: ParallelBlock<'_, D>,
         on_merged: impl FnMut(MergedTx),
-    ) -> Result<BlockStats, BlockError> {
+    ) -> Result<Executed, BlockError> {
         let (result, stats) = self.run(block, on_merged);
         metrics::record_block(&stats);
-        result.map(|()| stats)
+        result.map(|()| match stats.sequential_from {
+            Some(from) => Executed::HandedBack { from, stats },
+            None => Executed::Complete(stats),
+        })
     }
 
     /// Like [`Engine::execute`], and returns the counters even when the block fails.
-    pub fn run<D: BlockDb>(
+    fn run<D: BlockDb>(
         &self,
         block: ParallelBlock<'_, D>,
         mut on_merged: impl FnMut(MergedTx),

@@ -114,7 +114,8 @@ impl<D: BlockDb> BlockJob<D> {
 ///
 /// Helping costs merge latency (a result that arrives while the merger executes waits for it),
 /// but the merger would otherwise leave its core idle: on a 2-core machine with 1 slot that
-/// was about two thirds of the block (`MergeStats::merge_wait`).
+/// was about half of the block (`MergeStats::merge_wait` before this; it now includes the
+/// executions the merger runs while it waits).
 pub(crate) struct TurnRedo<'c, 'a, D: BlockDb> {
     pub job: &'a BlockJob<D>,
     pub helper: Worker<'c, 'a, D>,
@@ -132,6 +133,10 @@ impl<D: BlockDb> MergeDriver for TurnRedo<'_, '_, D> {
         loop {
             if let Some(result) = self.job.unconfirmed.newer(tx, seen) {
                 return Some(result);
+            }
+            // The stall deadline holds while helping too (each step is one execution).
+            if Instant::now() >= deadline {
+                return None;
             }
             // Bounded: every step consumes a queue entry, and nothing is queued again unless a
             // redo is asked for, which takes a merge (at most a few per transaction).

@@ -29,7 +29,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Scheduler {
     table: TaskTable,
-    /// Owner side of each slot's deque; only that slot's primary locks it, so it is uncontended.
+    /// Owner side of each slot's deque; that slot's primary locks it (and for slot 0 the
+    /// merger's thread between merges), so it is rarely contended.
     locals: Vec<Mutex<Deque<TxIndex>>>,
     stealers: Vec<Stealer<TxIndex>>,
     redos: Injector<TxIndex>,
@@ -200,6 +201,7 @@ impl TaskSource for Scheduler {
             }
             let woken = match role {
                 // SeqCst: see `announce`.
+                // The merger never waits here (it has its own wait); treated as a primary.
                 Role::Primary | Role::Merger => self.epoch.load(Ordering::SeqCst) != seen,
                 // Relaxed is enough for a flag whose only effect is to make us look at the
                 // injector, which has its own synchronisation.

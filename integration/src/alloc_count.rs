@@ -21,8 +21,10 @@ pub struct CountingAlloc<A>(pub A);
 impl<A> CountingAlloc<A> {
     fn count(&self) {
         // Relaxed: a statistic. Counting is switched on and off by the thread that reads the
-        // total, around work it waits for, so every allocation of that work is ordered before
-        // the read by the waits themselves.
+        // total, around work it waits for, so the work's allocations are ordered before the
+        // read by the waits themselves; a session's workers are not joined when the block ends,
+        // so an allocation of theirs after it (finishing a stale execution) may be missed or
+        // land in the next count.
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }

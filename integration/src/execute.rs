@@ -25,7 +25,7 @@ use alloy_evm::{
 };
 use std::sync::Arc;
 
-use parevm_dispatcher::{BlockStats, Engine, ParallelBlock, SeedAccount};
+use parevm_dispatcher::{BlockStats, Engine, Executed, ParallelBlock, SeedAccount};
 use parevm_statedb::BlockDb;
 use revm::{
     context::result::ResultAndState,
@@ -139,10 +139,16 @@ impl Executor {
                             });
                         });
                         let outcome = outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?;
-                        // The chain rule handed the rest of the block back.
-                        for tx in &block.txs[outcome.sequential_from.unwrap_or(block.txs.len())..] {
-                            executor.execute_transaction(tx)?;
-                        }
+                        let outcome = match outcome {
+                            Executed::Complete(stats) => stats,
+                            // The chain rule handed the rest of the block back.
+                            Executed::HandedBack { from, stats } => {
+                                for tx in &block.txs[from..] {
+                                    executor.execute_transaction(tx)?;
+                                }
+                                stats
+                            }
+                        };
                         stats = Some(outcome);
                     }
                 }

@@ -77,7 +77,8 @@ impl RedoCause {
 pub struct MergeStats {
     /// Redos by cause, indexed like [`RedoCause::ALL`].
     pub redos: [u64; 5],
-    /// Time the merger spent waiting for results.
+    /// Time the merger spent in its driver's wait for results (in the engine's batch path this
+    /// includes the transactions its thread executes while it waits).
     pub merge_wait: Duration,
     /// The most executions any transaction needed.
     pub max_executions: u32,
