@@ -105,15 +105,6 @@ pub enum Executed {
     },
 }
 
-impl Executed {
-    /// The counters (`sequential_from` says where the block was handed back, if it was).
-    pub fn stats(&self) -> &BlockStats {
-        match self {
-            Self::Complete(stats) | Self::HandedBack { stats, .. } => stats,
-        }
-    }
-}
-
 /// The parallel engine: a configuration and its worker threads.
 #[derive(Debug)]
 pub struct Engine {

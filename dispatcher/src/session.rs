@@ -192,7 +192,7 @@ impl Session<'_> {
         let _ = self.requests.serve(owner.db());
         while self.merger.next() < self.job.txs.len() {
             let next = self.merger.next();
-            if self.job.unconfirmed.get(next).is_none() && self.job.scheduler.is_queued(next) {
+            if !self.job.unconfirmed.has_result(next) && self.job.scheduler.is_queued(next) {
                 break;
             }
             self.merge_next(owner)?;

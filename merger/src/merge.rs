@@ -214,7 +214,7 @@ impl Merger {
             });
         }
 
-        if input.unconfirmed.get(tx).is_none() {
+        if !input.unconfirmed.has_result(tx) {
             driver.run_at_turn(tx, false);
         }
         let mut seen = 0;

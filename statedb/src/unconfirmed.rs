@@ -136,6 +136,11 @@ impl Unconfirmed {
         self.get(tx).filter(|r| r.incarnation > seen)
     }
 
+    /// Whether `tx` has a result, without taking a reference to it.
+    pub fn has_result(&self, tx: TxIndex) -> bool {
+        self.results[tx].read().is_some()
+    }
+
     /// The newest execution of `tx`.
     pub fn get(&self, tx: TxIndex) -> Option<Arc<TxResult>> {
         self.results[tx].read().clone()
