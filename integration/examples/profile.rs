@@ -1,0 +1,69 @@
+//! One executor alone, over and over, for a profiler: `parevm bench` interleaves executors and
+//! spends much of its run loading blocks and checking results, which would drown the profile.
+//!
+//! ```text
+//! cargo build --release -p parevm --example profile
+//! perf record -g target/release/examples/profile EXECUTOR WHAT [ROUNDS]
+//! perf report --sort comm,sym
+//! ```
+//!
+//! EXECUTOR: `seq`, `N` (the engine with N slots) or `dropin:N`. WHAT: a workload
+//! (`transfers`, `erc20`, `amm`, `hot`, 30 Mgas, seed 1) or `mainnet` (the blocks with 100+
+//! transactions from $PAREVM_DATA or ../shared/data/mainnet). ROUNDS (default 50): passes over
+//! the blocks. It prints the median time of one pass, so two executors can also be compared
+//! by hand; only `parevm bench` gives figures for the docs.
+
+use std::{sync::Arc, time::Instant};
+
+use parevm::{
+    BlockInput, ChainSpec, Executor, mainnet,
+    workloads::{self, Erc20Code},
+};
+use parevm_dispatcher::{Engine, EngineConfig};
+use parevm_statedb::InMemoryDb;
+
+/// The binary's allocator, so the profile shows what `parevm` runs.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: profile seq|N|dropin:N transfers|erc20|amm|hot|mainnet [ROUNDS]";
+    let (Some(executor), Some(what)) = (args.first(), args.get(1)) else { panic!("{usage}") };
+    let rounds: usize = args.get(2).map_or(50, |r| r.parse().expect("ROUNDS: a number"));
+    let engine = |slots: &str| {
+        let slots = slots.parse().expect("slots: a number");
+        Engine::new(EngineConfig { slots, ..EngineConfig::default() }).expect("a valid configuration")
+    };
+    let executor = match executor.as_str() {
+        "seq" => Executor::Sequential,
+        e => match e.strip_prefix("dropin:") {
+            Some(slots) => Executor::DropIn(Arc::new(engine(slots))),
+            None => Executor::Parallel(engine(e)),
+        },
+    };
+    let data = mainnet::default_data_dir();
+    let blocks: Vec<(ChainSpec, BlockInput, InMemoryDb)> = if what == "mainnet" {
+        mainnet::discover(&[data])
+            .expect("mainnet data")
+            .iter()
+            .map(|dir| mainnet::load_block(dir).expect("loadable block"))
+            .filter(|b| b.block.txs.len() >= 100)
+            .map(|b| (ChainSpec::mainnet(), b.block, b.db))
+            .collect()
+    } else {
+        let workload = workloads::parse_workloads(what).expect(usage).0[0];
+        let generated = workloads::generate(workload, workloads::DEFAULT_GAS, 1, &Erc20Code::locate(&data));
+        vec![(generated.chain, generated.block, generated.db)]
+    };
+    let mut passes = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        for (chain, block, db) in &blocks {
+            executor.execute(chain, block, db).expect("a valid block");
+        }
+        passes.push(started.elapsed());
+    }
+    passes.sort();
+    println!("{}: {} block(s), median pass {:?}", executor.name(), blocks.len(), passes[rounds / 2]);
+}
