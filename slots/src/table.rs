@@ -8,6 +8,8 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
+use crossbeam_utils::CachePadded;
+
 use parevm_statedb::TxIndex;
 
 /// Where a transaction stands.
@@ -49,33 +51,44 @@ pub enum RedoRequest {
 /// Status and execution counter of every transaction of a block.
 #[derive(Debug)]
 pub struct TaskTable {
-    status: Vec<AtomicU8>,
-    incarnations: Vec<AtomicU32>,
+    /// One cache line per transaction: the slots and the merger claim, finish and look up
+    /// neighbouring transactions all the time, and packed flags (64 to a line) would make every
+    /// such access a cache miss on the other core (false sharing).
+    cells: Vec<CachePadded<Cell>>,
+}
+
+#[derive(Debug)]
+struct Cell {
+    status: AtomicU8,
+    incarnation: AtomicU32,
 }
 
 impl TaskTable {
     /// All `len` transactions `Ready`, none executed.
     pub fn new(len: usize) -> Self {
         Self {
-            status: (0..len).map(|_| AtomicU8::new(TxStatus::Ready as u8)).collect(),
-            incarnations: (0..len).map(|_| AtomicU32::new(0)).collect(),
+            cells: (0..len)
+                .map(|_| {
+                    CachePadded::new(Cell { status: AtomicU8::new(TxStatus::Ready as u8), incarnation: AtomicU32::new(0) })
+                })
+                .collect(),
         }
     }
 
     /// Number of transactions.
     pub fn len(&self) -> usize {
-        self.status.len()
+        self.cells.len()
     }
 
     /// Whether the block is empty.
     pub fn is_empty(&self) -> bool {
-        self.status.is_empty()
+        self.cells.is_empty()
     }
 
     /// Current status.
     pub fn status(&self, tx: TxIndex) -> TxStatus {
         // Acquire: a caller that sees `Done` also sees the result published before it.
-        TxStatus::from_u8(self.status[tx].load(Ordering::Acquire))
+        TxStatus::from_u8(self.cells[tx].status.load(Ordering::Acquire))
     }
 
     /// Claims `tx` for execution; returns its incarnation number (1 for the first execution) if
@@ -83,19 +96,19 @@ impl TaskTable {
     pub fn try_claim(&self, tx: TxIndex) -> Option<u32> {
         // AcqRel: acquiring pairs with the Release of whoever made it Ready (so its queue push and
         // any state it published are visible); releasing publishes our claim to competing workers.
-        self.status[tx]
+        self.cells[tx].status
             .compare_exchange(TxStatus::Ready as u8, TxStatus::Executing as u8, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
         // Relaxed: only the claimant touches the counter, and claims of one tx are serialised by
         // the status swap above.
-        Some(self.incarnations[tx].fetch_add(1, Ordering::Relaxed) + 1)
+        Some(self.cells[tx].incarnation.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Marks the execution finished (its result already published). Returns `true` if a redo
     /// was requested meanwhile: the transaction is `Ready` again and the caller must queue it.
     pub fn finish(&self, tx: TxIndex) -> bool {
         // Release: the published result happens-before anyone who observes `Done`.
-        match self.status[tx].compare_exchange(
+        match self.cells[tx].status.compare_exchange(
             TxStatus::Executing as u8,
             TxStatus::Done as u8,
             Ordering::AcqRel,
@@ -106,7 +119,7 @@ impl TaskTable {
                 // Only `ExecutingRedo` can be here: nobody but the claimant leaves `Executing`
                 // except the merger, which only moves it to `ExecutingRedo`.
                 // Release: the claim that follows (Acquire) sees our published result.
-                self.status[tx].store(TxStatus::Ready as u8, Ordering::Release);
+                self.cells[tx].status.store(TxStatus::Ready as u8, Ordering::Release);
                 true
             }
         }
@@ -114,7 +127,7 @@ impl TaskTable {
 
     /// Asks for another execution of `tx`.
     pub fn request_redo(&self, tx: TxIndex) -> RedoRequest {
-        let cell = &self.status[tx];
+        let cell = &self.cells[tx].status;
         // Acquire: the value only seeds the swap below, which re-checks it.
         let mut current = cell.load(Ordering::Acquire);
         loop {
@@ -136,7 +149,7 @@ impl TaskTable {
     /// How many executions of `tx` have started.
     pub fn executions(&self, tx: TxIndex) -> u32 {
         // Relaxed: a statistic.
-        self.incarnations[tx].load(Ordering::Relaxed)
+        self.cells[tx].incarnation.load(Ordering::Relaxed)
     }
 }
 

@@ -16,6 +16,7 @@ use std::{
 };
 
 use alloy_primitives::{Address, U256, map::DefaultHashBuilder};
+use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use revm::{
@@ -72,7 +73,9 @@ impl TxResult {
 /// The unconfirmed layer of one block.
 #[derive(Debug)]
 pub struct Unconfirmed {
-    results: Vec<RwLock<Option<Arc<TxResult>>>>,
+    /// One cache line per transaction (see `TaskTable`): a slot publishes one transaction while
+    /// the merger polls or takes its neighbour.
+    results: Vec<CachePadded<RwLock<Option<Arc<TxResult>>>>>,
     /// Wakes the merger when a result is published.
     wakeup: Arc<Wakeup>,
     /// Per address, the transactions (ascending) whose results wrote it at some point. Most
@@ -90,7 +93,7 @@ impl Unconfirmed {
     /// else the merger's thread must wake up for).
     pub fn with_wakeup(len: usize, wakeup: Arc<Wakeup>) -> Self {
         Self {
-            results: (0..len).map(|_| RwLock::new(None)).collect(),
+            results: (0..len).map(|_| CachePadded::new(RwLock::new(None))).collect(),
             wakeup,
             // A sender and a recipient per transaction, sized up front like the base state.
             writers: DashMap::with_capacity_and_hasher(2 * len, DefaultHashBuilder::default()),
@@ -180,6 +183,11 @@ impl Unconfirmed {
         address: Address,
         mut find: impl FnMut(&EvmState) -> Option<T>,
     ) -> Option<T> {
+        // Every predecessor merged: nothing here for the reader (and one shared-map lookup
+        // saved on the path of every exact execution).
+        if first_unmerged >= reader {
+            return None;
+        }
         let writers = self.writers.get(&address)?;
         let below = writers.partition_point(|&tx| tx < reader);
         for &tx in writers[..below].iter().rev().take_while(|&&tx| tx >= first_unmerged) {
