@@ -70,6 +70,10 @@ pub struct BlockStats {
     pub shadow_takeovers: u64,
     /// Transactions stolen from another slot's queue.
     pub steals: u64,
+    /// Time spent in executions on the engine's EVMs, all threads together (the slots' and the
+    /// merger's). Measured in the engine's batch path only; a session leaves it zero (its
+    /// workers are still finishing when it reports, and its owner executes on its own EVM).
+    pub execution_time: std::time::Duration,
     /// Merge-side counters: redos by cause, merge wait, most executions of one transaction.
     pub merge: MergeStats,
     /// Set when the chain rule handed the block back after this many transactions: the caller
@@ -200,6 +204,7 @@ impl Engine {
             cfg: block.cfg,
             reads: self.reads.clone(),
             shadow_executions: AtomicU64::new(0),
+            execution_nanos: AtomicU64::new(0),
         };
 
         let (result, merge_stats) = self.pool.in_place_scope(|scope| {
@@ -218,6 +223,7 @@ impl Engine {
                 catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged, stop)));
             // Whatever happened, release the workers, or the scope would never end.
             job.scheduler.finish();
+            job.add_execution_time(driver.helper.stats().execution_time);
             outcome.unwrap_or_else(|panic| {
                 // Acquire: on this thread anyway (the merger's); just the index for the report.
                 let tx = job.merged.load(Ordering::Acquire);
@@ -227,6 +233,7 @@ impl Engine {
         stats.executions = job.executions();
         // Relaxed: every worker has been joined by the scope.
         stats.shadow_takeovers = job.shadow_executions.load(Ordering::Relaxed);
+        stats.execution_time = std::time::Duration::from_nanos(job.execution_nanos.load(Ordering::Relaxed));
         stats.steals = job.scheduler.steals.load(Ordering::Relaxed);
         stats.merge = merge_stats;
         match result {

@@ -34,6 +34,8 @@ pub(crate) struct BlockJob<D> {
     pub reads: ReadSetPool,
     /// Executions run by shadow workers.
     pub shadow_executions: AtomicU64,
+    /// Nanoseconds the workers spent executing, added as each leaves its loop.
+    pub execution_nanos: AtomicU64,
 }
 
 impl<D: BlockDb> BlockJob<D> {
@@ -76,7 +78,13 @@ impl<D: BlockDb> BlockJob<D> {
         })) {
             // Relaxed: a statistic.
             self.shadow_executions.fetch_add(stats.shadow_executions, Ordering::Relaxed);
+            self.add_execution_time(stats.execution_time);
         }
+    }
+
+    /// Adds a thread's execution time (Relaxed: a statistic, read after the workers are joined).
+    pub fn add_execution_time(&self, time: Duration) {
+        self.execution_nanos.fetch_add(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Executions so far, first ones and redos.

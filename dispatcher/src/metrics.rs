@@ -19,4 +19,9 @@ pub(crate) fn record_block(stats: &BlockStats) {
         metrics::counter!("parevm_redos_total", "cause" => cause.label()).increment(stats.redos(cause));
     }
     metrics::histogram!("parevm_merge_wait_seconds").record(stats.merge.merge_wait.as_secs_f64());
+    // Batch path only (see `BlockStats::execution_time`); divided by the executions, the mean
+    // cost of one execution, to set against the sequential executor's per transaction.
+    if !stats.execution_time.is_zero() {
+        metrics::histogram!("parevm_execution_seconds").record(stats.execution_time.as_secs_f64());
+    }
 }

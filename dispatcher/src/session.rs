@@ -118,6 +118,7 @@ impl Engine {
             cfg,
             reads: self.reads.clone(),
             shadow_executions: AtomicU64::new(0),
+            execution_nanos: AtomicU64::new(0),
         });
         let session = Session {
             engine: self,
@@ -234,6 +235,7 @@ impl Session<'_> {
             shadow_takeovers: self.job.shadow_executions.load(Ordering::Relaxed),
             steals: self.job.scheduler.steals.load(Ordering::Relaxed),
             merge: MergeStats::clone(self.merger.stats()),
+            execution_time: std::time::Duration::ZERO,
             // Handed back only if the caller had more to come.
             sequential_from: (self.chain && self.merger.next() < self.job.txs.capacity()).then_some(self.merger.next()),
         }

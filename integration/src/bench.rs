@@ -174,6 +174,12 @@ pub struct ParallelResult {
     pub sequential_from: Option<usize>,
     /// Heap allocations of one run (see [`crate::alloc_count`]); `None` if not counted.
     pub allocations: Option<u64>,
+    /// Time the engine's EVMs spent executing, all threads together, summed over the timed
+    /// runs, in milliseconds (`BlockStats::execution_time`; 0 for the drop-in, which does not
+    /// measure it).
+    pub timed_execution_ms: f64,
+    /// Executions in the timed runs.
+    pub timed_executions: u64,
     /// Every timed sample, in milliseconds, in run order.
     pub samples_ms: Vec<f64>,
 }
@@ -222,6 +228,9 @@ pub struct ConfigSummary {
     pub redo_rate: f64,
     /// Heap allocations per transaction, over all blocks; `None` if not counted.
     pub allocations_per_tx: Option<f64>,
+    /// Mean time of one execution on the engine's EVMs in the timed runs, in microseconds;
+    /// `None` if not measured (drop-in).
+    pub execution_us: Option<f64>,
 }
 
 /// Totals over all blocks.
@@ -241,6 +250,9 @@ pub struct BenchSummary {
     pub geomean_skipped_empty: usize,
     /// Heap allocations per transaction of the sequential executor; `None` if not counted.
     pub sequential_allocations_per_tx: Option<f64>,
+    /// Mean execution time of one transaction in the sequential executor, in microseconds, from
+    /// the limit's pass (each transaction timed alone, commit excluded).
+    pub sequential_execution_us: f64,
     /// One entry per parallel configuration, in [`BenchReport::configs`] order.
     pub parallel: Vec<ConfigSummary>,
 }
@@ -454,14 +466,19 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
 
     // Warm-up, then alternating timed rounds, each starting with the next executor in turn.
     let mut samples = vec![Vec::with_capacity(options.runs); executors.len()];
+    let mut executing = vec![(0.0, 0u64); executors.len()];
     for round in 0..options.warmup + options.runs {
         for k in 0..executors.len() {
             let index = (round + k) % executors.len();
             let (millis, output) = timed(case, &executors[index])?;
-            drop(output);
             if round >= options.warmup {
                 samples[index].push(millis);
+                if let Some(stats) = &output.stats {
+                    executing[index].0 += stats.execution_time.as_secs_f64() * 1e3;
+                    executing[index].1 += stats.executions;
+                }
             }
+            drop(output);
         }
     }
 
@@ -491,6 +508,8 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
                 executions: stats.executions,
                 sequential_from: stats.sequential_from,
                 allocations: allocations[j + 1],
+                timed_execution_ms: executing[j + 1].0,
+                timed_executions: executing[j + 1].1,
                 samples_ms: samples[j + 1].clone(),
             }
         })
@@ -522,6 +541,8 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
             let limits: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].limit).collect();
             let redos: u64 = blocks.iter().map(|b| b.parallel[j].redos).sum();
             let allocations: Option<u64> = blocks.iter().map(|b| b.parallel[j].allocations).sum();
+            let executing_ms: f64 = blocks.iter().map(|b| b.parallel[j].timed_execution_ms).sum();
+            let executions: u64 = blocks.iter().map(|b| b.parallel[j].timed_executions).sum();
             ConfigSummary {
                 slots: blocks[0].parallel[j].slots,
                 total_ms,
@@ -530,6 +551,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
                 geomean_limit: geometric_mean(&limits),
                 redo_rate: if txs == 0 { 0.0 } else { redos as f64 / txs as f64 },
                 allocations_per_tx: per_tx(allocations, txs),
+                execution_us: (executing_ms > 0.0 && executions > 0).then(|| executing_ms * 1e3 / executions as f64),
             }
         })
         .collect();
@@ -541,6 +563,11 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
         geomean_blocks: with_txs.len(),
         geomean_skipped_empty: blocks.len() - with_txs.len(),
         sequential_allocations_per_tx: per_tx(blocks.iter().map(|b| b.sequential_allocations).sum(), txs),
+        sequential_execution_us: if txs == 0 {
+            0.0
+        } else {
+            blocks.iter().map(|b| b.limit.total_ms).sum::<f64>() * 1e3 / txs as f64
+        },
         parallel,
     }
 }
@@ -629,6 +656,19 @@ pub fn render_table(report: &BenchReport) -> String {
             .collect();
         out += &format!(
             "heap allocations per tx (one more run of each, counted): sequential {sequential:.1}, {}\n",
+            parallel.join(", ")
+        );
+    }
+    if summary.parallel.iter().any(|c| c.execution_us.is_some()) {
+        let parallel: Vec<String> = report
+            .configs
+            .iter()
+            .zip(&summary.parallel)
+            .map(|(config, c)| format!("{} {}", config.name, c.execution_us.map_or("-".into(), |u| format!("{u:.1}"))))
+            .collect();
+        out += &format!(
+            "execution time, us: sequential {:.1} per tx (the limit's pass); per execution, all threads: {}\n",
+            summary.sequential_execution_us,
             parallel.join(", ")
         );
     }
@@ -914,6 +954,8 @@ mod tests {
                 executions: txs as u64,
                 sequential_from: None,
                 allocations: None,
+                timed_execution_ms: par / 2.0,
+                timed_executions: txs as u64,
                 samples_ms: vec![par],
             }],
         }
@@ -933,6 +975,10 @@ mod tests {
         assert_eq!(p.overall_speedup, 1.0);
         assert!((p.geomean_speedup - 2.0).abs() < 1e-12);
         assert_eq!(p.redo_rate, 0.5);
+        // Execution times: all blocks' time over all blocks' counts, not a mean of means.
+        // Parallel: (0.5 + 0.5 + 2.0) ms over 20 executions; sequential: 6 ms over 20 txs.
+        assert!((p.execution_us.unwrap() - 150.0).abs() < 1e-9, "{:?}", p.execution_us);
+        assert!((summary.sequential_execution_us - 300.0).abs() < 1e-9);
     }
 
     /// A report of `blocks` for one 2-slot configuration.
@@ -951,8 +997,9 @@ mod tests {
         let blocks = vec![block(1, 10, 4.0, 1.0), block(12_345_678, 1000, 123.456, 61.0), block(3, 0, 1.0, 4.0)];
         let table = render_table(&report(blocks));
         let lines: Vec<&str> = table.lines().collect();
-        // Header, rule, 3 blocks, rule, total, geomean, four note lines (total, limit x2, geomean).
-        assert_eq!(lines.len(), 12);
+        // Header, rule, 3 blocks, rule, total, geomean, four note lines (total, limit x2, geomean),
+        // execution times.
+        assert_eq!(lines.len(), 13);
         let width = lines[0].len();
         for line in [lines[2], lines[3], lines[4], lines[6]] {
             assert_eq!(line.len(), width, "{line:?}");
@@ -961,6 +1008,7 @@ mod tests {
         assert!(lines[8].starts_with("total: sums of block medians"));
         assert!(lines[9].starts_with("limit: "));
         assert!(lines[11].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
+        assert!(lines[12].starts_with("execution time, us: sequential"), "{}", lines[12]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::{
     any::Any,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
 };
 
 use revm::{
@@ -47,6 +48,9 @@ pub struct ExecCtx<'a, D> {
 pub struct TxExecutor<'c, 'a, D: BlockDb> {
     ctx: &'c ExecCtx<'a, D>,
     evm: Option<SlotEvm<'a, D>>,
+    /// Time spent in [`TxExecutor::execute`]: kept here, per thread, and summed once the
+    /// block is over, so that measuring costs no shared write per execution.
+    busy: Duration,
 }
 
 impl<D: BlockDb> std::fmt::Debug for TxExecutor<'_, '_, D> {
@@ -61,7 +65,12 @@ where
 {
     /// An executor over the block's shared state; the EVM is built on first use.
     pub fn new(ctx: &'c ExecCtx<'a, D>) -> Self {
-        Self { ctx, evm: None }
+        Self { ctx, evm: None, busy: Duration::ZERO }
+    }
+
+    /// Time spent executing so far.
+    pub fn busy(&self) -> Duration {
+        self.busy
     }
 
     fn build(&self) -> SlotEvm<'a, D> {
@@ -71,6 +80,13 @@ where
 
     /// Executes transaction `tx` as its `incarnation`-th execution.
     pub fn execute(&mut self, tx: TxIndex, incarnation: u32) -> TxResult {
+        let started = Instant::now();
+        let result = self.execute_untimed(tx, incarnation);
+        self.busy += started.elapsed();
+        result
+    }
+
+    fn execute_untimed(&mut self, tx: TxIndex, incarnation: u32) -> TxResult {
         // Acquire: see `SlotDb::first_unmerged`.
         let merged_at_start = self.ctx.merged.load(Ordering::Acquire);
         if self.evm.is_none() {

@@ -52,6 +52,8 @@ pub struct WorkerStats {
     pub executions: u64,
     /// Executions run by a shadow (takeovers).
     pub shadow_executions: u64,
+    /// Time spent executing.
+    pub execution_time: std::time::Duration,
 }
 
 /// A worker: one thread's loop for one block.
@@ -85,7 +87,12 @@ where
                 source.wait(self.slot, self.role, epoch);
             }
         }
-        self.stats
+        self.stats()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> WorkerStats {
+        WorkerStats { execution_time: self.executor.busy(), ..self.stats }
     }
 
     /// Takes the next task, if any, and executes it unless someone else claimed it first.
