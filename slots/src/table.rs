@@ -69,7 +69,10 @@ impl TaskTable {
         Self {
             cells: (0..len)
                 .map(|_| {
-                    CachePadded::new(Cell { status: AtomicU8::new(TxStatus::Ready as u8), incarnation: AtomicU32::new(0) })
+                    CachePadded::new(Cell {
+                        status: AtomicU8::new(TxStatus::Ready as u8),
+                        incarnation: AtomicU32::new(0),
+                    })
                 })
                 .collect(),
         }
@@ -96,7 +99,8 @@ impl TaskTable {
     pub fn try_claim(&self, tx: TxIndex) -> Option<u32> {
         // AcqRel: acquiring pairs with the Release of whoever made it Ready (so its queue push and
         // any state it published are visible); releasing publishes our claim to competing workers.
-        self.cells[tx].status
+        self.cells[tx]
+            .status
             .compare_exchange(TxStatus::Ready as u8, TxStatus::Executing as u8, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
         // Relaxed: only the claimant touches the counter, and claims of one tx are serialised by
