@@ -45,9 +45,9 @@ pub(crate) struct ChainRule {
 }
 
 impl ChainRule {
-    /// A rule for a block starting at transaction 0 that trips, at the end of a window, once the
-    /// block's redos so far reach `threshold` per [`WINDOW`] merged transactions (`None`: never;
-    /// 0: at the end of the first window).
+    /// A rule for a block starting at transaction 0 that trips once the block's redos so far
+    /// reach `threshold` per [`WINDOW`] merged transactions at the end of a window, or are certain
+    /// to (see [`ChainRule::tripped`]; `None`: never; 0: at the end of the first window).
     pub fn new(threshold: Option<usize>) -> Self {
         Self { threshold, window_start: 0 }
     }

@@ -30,7 +30,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: profile seq|N|dropin:N transfers|erc20|amm|hot|mainnet [ROUNDS]";
     let (Some(executor), Some(what)) = (args.first(), args.get(1)) else { panic!("{usage}") };
-    let rounds: usize = args.get(2).map_or(50, |r| r.parse().expect("ROUNDS: a number"));
+    let rounds: usize = args.get(2).map_or(50, |r| r.parse().expect("ROUNDS: a number")).max(1);
     let engine = |slots: &str| {
         let slots = slots.parse().expect("slots: a number");
         Engine::new(EngineConfig { slots, ..EngineConfig::default() }).expect("a valid configuration")

@@ -528,6 +528,17 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
     })
 }
 
+/// `name value, name value, ...` over the parallel configurations, `-` where `value` is `None`.
+fn per_config(report: &BenchReport, value: impl Fn(&ConfigSummary) -> Option<f64>) -> String {
+    let parts: Vec<String> = report
+        .configs
+        .iter()
+        .zip(&report.summary.parallel)
+        .map(|(config, c)| format!("{} {}", config.name, value(c).map_or("-".into(), |v| format!("{v:.1}"))))
+        .collect();
+    parts.join(", ")
+}
+
 /// Totals, overall ratios and geometric means of per-block results.
 pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
     let configs = blocks.first().map_or(0, |b| b.parallel.len());
@@ -646,30 +657,16 @@ pub fn render_table(report: &BenchReport) -> String {
     }
     out += "\n";
     if let Some(sequential) = summary.sequential_allocations_per_tx {
-        let parallel: Vec<String> = report
-            .configs
-            .iter()
-            .zip(&summary.parallel)
-            .map(|(config, c)| {
-                format!("{} {}", config.name, c.allocations_per_tx.map_or("-".into(), |a| format!("{a:.1}")))
-            })
-            .collect();
         out += &format!(
             "heap allocations per tx (one more run of each, counted): sequential {sequential:.1}, {}\n",
-            parallel.join(", ")
+            per_config(report, |c| c.allocations_per_tx)
         );
     }
     if summary.parallel.iter().any(|c| c.execution_us.is_some()) {
-        let parallel: Vec<String> = report
-            .configs
-            .iter()
-            .zip(&summary.parallel)
-            .map(|(config, c)| format!("{} {}", config.name, c.execution_us.map_or("-".into(), |u| format!("{u:.1}"))))
-            .collect();
         out += &format!(
             "execution time, us: sequential {:.1} per tx (the limit's pass); per execution, all threads: {}\n",
             summary.sequential_execution_us,
-            parallel.join(", ")
+            per_config(report, |c| c.execution_us)
         );
     }
     if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
