@@ -12,6 +12,7 @@ use std::{
 };
 
 use alloy_primitives::{Address, U256};
+use crossbeam_utils::CachePadded;
 use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
 use parevm_slots::{TaskTable, panic_message};
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, Unconfirmed};
@@ -117,7 +118,9 @@ pub struct Engine {
     /// caller waits here rather than starting a block none of whose workers could run.
     pub(crate) running: parking_lot::Mutex<()>,
     pub(crate) pool: rayon::ThreadPool,
-    pub(crate) validation_pool: rayon::ThreadPool,
+    /// Threads that split a long read set's validation, only where the machine has cores the
+    /// block leaves idle (see [`Engine::new`]).
+    pub(crate) validation_pool: Option<rayon::ThreadPool>,
     pub(crate) reads: ReadSetPool,
 }
 
@@ -130,11 +133,20 @@ impl Engine {
             .thread_name(|i| format!("parevm-slot-{i}"))
             .build()
             .expect("spawning the slot threads");
-        let validation_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.slots.max(2))
-            .thread_name(|i| format!("parevm-validate-{i}"))
-            .build()
-            .expect("spawning the validation threads");
+        // Parallel validation pays only with cores to spare: with every core busy executing, its
+        // threads (which spin a while before sleeping, as rayon's do) take the cores from the
+        // executions, and the merger waits for them. On 2 cores, no pool: A/B on the 100+
+        // transaction mainnet blocks, 4 alternating pairs, geomean +3% at 1 slot, +6% at 2 slots
+        // (docs/benchmarks.md).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let busy = config.slots + 1;
+        let validation_pool = (cores > busy).then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cores - busy)
+                .thread_name(|i| format!("parevm-validate-{i}"))
+                .build()
+                .expect("spawning the validation threads")
+        });
         Ok(Self { config, running: parking_lot::Mutex::new(()), pool, validation_pool, reads: ReadSetPool::new(64) })
     }
 
@@ -197,7 +209,7 @@ impl Engine {
         let job = BlockJob {
             base,
             unconfirmed: Unconfirmed::new(n),
-            merged: AtomicUsize::new(0),
+            merged: CachePadded::new(AtomicUsize::new(0)),
             scheduler: Scheduler::with_plan(TaskTable::new(n), &plan, self.config.steal, self.config.shadows),
             txs: BlockTxs::from_vec(block.txs),
             block: block.block,
@@ -216,7 +228,7 @@ impl Engine {
             }
             let ctx = job.ctx();
             let mut driver = TurnRedo::new(&job, &ctx);
-            let input = job.merge_input(Some(&self.validation_pool), self.config.stall_timeout);
+            let input = job.merge_input(self.validation_pool.as_ref(), self.config.stall_timeout);
             let mut rule = ChainRule::new(self.config.chain_rule);
             let stop = |merged, stats: &MergeStats| rule.tripped(merged, stats.total_redos());
             let outcome =

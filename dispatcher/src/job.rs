@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crossbeam_utils::CachePadded;
 use parevm_merger::{MergeDriver, MergeInput};
 use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker};
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, TxResult, Unconfirmed};
@@ -25,8 +26,10 @@ use crate::scheduler::Scheduler;
 pub(crate) struct BlockJob<D> {
     pub base: BaseState<D>,
     pub unconfirmed: Unconfirmed,
-    /// Number of merged transactions, published by the merger.
-    pub merged: AtomicUsize,
+    /// Number of merged transactions, published by the merger. On a cache line of its own: the
+    /// merger writes it at every merge and every slot read loads it, and the fields around it
+    /// (the maps' headers, read on every slot read) must not move between the cores with it.
+    pub merged: CachePadded<AtomicUsize>,
     pub scheduler: Scheduler,
     pub txs: BlockTxs,
     pub block: BlockEnv,

@@ -106,7 +106,7 @@ impl Engine {
         let job = Arc::new(BlockJob {
             base: BaseState::with_capacity(db, capacity),
             unconfirmed: Unconfirmed::with_wakeup(capacity, wakeup),
-            merged: AtomicUsize::new(0),
+            merged: crossbeam_utils::CachePadded::new(AtomicUsize::new(0)),
             scheduler: Scheduler::new(
                 TaskTable::new(capacity),
                 self.config.slots,
@@ -219,7 +219,7 @@ impl Session<'_> {
     }
 
     fn merge_next(&mut self, owner: &mut impl Owner) -> Result<(), BlockError> {
-        let input = self.job.merge_input(Some(&self.engine.validation_pool), self.engine.config.stall_timeout);
+        let input = self.job.merge_input(self.engine.validation_pool.as_ref(), self.engine.config.stall_timeout);
         let mut driver = OwnerDriver { job: &self.job, requests: &self.requests, owner: &mut *owner };
         let merged = self.merger.merge_next(&input, &mut driver)?;
         owner.commit(merged);

@@ -76,4 +76,18 @@ mod tests {
         assert_eq!(validate(&base, &[known, unknown_slot], None), Some(Mismatch(unknown_slot)));
         assert_eq!(validate(&base, &[unknown_account], None), Some(Mismatch(unknown_account)));
     }
+
+    #[test]
+    fn a_long_read_set_is_judged_the_same_split_over_a_pool() {
+        let base = BaseState::new(Untouchable);
+        let address = InMemoryDb::synthetic_address(0);
+        base.fill_account(address, Some(AccountInfo::from_balance(U256::from(5))));
+        let known = Read::Account(address, base.cached_snapshot(address).unwrap());
+        let stale = Read::Account(address, Some((&AccountInfo::from_balance(U256::from(6))).into()));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let mut reads = vec![known; 2 * PARALLEL_VALIDATION_MIN_READS];
+        assert_eq!(validate(&base, &reads, Some(&pool)), None);
+        reads[PARALLEL_VALIDATION_MIN_READS + 7] = stale;
+        assert_eq!(validate(&base, &reads, Some(&pool)), Some(Mismatch(stale)));
+    }
 }
