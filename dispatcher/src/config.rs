@@ -9,7 +9,13 @@ pub const MAX_SLOTS: usize = 8;
 /// How the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Number of slots (primary workers). Default: cores - 1, at least 1, at most 8.
+    /// Number of slots: threads that execute the block's transactions, the merger's thread
+    /// included. `slots - 1` of them are workers on the engine's pool (each with a shadow, if
+    /// enabled); the last is the thread the merger runs on, which executes queued transactions
+    /// while it waits for the result it must merge next. So N slots keep N threads busy, one per
+    /// core on an N-core machine. At 1 slot the merger's thread would be alone, which is the
+    /// sequential executor with the engine's bookkeeping added: the engine hands every block to
+    /// the caller's sequential executor instead. Default: cores, at least 1, at most 8.
     pub slots: usize,
     /// Give every slot a shadow worker that takes redos while the primary is busy.
     pub shadows: bool,
@@ -43,10 +49,10 @@ impl Default for EngineConfig {
     }
 }
 
-/// Cores - 1, clamped to `1..=8`, as BSC chose.
+/// One slot per core, clamped to `1..=8`: BSC's cores - 1 workers plus the merger's thread.
 pub fn default_slots() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.saturating_sub(1).clamp(1, MAX_SLOTS)
+    cores.clamp(1, MAX_SLOTS)
 }
 
 /// A configuration the engine refuses.
@@ -73,9 +79,16 @@ impl EngineConfig {
         Ok(())
     }
 
-    /// Worker threads the engine keeps: a primary per slot, plus a shadow per slot if enabled.
+    /// Slots whose transactions run on the engine's pool, each with its own queue: all but the
+    /// merger's thread, which helps the first of them (see [`EngineConfig::slots`]). 0: the
+    /// engine hands every block back.
+    pub fn worker_slots(&self) -> usize {
+        self.slots - 1
+    }
+
+    /// Worker threads the engine keeps: a primary per worker slot, plus a shadow each if enabled.
     pub fn threads(&self) -> usize {
-        self.slots * self.roles().len()
+        self.worker_slots() * self.roles().len()
     }
 
     /// The workers each slot runs.

@@ -129,7 +129,8 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads())
+            // At least one: rayon reads 0 as "one per core". At 1 slot it is never given work.
+            .num_threads(config.threads().max(1))
             .thread_name(|i| format!("parevm-slot-{i}"))
             .build()
             .expect("spawning the slot threads");
@@ -139,7 +140,7 @@ impl Engine {
         // transaction mainnet blocks, 4 alternating pairs, geomean +3% at 1 slot, +6% at 2 slots
         // (docs/benchmarks.md).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let busy = config.slots + 1;
+        let busy = config.slots;
         let validation_pool = (cores > busy).then(|| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cores - busy)
@@ -199,7 +200,12 @@ impl Engine {
         if n == 0 {
             return (Ok(()), stats);
         }
-        let plan = static_dispatch(&block.txs, self.config.slots, block.block.beneficiary);
+        if self.config.worker_slots() == 0 {
+            // One slot: the merger's thread alone, nothing to run beside it (see `slots`).
+            stats.sequential_from = Some(0);
+            return (Ok(()), stats);
+        }
+        let plan = static_dispatch(&block.txs, self.config.worker_slots(), block.block.beneficiary);
         // Every transaction that went to no slot is from or to the beneficiary.
         let beneficiary_txs = n - plan.iter().map(Vec::len).sum::<usize>();
         if chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n) {
@@ -220,7 +226,7 @@ impl Engine {
         };
 
         let (result, merge_stats) = self.pool.in_place_scope(|scope| {
-            for slot in 0..self.config.slots {
+            for slot in 0..self.config.worker_slots() {
                 for &role in self.config.roles() {
                     let job = &job;
                     scope.spawn(move |_| job.run_worker(slot, role));

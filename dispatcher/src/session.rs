@@ -90,8 +90,8 @@ pub struct Session<'e> {
 
 impl Engine {
     /// Starts a session for a block of at most `capacity` transactions, whose database `owner`
-    /// holds; `None` if the engine is busy with another block (the caller then executes
-    /// sequentially rather than wait).
+    /// holds; `None` if the engine is busy with another block or has a single slot (the caller
+    /// then executes sequentially rather than wait).
     pub fn try_session(
         &self,
         block: BlockEnv,
@@ -99,17 +99,21 @@ impl Engine {
         capacity: usize,
         owner: &mut impl Owner,
     ) -> Option<Session<'_>> {
+        if self.config.worker_slots() == 0 {
+            // One slot: the merger's thread alone (see `EngineConfig::slots`).
+            return None;
+        }
         let guard = self.running.try_lock()?;
         let wakeup = Arc::new(Wakeup::default());
         let (db, requests) = RemoteDb::served_here(wakeup.clone(), self.config.stall_timeout);
-        let dispatcher = Dispatcher::with_merger_lane(self.config.slots, block.beneficiary);
+        let dispatcher = Dispatcher::with_merger_lane(self.config.worker_slots(), block.beneficiary);
         let job = Arc::new(BlockJob {
             base: BaseState::with_capacity(db, capacity),
             unconfirmed: Unconfirmed::with_wakeup(capacity, wakeup),
             merged: crossbeam_utils::CachePadded::new(AtomicUsize::new(0)),
             scheduler: Scheduler::new(
                 TaskTable::new(capacity),
-                self.config.slots,
+                self.config.worker_slots(),
                 self.config.steal,
                 self.config.shadows,
             ),
@@ -243,7 +247,7 @@ impl Session<'_> {
 
     fn start_workers(&mut self) {
         self.started = true;
-        for slot in 0..self.engine.config.slots {
+        for slot in 0..self.engine.config.worker_slots() {
             for &role in self.engine.config.roles() {
                 let job = self.job.clone();
                 self.engine.pool.spawn(move || job.run_worker(slot, role));

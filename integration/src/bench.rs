@@ -58,7 +58,9 @@ pub struct BenchArgs {
     /// Block folders, or folders of block folders. Default: $PAREVM_DATA, else ../shared/data/mainnet.
     pub paths: Vec<PathBuf>,
     /// Slot counts of the parallel configurations to time, e.g. `--slots 1,2,4` or `--slots 1
-    /// --slots 2`. Default: the engine's default (cores - 1, 1 to 8).
+    /// --slots 2`. Slots count the threads executing, the merger's included: `--slots 1` is the
+    /// sequential executor reached through the engine's entry. Default: the engine's default
+    /// (cores, 1 to 8).
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub slots: Vec<usize>,
     /// Timed repetitions per block and executor; a block's time is their median.
@@ -671,6 +673,9 @@ pub fn render_table(report: &BenchReport) -> String {
     }
     if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
         out += "s (after redo/tx): the chain rule handed the rest of the block to the sequential executor\n";
+    }
+    if summary.parallel.iter().any(|c| c.slots == 1) {
+        out += "parallel(1): one slot is the merger's thread alone; every block runs on the sequential executor\n";
     }
     out
 }

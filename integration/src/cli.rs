@@ -41,7 +41,8 @@ pub struct EngineArgs {
     /// Use the sequential executor (alloy-evm's EthBlockExecutor) instead of the parallel engine.
     #[arg(long, conflicts_with = "slots")]
     sequential: bool,
-    /// Number of slots (worker threads) of the parallel engine, 1 to 8. Default: cores - 1.
+    /// Number of slots of the parallel engine, 1 to 8: threads executing transactions, the
+    /// merger's thread included (1: the merger alone, so blocks run sequentially). Default: cores.
     #[arg(long, value_name = "N")]
     slots: Option<usize>,
     /// Disable shadow workers (redos then wait for an idle primary).

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! parallel = true   # false: the sequential executor
-//! slots = 4         # 1 to 8; default cores - 1
+//! slots = 4         # 1 to 8, the merger's thread included; default cores
 //! shadow = true     # shadow workers take redos while a slot is busy
 //! steal = true      # idle slots steal queued transactions
 //! verify = false    # (reth node) re-execute committed blocks with parevm and compare
@@ -20,7 +20,7 @@ use serde::Deserialize;
 pub struct ParevmConfig {
     /// Use the parallel engine (`false`: the sequential executor).
     pub parallel: bool,
-    /// Number of slots; `None` for the default (cores - 1, 1 to 8).
+    /// Number of slots; `None` for the default (cores, 1 to 8).
     pub slots: Option<usize>,
     /// Shadow workers on.
     pub shadow: bool,

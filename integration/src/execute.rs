@@ -107,10 +107,15 @@ impl Executor {
                 let mut executor = factory.create_executor(evm, block.execution_ctx());
                 executor.apply_pre_execution_changes()?;
                 let mut stats = None;
-                // The engine, unless this executor is sequential or the block is under its
-                // small-block rule.
+                // The engine, unless this executor is sequential, has a single slot (nothing
+                // to run beside the merger's thread), or the block is under its small-block rule.
                 let engine = match self {
-                    Self::Parallel(engine) if block.txs.len() >= engine.config().sequential_below_txs => Some(engine),
+                    Self::Parallel(engine)
+                        if engine.config().worker_slots() > 0
+                            && block.txs.len() >= engine.config().sequential_below_txs =>
+                    {
+                        Some(engine)
+                    }
                     _ => None,
                 };
                 match engine {

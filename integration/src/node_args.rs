@@ -23,8 +23,9 @@ pub struct ParevmArgs {
     #[arg(id = "parevm_parallel", long = "parallel", action = ArgAction::SetTrue)]
     pub parallel: bool,
 
-    /// Number of slots (primary worker threads), 1 to 8. Default: the number of cores minus one,
-    /// clamped to 1..=8.
+    /// Number of slots, 1 to 8: threads executing a block's transactions, the merger's thread
+    /// included, so N slots keep N cores busy (1: the merger alone, so blocks are executed
+    /// sequentially). Default: the number of cores, clamped to 1..=8.
     #[arg(id = "parevm_slots", long = "parallel.slots", value_name = "N")]
     pub slots: Option<usize>,
 

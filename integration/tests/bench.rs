@@ -18,7 +18,7 @@ fn bench_two_blocks() {
         .iter()
         .map(|n| load_block(&PathBuf::from(DATA).join(n)).expect("block loads"))
         .collect();
-    let configs = [EngineConfig::with_slots(1).unwrap(), EngineConfig::with_slots(2).unwrap()];
+    let configs = [EngineConfig::with_slots(2).unwrap(), EngineConfig::with_slots(3).unwrap()];
     let mut seen = Vec::new();
     let report = bench_blocks(
         &ChainSpec::mainnet(),

@@ -361,7 +361,7 @@ fn an_invalid_transaction_fails_the_block_with_the_same_error_and_the_same_commi
     let expected = drive(&eth, &synthetic.chain, &block, &synthetic.db, |_| {}, |_| {});
     let expected_error = expected.result.as_ref().unwrap_err().to_string();
     assert!(expected_error.contains("lack of funds"), "{expected_error}");
-    for slots in [1, 2, 8] {
+    for slots in [2, 3, 8] {
         let driven = drive(&factory(slots), &synthetic.chain, &block, &synthetic.db, |_| {}, |_| {});
         assert!(driven.parallel);
         assert_eq!(driven.result.as_ref().unwrap_err().to_string(), expected_error, "{slots} slots");

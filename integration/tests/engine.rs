@@ -9,7 +9,7 @@ use parevm::{
     Executor,
     synthetic::{Fee, SyntheticBlock, contracts},
 };
-use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig, MAX_SLOTS};
+use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig, Executed, MAX_SLOTS, ParallelBlock};
 use parevm_statedb::InMemoryDb;
 use revm::{DatabaseRef, bytecode::Bytecode, state::AccountInfo};
 
@@ -54,9 +54,9 @@ fn a_dependency_chain_finishes_with_at_most_two_executions_per_tx() {
     for senders in [1, 200] {
         let synthetic = chain_block(200, senders);
         let block = synthetic.block();
-        let drop_ins = [1, 2, 8].map(common::own_drop_in);
-        let ruleless = [1, 2, 8].map(without_chain_rule);
-        let mut executors: Vec<&Executor> = (1..=MAX_SLOTS).map(|n| -> &Executor { common::parallel(n) }).collect();
+        let drop_ins = [2, 3, 8].map(common::own_drop_in);
+        let ruleless = [2, 3, 8].map(without_chain_rule);
+        let mut executors: Vec<&Executor> = (2..=MAX_SLOTS).map(|n| -> &Executor { common::parallel(n) }).collect();
         executors.extend(&drop_ins);
         executors.extend(&ruleless);
         for executor in executors {
@@ -102,7 +102,7 @@ fn an_invalid_transaction_fails_the_block_like_sequential() {
     let block = synthetic.block();
     let sequential = Executor::Sequential.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
     assert!(sequential.contains("lack of funds"), "{sequential}");
-    for executor in [1, 2, 8].map(common::parallel).into_iter().chain([1, 2, 8].map(common::drop_in)) {
+    for executor in [2, 3, 8].map(common::parallel).into_iter().chain([2, 3, 8].map(common::drop_in)) {
         let parallel = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
         assert_eq!(parallel, sequential, "{}", executor.name());
     }
@@ -191,6 +191,34 @@ fn slot_counts_outside_one_to_eight_are_refused() {
     assert!((1..=8).contains(&EngineConfig::default().slots));
 }
 
+/// One slot is the merger's thread alone: no thread to run beside it, so both entry points run
+/// the block on the sequential executor rather than add the engine's bookkeeping to it.
+#[test]
+fn one_slot_is_the_sequential_executor() {
+    let synthetic = chain_block(40, 8);
+    let block = synthetic.block();
+    for executor in [common::parallel(1), common::drop_in(1)] {
+        assert!(common::differences(&synthetic.chain, &block, &synthetic.db, executor).is_empty());
+        let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
+        assert!(output.stats.is_none(), "{}: ran on the engine", executor.name());
+    }
+    // Called directly, the engine hands the whole block back.
+    let engine = Engine::new(EngineConfig::with_slots(1).unwrap()).unwrap();
+    assert_eq!(engine.config().threads(), 0);
+    let input = ParallelBlock {
+        db: &synthetic.db,
+        seed: Vec::new(),
+        block: revm::context::BlockEnv::default(),
+        cfg: revm::context::CfgEnv::default(),
+        txs: block.tx_envs(),
+    };
+    let mut merged = 0;
+    match engine.execute(input, |_| merged += 1) {
+        Ok(Executed::HandedBack { from: 0, .. }) => assert_eq!(merged, 0),
+        other => panic!("not handed back whole: {other:?}"),
+    }
+}
+
 #[test]
 fn blocks_submitted_from_several_threads_to_one_engine_are_all_right() {
     let synthetic = chain_block(60, 6);
@@ -231,7 +259,7 @@ fn the_small_block_rule_runs_small_blocks_sequentially_and_large_ones_on_the_eng
 fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_result() {
     let synthetic = chain_block(300, 300);
     let block = synthetic.block();
-    for slots in [1, 2, 8] {
+    for slots in [2, 3, 8] {
         let engine =
             || Engine::new(EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(slots).unwrap() }).unwrap();
         for executor in [Executor::Parallel(engine()), Executor::DropIn(engine().into())] {
@@ -258,7 +286,7 @@ fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_
 fn independent_transactions_never_trip_the_chain_rule() {
     let erc20 = parevm::workloads::Erc20Code::Minimal { reason: String::new() };
     let generated = parevm::workloads::generate_txs(parevm::workloads::Workload::Transfers, 300, 7, &erc20);
-    for slots in [1, 2, 8] {
+    for slots in [2, 3, 8] {
         for executor in [common::parallel(slots), &common::own_drop_in(slots)] {
             let output = executor.execute(&generated.chain, &generated.block, &generated.db).unwrap();
             let stats = output.stats.unwrap();
@@ -271,7 +299,7 @@ fn independent_transactions_never_trip_the_chain_rule() {
 fn without_the_chain_rule_a_chain_runs_to_the_end_on_the_engine() {
     let synthetic = chain_block(300, 300);
     let block = synthetic.block();
-    for slots in [1, 2] {
+    for slots in [2, 3] {
         let executor = without_chain_rule(slots);
         let output = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap();
         assert_eq!(output.stats.unwrap().sequential_from, None);
@@ -291,7 +319,7 @@ fn a_payout_block_is_handed_to_the_sequential_executor_up_front() {
         block.push(from, TxKind::Call(to), U256::from(1000), Bytes::new(), 21_000, Fee::Dynamic(20, 1), 0);
     }
     let input = block.block();
-    for slots in [1, 2] {
+    for slots in [2, 3] {
         let engine = Executor::Parallel(Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap());
         let drop_in = common::own_drop_in(slots);
         for executor in [&engine, &drop_in] {

@@ -61,7 +61,7 @@ fn whole_suite_parallel_4_slots() {
 
 #[test]
 fn whole_suite_drop_in_1_2_8_slots() {
-    for slots in [1, 2, 8] {
+    for slots in [2, 3, 8] {
         let config = parevm_dispatcher::EngineConfig::with_slots(slots).unwrap();
         let executor = Executor::DropIn(parevm_dispatcher::Engine::new(config).unwrap().into());
         let summary = run_paths(&[suite()], &executor).expect("suite loads");

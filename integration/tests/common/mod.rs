@@ -39,10 +39,10 @@ pub fn own_drop_in(slots: usize) -> Executor {
     Executor::DropIn(Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap().into())
 }
 
-/// Every engine configuration the equivalence tests run: the engine's own entry point at 1, 2, 4
-/// and 8 slots, and the drop-in at 1, 2 and 8.
+/// Every engine configuration the equivalence tests run: the engine's own entry point at 2, 3, 4
+/// and 8 slots, and the drop-in at 2, 3 and 8 (at 1 slot both are the sequential executor).
 pub fn engines() -> impl Iterator<Item = &'static Executor> {
-    [1, 2, 4, 8].into_iter().map(parallel).chain([1, 2, 8].into_iter().map(drop_in))
+    [2, 3, 4, 8].into_iter().map(parallel).chain([2, 3, 8].into_iter().map(drop_in))
 }
 
 /// Runs `block` sequentially and with `executor`; returns a description of every difference
