@@ -137,7 +137,7 @@ impl Engine {
         // Parallel validation pays only with cores to spare: with every core busy executing, its
         // threads (which spin a while before sleeping, as rayon's do) take the cores from the
         // executions, and the merger waits for them. On 2 cores, no pool: A/B on the 100+
-        // transaction mainnet blocks, 4 alternating pairs, geomean +3% at 1 slot, +6% at 2 slots
+        // transaction mainnet blocks, 4 alternating pairs, geomean +3% / +6% at what are now 2 / 3 slots
         // (docs/benchmarks.md).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let busy = config.slots;

@@ -64,12 +64,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_value_the_base_does_not_hold_is_stale_and_never_fetched() {
+    /// A base that holds one account (balance 5) and nothing else, and a current read of it.
+    fn base_knowing_one_account() -> (BaseState<Untouchable>, Address, Read) {
         let base = BaseState::new(Untouchable);
         let address = InMemoryDb::synthetic_address(0);
         base.fill_account(address, Some(AccountInfo::from_balance(U256::from(5))));
         let known = Read::Account(address, base.cached_snapshot(address).unwrap());
+        (base, address, known)
+    }
+
+    #[test]
+    fn a_value_the_base_does_not_hold_is_stale_and_never_fetched() {
+        let (base, address, known) = base_knowing_one_account();
         let unknown_slot = Read::Storage(address, U256::from(1), U256::from(7));
         let unknown_account = Read::Account(InMemoryDb::synthetic_address(1), None);
         assert_eq!(validate(&base, &[known], None), None);
@@ -79,10 +85,7 @@ mod tests {
 
     #[test]
     fn a_long_read_set_is_judged_the_same_split_over_a_pool() {
-        let base = BaseState::new(Untouchable);
-        let address = InMemoryDb::synthetic_address(0);
-        base.fill_account(address, Some(AccountInfo::from_balance(U256::from(5))));
-        let known = Read::Account(address, base.cached_snapshot(address).unwrap());
+        let (base, address, known) = base_knowing_one_account();
         let stale = Read::Account(address, Some((&AccountInfo::from_balance(U256::from(6))).into()));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let mut reads = vec![known; 2 * PARALLEL_VALIDATION_MIN_READS];
