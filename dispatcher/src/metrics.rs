@@ -18,6 +18,7 @@ pub(crate) fn record_block(stats: &BlockStats) {
     for cause in RedoCause::ALL {
         metrics::counter!("parevm_redos_total", "cause" => cause.label()).increment(stats.redos(cause));
     }
+    metrics::counter!("parevm_rebased_credits_total").increment(stats.merge.rebased_credits);
     metrics::histogram!("parevm_merge_wait_seconds").record(stats.merge.merge_wait.as_secs_f64());
     // Batch path only (see `BlockStats::execution_time`); divided by the executions, the mean
     // cost of one execution, to set against the sequential executor's per transaction.

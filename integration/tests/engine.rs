@@ -334,3 +334,60 @@ fn a_payout_block_is_handed_to_the_sequential_executor_up_front() {
         }
     }
 }
+
+/// Many transfers paying one account (an exchange's hot wallet): each execution after the first
+/// reads a balance a predecessor changed, but never observes it, so the merger rebases the credit
+/// instead of redoing the transfer. Every 25th transaction is the wallet paying out, which does
+/// observe its balance and moves its nonce: those and the transfers that saw the old nonce must
+/// still be redone, and every result must be the sequential one.
+#[test]
+fn transfers_paying_one_account_are_rebased_not_redone() {
+    let wallet = Address::with_last_byte(0xaa);
+    let mut block = SyntheticBlock::new("Cancun", 30_000_000, Address::with_last_byte(0xee));
+    block.fund(wallet, U256::from(10).pow(U256::from(18)));
+    for i in 0..300 {
+        block.fund(sender(i), U256::from(10).pow(U256::from(18)));
+    }
+    let payouts = |i: usize| i % 25 == 24;
+    for i in 0..300 {
+        let (from, to) = if payouts(i) { (wallet, sender(1000 + i)) } else { (sender(i), wallet) };
+        block.push(from, TxKind::Call(to), U256::from(1000 + i), Bytes::new(), 21_000, Fee::Dynamic(20, 1), 0);
+    }
+    let input = block.block();
+    let drop_ins = [2, 3].map(common::own_drop_in);
+    let mut executors: Vec<&Executor> = (2..=MAX_SLOTS).map(|n| -> &Executor { common::parallel(n) }).collect();
+    executors.extend(&drop_ins);
+    for executor in executors {
+        let name = executor.name();
+        let diffs = common::differences(&block.chain, &input, &block.db, executor);
+        assert!(diffs.is_empty(), "{name}: {diffs:?}");
+    }
+    // Without rebasing, nearly every transfer to the wallet would be redone; with it, only the
+    // payouts and the transfers that ran before a payout merged can be.
+    let engine = without_chain_rule(2);
+    let stats = engine.execute(&block.chain, &input, &block.db).unwrap().stats.unwrap();
+    let redos = stats.redos(parevm_merger::RedoCause::Account);
+    assert!(redos <= 120, "{redos} account redos, {} rebased", stats.merge.rebased_credits);
+}
+
+/// The same block with the wallet replaced by a contract that reads its own balance: its code
+/// observes the balance, so nothing may be rebased.
+#[test]
+fn transfers_to_code_are_never_rebased() {
+    // SELFBALANCE, PUSH0, SSTORE, STOP: stores its balance in slot 0.
+    let observer = Address::with_last_byte(0xab);
+    let mut block = SyntheticBlock::new("Cancun", 30_000_000, Address::with_last_byte(0xee));
+    block.deploy(observer, &[0x47, 0x5f, 0x55, 0x00], []);
+    for i in 0..200 {
+        block.fund(sender(i), U256::from(10).pow(U256::from(18)));
+        block.push(sender(i), TxKind::Call(observer), U256::from(1 + i), Bytes::new(), 60_000, Fee::Dynamic(20, 1), 0);
+    }
+    let input = block.block();
+    for slots in [2, 3, 8] {
+        let engine = without_chain_rule(slots);
+        let diffs = common::differences(&block.chain, &input, &block.db, &engine);
+        assert!(diffs.is_empty(), "{slots} slots: {diffs:?}");
+        let stats = engine.execute(&block.chain, &input, &block.db).unwrap().stats.unwrap();
+        assert_eq!(stats.merge.rebased_credits, 0, "{slots} slots");
+    }
+}

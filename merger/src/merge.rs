@@ -8,16 +8,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy_primitives::Address;
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, Read, TxIndex, TxResult, Unconfirmed};
 use revm::{
     context::{
         BlockEnv, CfgEnv,
         result::{EVMError, ExecutionResult, HaltReason},
     },
-    state::EvmState,
+    state::{Account, EvmState},
 };
 
-use crate::{BlockError, Mismatch, beneficiary, validate};
+use crate::{BlockError, Mismatch, beneficiary, credit, validate};
 
 /// At its turn a transaction is re-executed at most this many times. One is enough in theory:
 /// an execution that starts once all predecessors are merged reads exact state and is valid.
@@ -82,6 +83,9 @@ pub struct MergeStats {
     pub merge_wait: Duration,
     /// The most executions any transaction needed.
     pub max_executions: u32,
+    /// Stale results accepted with their transfer's credit rebased instead of redone (see
+    /// `credit.rs`).
+    pub rebased_credits: u64,
 }
 
 impl MergeStats {
@@ -232,18 +236,35 @@ impl Merger {
             // valid by construction, and checking it again is pure cost (most executions are
             // exact when slots keep up, and every one the merger runs itself is). Debug builds
             // still check, and report a stale read as an internal error below.
-            let mismatch = if exact && !cfg!(debug_assertions) {
+            let mut mismatch = if exact && !cfg!(debug_assertions) {
                 None
             } else {
                 validate(input.base, &result.reads, input.validation_pool)
             };
+            // A stale read of the recipient of a plain transfer may be only its balance, which
+            // the transfer never observed: rebase the credit instead of redoing (`credit.rs`).
+            let mut rebased = None;
+            if let Some(Mismatch(Read::Account(address, _))) = mismatch
+                && !exact
+                && credit::credited_recipient(input.txs.get(tx), input.block.beneficiary) == Some(address)
+                && let Some(state) = result.state()
+            {
+                match credit::rebased_recipient(input.base, &result.reads, state, address) {
+                    Ok(account) => {
+                        mismatch = None;
+                        rebased = Some((address, account));
+                        self.stats.rebased_credits += 1;
+                    }
+                    Err(stale) => mismatch = Some(stale),
+                }
+            }
             let cause = match (&mismatch, &result.outcome) {
                 (None, ExecOutcome::Panicked(message)) if exact => {
                     return Err(BlockError::Panicked { tx, message: message.clone() });
                 }
                 (None, ExecOutcome::Panicked(_)) => RedoCause::Panic,
                 (None, ExecOutcome::Invalid(EVMError::Database(_))) if redos_at_turn == 0 => RedoCause::Database,
-                (None, _) => break result,
+                (None, _) => break (result, rebased),
                 (Some(Mismatch(read)), _) if exact => {
                     return Err(BlockError::Internal {
                         tx,
@@ -263,7 +284,8 @@ impl Merger {
             self.stats.count(cause);
             driver.run_at_turn(tx, true);
         };
-        self.accept(input, tx, result)
+        let (result, rebased) = result;
+        self.accept(input, tx, result, rebased)
     }
 
     fn accept<D: BlockDb>(
@@ -271,6 +293,7 @@ impl Merger {
         input: &MergeInput<'_, D>,
         tx: TxIndex,
         result: Arc<TxResult>,
+        rebased: Option<(Address, Account)>,
     ) -> Result<MergedTx, BlockError> {
         let (exec, state, deferred_reward) = match &result.outcome {
             ExecOutcome::Executed { result, state, deferred_reward } => (result, state, *deferred_reward),
@@ -290,6 +313,9 @@ impl Merger {
         input.base.apply(state);
         if let Some(account) = &credited {
             input.base.apply_account(beneficiary, account);
+        }
+        if let Some((recipient, account)) = &rebased {
+            input.base.apply_account(*recipient, account);
         }
         // Release: a slot that reads `merged > tx` (Acquire) must find tx's writes in the base,
         // since it will no longer look for them among the unconfirmed results.
@@ -313,6 +339,9 @@ impl Merger {
         };
         if let Some(account) = credited {
             state.insert(beneficiary, account);
+        }
+        if let Some((recipient, account)) = rebased {
+            state.insert(recipient, account);
         }
         Ok(MergedTx {
             index: tx,

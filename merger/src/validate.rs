@@ -20,7 +20,7 @@ pub const PARALLEL_VALIDATION_MIN_READS: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mismatch(pub Read);
 
-fn current<D: BlockDb>(base: &BaseState<D>, read: &Read) -> bool {
+pub(crate) fn current<D: BlockDb>(base: &BaseState<D>, read: &Read) -> bool {
     match *read {
         Read::Account(address, seen) => base.cached_snapshot(address) == Some(seen),
         Read::Storage(address, slot, seen) => base.cached_storage(address, slot) == Some(seen),
