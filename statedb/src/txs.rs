@@ -18,20 +18,29 @@ use crate::TxIndex;
 /// An append-only, fixed-capacity list of transactions.
 #[derive(Debug)]
 pub struct BlockTxs {
-    txs: Box<[OnceLock<TxEnv>]>,
+    txs: Txs,
     len: AtomicUsize,
+}
+
+#[derive(Debug)]
+enum Txs {
+    /// A whole block, given at once: kept as given (wrapping each in a cell would copy them all
+    /// before the slots start, on every block of the batch path).
+    Complete(Vec<TxEnv>),
+    /// Filled one by one.
+    Appending(Box<[OnceLock<TxEnv>]>),
 }
 
 impl BlockTxs {
     /// Room for `capacity` transactions.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { txs: (0..capacity).map(|_| OnceLock::new()).collect(), len: AtomicUsize::new(0) }
+        Self { txs: Txs::Appending((0..capacity).map(|_| OnceLock::new()).collect()), len: AtomicUsize::new(0) }
     }
 
     /// A complete block.
     pub fn from_vec(txs: Vec<TxEnv>) -> Self {
         let len = txs.len();
-        Self { txs: txs.into_iter().map(OnceLock::from).collect(), len: AtomicUsize::new(len) }
+        Self { txs: Txs::Complete(txs), len: AtomicUsize::new(len) }
     }
 
     /// Appends `tx`, returning its index, or gives it back when the list is full. One thread
@@ -40,7 +49,8 @@ impl BlockTxs {
     pub fn push(&self, tx: TxEnv) -> Result<TxIndex, TxEnv> {
         // Relaxed: only the appending thread writes `len`.
         let index = self.len.load(Ordering::Relaxed);
-        let Some(cell) = self.txs.get(index) else { return Err(tx) };
+        let Txs::Appending(cells) = &self.txs else { return Err(tx) };
+        let Some(cell) = cells.get(index) else { return Err(tx) };
         cell.set(tx)?;
         // Release: a reader that sees the new length (Acquire) sees the transaction.
         self.len.store(index + 1, Ordering::Release);
@@ -50,7 +60,10 @@ impl BlockTxs {
     /// Transaction `tx`. Panics if it was not appended yet, which would be a scheduling bug:
     /// an index is handed out only after its transaction is in.
     pub fn get(&self, tx: TxIndex) -> &TxEnv {
-        self.txs[tx].get().expect("a transaction is scheduled only after it is appended")
+        match &self.txs {
+            Txs::Complete(txs) => &txs[tx],
+            Txs::Appending(cells) => cells[tx].get().expect("a transaction is scheduled only after it is appended"),
+        }
     }
 
     /// Transactions appended so far.
@@ -66,7 +79,10 @@ impl BlockTxs {
 
     /// Most transactions the list can take.
     pub fn capacity(&self) -> usize {
-        self.txs.len()
+        match &self.txs {
+            Txs::Complete(txs) => txs.len(),
+            Txs::Appending(cells) => cells.len(),
+        }
     }
 }
 
@@ -82,6 +98,8 @@ mod tests {
         assert_eq!(txs.push(TxEnv { nonce: 2, ..Default::default() }), Ok(1));
         let back = txs.push(TxEnv { nonce: 3, ..Default::default() }).unwrap_err();
         assert_eq!((back.nonce, txs.len(), txs.get(1).nonce), (3, 2, 2));
-        assert_eq!(BlockTxs::from_vec(vec![TxEnv::default(); 3]).len(), 3);
+        let complete = BlockTxs::from_vec(vec![TxEnv::default(); 3]);
+        assert_eq!((complete.len(), complete.capacity()), (3, 3));
+        assert!(complete.push(TxEnv::default()).is_err(), "a complete block takes no more");
     }
 }
