@@ -10,14 +10,16 @@
 //! A transaction whose target has no code never observes the target's balance: no code runs (a
 //! precompile's output depends on its input alone), the intrinsic gas does not depend on it, and
 //! the transfer only adds to it. So when the only
-//! stale reads are of such a recipient, and only its balance moved (same nonce, still no code,
-//! existing both times), the execution is valid for the merged state too, and the recipient's
-//! write is rebased: merged balance plus what the execution added. That is what the sequential
+//! stale reads are of such a recipient, and it existed both times without code, the execution
+//! is valid for the merged state too (its balance and nonce may have moved: the transfer reads
+//! neither), and the recipient's write is rebased: the merged account plus what the execution
+//! added to its balance. That is what the sequential
 //! executor computes, and what a redo would have produced.
 //!
 //! Excluded, to keep the argument that simple: the beneficiary (its fee has its own path, see
 //! `beneficiary.rs`), the sender paying itself, transactions with EIP-7702 authorizations (they
-//! may give the target code), and anything that leaves the recipient with code or a new nonce.
+//! may give the target code), and anything that leaves the recipient with code or a nonce of the
+//! transaction's making.
 
 use alloy_primitives::Address;
 use parevm_statedb::{AccountSnapshot, BaseState, BlockDb, Read};
@@ -62,18 +64,25 @@ pub(crate) fn rebased_recipient<D: BlockDb>(
     else {
         return Err(stale);
     };
-    let unchanged = |s: AccountSnapshot| s.nonce == seen.nonce && s.code_hash == KECCAK_EMPTY;
-    if !(unchanged(seen) && unchanged(now) && unchanged((&written.info).into())) {
+    // No code before, now, or after: nothing ran at the recipient, and this transaction did not
+    // give it any (nor bump its nonce, which it only can by running code there).
+    let no_code = |s: AccountSnapshot| s.code_hash == KECCAK_EMPTY;
+    let written_snapshot = AccountSnapshot::from(&written.info);
+    if !(no_code(seen) && no_code(now) && no_code(written_snapshot) && written_snapshot.nonce == seen.nonce) {
         return Err(stale);
     }
     let Some(balance) = written.info.balance.checked_sub(seen.balance).and_then(|added| now.balance.checked_add(added))
     else {
         return Err(stale);
     };
+    // The merged account, plus the credit: its nonce too may have moved (the wallet sent a
+    // transaction in between), which the transfer never read either.
     let mut account = written.clone();
     account.info.balance = balance;
+    account.info.nonce = now.nonce;
     let mut original = account.original_info();
     original.balance = now.balance;
+    original.nonce = now.nonce;
     *account.original_info_mut() = original;
     Ok(account)
 }
