@@ -108,13 +108,16 @@ impl Executor {
                 executor.apply_pre_execution_changes()?;
                 let mut stats = None;
                 // The engine, unless this executor is sequential, has a single slot (nothing
-                // to run beside the merger's thread), or the block is under its small-block rule.
+                // to run beside the merger's thread), the block is under its small-block rule,
+                // or the engine would hand it back before starting (a pool's payout: asked
+                // before converting the transactions for it).
                 let engine = match self {
                     Self::Parallel(engine)
                         if engine.config().worker_slots() > 0
                             && block.txs.len() >= engine.config().sequential_below_txs =>
                     {
-                        Some(engine)
+                        stats = engine.hand_back_up_front(env.block_env.beneficiary, &block.senders_and_recipients());
+                        stats.is_none().then_some(engine)
                     }
                     _ => None,
                 };
