@@ -7,14 +7,13 @@
 //! that was most redos (701 of 825 "account" redos at 2 slots differed in a balance alone,
 //! 539 of them on the transaction's own recipient).
 //!
-//! A transaction whose target has no code never observes the target's balance: no code runs (a
-//! precompile's output depends on its input alone), the intrinsic gas does not depend on it, and
-//! the transfer only adds to it. So when the only
-//! stale reads are of such a recipient, and it existed both times without code, the execution
-//! is valid for the merged state too (its balance and nonce may have moved: the transfer reads
-//! neither), and the recipient's write is rebased: the merged account plus what the execution
-//! added to its balance. That is what the sequential
-//! executor computes, and what a redo would have produced.
+//! A transaction whose target has no code never observes the target's balance or nonce: no
+//! code runs (a precompile's output depends on its input alone), the intrinsic gas depends on
+//! neither, and the transfer only adds to the balance. So when the only stale reads are of such a
+//! recipient, and it existed both times without code, the execution is valid for the merged state
+//! too, and the recipient's write is rebased: the merged account plus what the execution added to
+//! its balance. That is what the sequential executor computes, and what a redo would have
+//! produced.
 //!
 //! Excluded, to keep the argument that simple: the beneficiary (its fee has its own path, see
 //! `beneficiary.rs`), the sender paying itself, transactions with EIP-7702 authorizations (they
@@ -38,7 +37,8 @@ pub(crate) fn credited_recipient(tx: &TxEnv, beneficiary: Address) -> Option<Add
 }
 
 /// The recipient's account as the merged state makes it, if every read of the execution is
-/// current except the recipient's balance (see the module docs); otherwise the first stale read.
+/// current except the recipient's balance and nonce (see the module docs); otherwise the first
+/// stale read.
 pub(crate) fn rebased_recipient<D: BlockDb>(
     base: &BaseState<D>,
     reads: &[Read],
