@@ -63,7 +63,7 @@ impl Dispatcher {
     /// The slot the next transaction goes to; `None`: to none, the merger runs it at its turn.
     pub fn assign(&mut self, tx: &TxEnv) -> Option<usize> {
         let recipient = tx.kind.to().copied();
-        if tx.caller == self.beneficiary || recipient == Some(self.beneficiary) {
+        if is_beneficiary_tx(self.beneficiary, tx.caller, recipient) {
             self.beneficiary_txs += 1;
             return None;
         }
@@ -84,14 +84,20 @@ impl Dispatcher {
     }
 }
 
+/// Whether a transaction from `from` to `to` is from or to the beneficiary: such transactions go
+/// to no slot (every fee credits the beneficiary, so they depend on all their predecessors).
+pub(crate) fn is_beneficiary_tx(beneficiary: Address, from: Address, to: Option<Address>) -> bool {
+    from == beneficiary || to == Some(beneficiary)
+}
+
 /// For each slot, the transactions it starts with, in block order (those that go to no slot are
 /// in none of the lists).
 pub fn static_dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
     if slots <= 1 {
         // One queue: affinity has nothing to choose between (two map inserts per transaction
         // saved on every block at the default slot count of a 2-core machine).
-        let beneficiary_tx = |tx: &TxEnv| tx.caller == beneficiary || tx.kind.to() == Some(&beneficiary);
-        return vec![(0..txs.len()).filter(|&index| !beneficiary_tx(&txs[index])).collect()];
+        let to_a_slot = |(_, tx): &(usize, &TxEnv)| !is_beneficiary_tx(beneficiary, tx.caller, tx.kind.to().copied());
+        return vec![txs.iter().enumerate().filter(to_a_slot).map(|(index, _)| index).collect()];
     }
     let mut dispatcher = Dispatcher::new(slots, beneficiary);
     // A sender and a recipient per transaction: sized once rather than rehashed as it grows.

@@ -25,7 +25,7 @@ use crate::{
     EngineConfig,
     chain_rule::{self, ChainRule},
     config::ConfigError,
-    dispatch::static_dispatch,
+    dispatch::{is_beneficiary_tx, static_dispatch},
     job::{BlockJob, TurnRedo},
     metrics,
     scheduler::Scheduler,
@@ -161,12 +161,17 @@ impl Engine {
     /// `chain_rule.rs`), the counters it would report, recorded as it would record them. Lets a
     /// caller skip preparing the block for the engine (converting its transactions) when the
     /// engine would not use it.
-    pub fn hand_back_up_front(&self, beneficiary: Address, txs: &[(Address, Option<Address>)]) -> Option<BlockStats> {
-        let beneficiary_txs = txs.iter().filter(|(from, to)| *from == beneficiary || *to == Some(beneficiary)).count();
-        if !chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, txs.len()) {
+    pub fn hand_back_up_front(
+        &self,
+        beneficiary: Address,
+        txs: impl ExactSizeIterator<Item = (Address, Option<Address>)>,
+    ) -> Option<BlockStats> {
+        let n = txs.len();
+        let beneficiary_txs = txs.filter(|&(from, to)| is_beneficiary_tx(beneficiary, from, to)).count();
+        if !chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n) {
             return None;
         }
-        let stats = BlockStats { txs: txs.len(), sequential_from: Some(0), ..BlockStats::default() };
+        let stats = BlockStats { txs: n, sequential_from: Some(0), ..BlockStats::default() };
         metrics::record_block(&stats);
         Some(stats)
     }

@@ -2,10 +2,9 @@
 
 use std::borrow::Cow;
 
-use alloy_consensus::{Header, Transaction, TxEnvelope, transaction::Recovered};
+use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
 use alloy_eips::eip4895::Withdrawals;
 use alloy_evm::{EvmEnv, FromRecoveredTx, eth::EthBlockExecutionCtx};
-use alloy_primitives::Address;
 use revm::context::TxEnv;
 
 use crate::ChainSpec;
@@ -50,10 +49,5 @@ impl BlockInput {
     /// revm transaction environments, in block order.
     pub fn tx_envs(&self) -> Vec<TxEnv> {
         self.txs.iter().map(|tx| TxEnv::from_recovered_tx(tx.inner(), tx.signer())).collect()
-    }
-
-    /// Each transaction's sender and recipient (`None`: a creation).
-    pub fn senders_and_recipients(&self) -> Vec<(Address, Option<Address>)> {
-        self.txs.iter().map(|tx| (tx.signer(), tx.to())).collect()
     }
 }

@@ -116,7 +116,8 @@ impl Executor {
                         if engine.config().worker_slots() > 0
                             && block.txs.len() >= engine.config().sequential_below_txs =>
                     {
-                        stats = engine.hand_back_up_front(env.block_env.beneficiary, &block.senders_and_recipients());
+                        let senders_and_recipients = block.txs.iter().map(|tx| (tx.signer(), tx.to()));
+                        stats = engine.hand_back_up_front(env.block_env.beneficiary, senders_and_recipients);
                         stats.is_none().then_some(engine)
                     }
                     _ => None,

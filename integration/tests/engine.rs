@@ -372,7 +372,7 @@ fn transfers_paying_one_account_are_rebased_not_redone() {
     assert!(redos <= payout_count, "{redos} account redos, {} rebased", stats.merge.rebased_credits);
 }
 
-/// The same block with the wallet replaced by a contract that reads its own balance: its code
+/// Transfers like those above, to a contract that reads its own balance instead: its code
 /// observes the balance, so nothing may be rebased.
 #[test]
 fn transfers_to_code_are_never_rebased() {

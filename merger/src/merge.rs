@@ -223,7 +223,7 @@ impl Merger {
         }
         let mut seen = 0;
         let mut redos_at_turn = 0;
-        let result = loop {
+        let (result, rebased) = loop {
             let started = Instant::now();
             let Some(result) = driver.wait(tx, seen, input.stall_timeout) else {
                 return Err(BlockError::Stalled { tx, waited: input.stall_timeout });
@@ -284,7 +284,6 @@ impl Merger {
             self.stats.count(cause);
             driver.run_at_turn(tx, true);
         };
-        let (result, rebased) = result;
         self.accept(input, tx, result, rebased)
     }
 
@@ -309,13 +308,13 @@ impl Merger {
             .map(|reward| beneficiary::credited_account(input.base, beneficiary, reward, input.cfg.spec))
             .transpose()
             .map_err(|error| BlockError::Database { tx, error })?;
+        // Accounts the merger wrote for the transaction, over its write set: the deferred fee's
+        // beneficiary, a rebased recipient (never the beneficiary, see `credit.rs`).
+        let merger_writes = [credited.map(|account| (beneficiary, account)), rebased];
 
         input.base.apply(state);
-        if let Some(account) = &credited {
-            input.base.apply_account(beneficiary, account);
-        }
-        if let Some((recipient, account)) = &rebased {
-            input.base.apply_account(*recipient, account);
+        for (address, account) in merger_writes.iter().flatten() {
+            input.base.apply_account(*address, account);
         }
         // Release: a slot that reads `merged > tx` (Acquire) must find tx's writes in the base,
         // since it will no longer look for them among the unconfirmed results.
@@ -337,12 +336,7 @@ impl Merger {
                 _ => unreachable!("matched Executed above"),
             },
         };
-        if let Some(account) = credited {
-            state.insert(beneficiary, account);
-        }
-        if let Some((recipient, account)) = rebased {
-            state.insert(recipient, account);
-        }
+        state.extend(merger_writes.into_iter().flatten());
         Ok(MergedTx {
             index: tx,
             result: exec,
