@@ -54,9 +54,23 @@ impl Scheduler {
     /// Empty queues for `slots` slots over the claims in `table`; fill them with
     /// [`Scheduler::push`].
     pub fn new(table: TaskTable, slots: usize, steal: bool, shadows: bool) -> Self {
-        let slots = slots.max(1);
-        let home_slot = (0..table.len()).map(|_| AtomicUsize::new(NO_SLOT)).collect();
+        Self::with_plan(table, &vec![Vec::new(); slots.max(1)], steal, shadows)
+    }
+
+    /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order).
+    pub fn with_plan(table: TaskTable, plan: &[Vec<TxIndex>], steal: bool, shadows: bool) -> Self {
+        let slots = plan.len().max(1);
+        let home_slot: Vec<_> = (0..table.len()).map(|_| AtomicUsize::new(NO_SLOT)).collect();
         let deques: Vec<_> = (0..slots).map(|_| Deque::new_fifo()).collect();
+        // Filled before any lock exists: a whole block's entries, one lock each, were a fifth of
+        // the engine's set-up on a block of cheap transactions.
+        for (slot, txs) in plan.iter().enumerate() {
+            for &tx in txs {
+                // Relaxed: no other thread has the scheduler yet (and see `push`).
+                home_slot[tx].store(slot, Ordering::Relaxed);
+                deques[slot].push(tx);
+            }
+        }
         let stealers = deques.iter().map(Deque::stealer).collect();
         let locals = deques.into_iter().map(Mutex::new).collect();
         Self {
@@ -78,17 +92,6 @@ impl Scheduler {
         }
     }
 
-    /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order).
-    pub fn with_plan(table: TaskTable, plan: &[Vec<TxIndex>], steal: bool, shadows: bool) -> Self {
-        let scheduler = Self::new(table, plan.len(), steal, shadows);
-        for (slot, txs) in plan.iter().enumerate() {
-            for &tx in txs {
-                scheduler.enqueue(tx, slot);
-            }
-        }
-        scheduler
-    }
-
     /// Whether `tx` went to a slot's queue (else the merger runs it at its turn).
     pub fn is_queued(&self, tx: TxIndex) -> bool {
         // Relaxed: written before the transaction was announced, by the thread that asks.
@@ -102,14 +105,10 @@ impl Scheduler {
 
     /// Queues a newly arrived transaction on `slot` and wakes the workers.
     pub fn push(&self, tx: TxIndex, slot: usize) {
-        self.enqueue(tx, slot);
-        self.announce();
-    }
-
-    fn enqueue(&self, tx: TxIndex, slot: usize) {
         // Relaxed: read only as a hint for waking a shadow (see `wake_for_redo`).
         self.home_slot[tx].store(slot, Ordering::Relaxed);
         self.locals[slot].lock().push(tx);
+        self.announce();
     }
 
     /// Ends the block: every worker returns from its loop.
