@@ -11,6 +11,7 @@ use std::hint::black_box;
 use alloy_primitives::{Address, TxKind};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parevm_dispatcher::dispatch::static_dispatch;
+use parevm_statedb::TxSummary;
 use revm::context::TxEnv;
 
 fn txs(n: usize) -> Vec<TxEnv> {
@@ -41,7 +42,9 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         for slots in [2, 8] {
             group.bench_with_input(BenchmarkId::new(format!("{n}txs"), format!("{slots}slots")), &block, |b, block| {
-                b.iter(|| black_box(static_dispatch(black_box(block), slots, Default::default())))
+                b.iter(|| {
+                    black_box(static_dispatch(black_box(block).iter().map(TxSummary::from), slots, Default::default()))
+                })
             });
         }
     }

@@ -21,7 +21,7 @@
 //! 1-slot session is one executing thread plus overhead.
 
 use alloy_primitives::{Address, map::AddressMap};
-use revm::context::TxEnv;
+use parevm_statedb::TxSummary;
 
 /// The dispatch pass, one transaction at a time: a block handed in transaction by transaction
 /// (the alloy-evm executor) is dispatched as the same block handed in whole would be over the
@@ -61,22 +61,22 @@ impl Dispatcher {
     }
 
     /// The slot the next transaction goes to; `None`: to none, the merger runs it at its turn.
-    pub fn assign(&mut self, tx: &TxEnv) -> Option<usize> {
-        let recipient = tx.kind.to().copied();
-        if is_beneficiary_tx(self.beneficiary, tx.caller, recipient) {
+    pub fn assign(&mut self, tx: TxSummary) -> Option<usize> {
+        let recipient = tx.recipient;
+        if is_beneficiary_tx(self.beneficiary, tx.sender, recipient) {
             self.beneficiary_txs += 1;
             return None;
         }
         let slot = self
             .affinity
-            .get(&tx.caller)
+            .get(&tx.sender)
             .or_else(|| recipient.as_ref().and_then(|to| self.affinity.get(to)))
             .copied()
             .unwrap_or_else(|| (0..self.load.len()).min_by_key(|&s| (self.load[s], s)).expect("at least one slot"));
         // Every transaction costs at least the intrinsic 21000 gas; count that at minimum so that
         // zero-gas test transactions still spread.
         self.load[slot] += u128::from(tx.gas_limit.max(21_000));
-        self.affinity.insert(tx.caller, slot);
+        self.affinity.insert(tx.sender, slot);
         if let Some(to) = recipient {
             self.affinity.insert(to, slot);
         }
@@ -92,18 +92,22 @@ pub(crate) fn is_beneficiary_tx(beneficiary: Address, from: Address, to: Option<
 
 /// For each slot, the transactions it starts with, in block order (those that go to no slot are
 /// in none of the lists).
-pub fn static_dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
+pub fn static_dispatch(
+    txs: impl ExactSizeIterator<Item = TxSummary>,
+    slots: usize,
+    beneficiary: Address,
+) -> Vec<Vec<usize>> {
     if slots <= 1 {
         // One queue: affinity has nothing to choose between (two map inserts per transaction
         // saved on every block at the default slot count of a 2-core machine).
-        let to_a_slot = |(_, tx): &(usize, &TxEnv)| !is_beneficiary_tx(beneficiary, tx.caller, tx.kind.to().copied());
-        return vec![txs.iter().enumerate().filter(to_a_slot).map(|(index, _)| index).collect()];
+        let to_a_slot = |(_, tx): &(usize, TxSummary)| !is_beneficiary_tx(beneficiary, tx.sender, tx.recipient);
+        return vec![txs.enumerate().filter(to_a_slot).map(|(index, _)| index).collect()];
     }
     let mut dispatcher = Dispatcher::new(slots, beneficiary);
     // A sender and a recipient per transaction: sized once rather than rehashed as it grows.
     dispatcher.affinity.reserve(2 * txs.len());
     let mut queues = vec![Vec::new(); slots.max(1)];
-    for (index, tx) in txs.iter().enumerate() {
+    for (index, tx) in txs.enumerate() {
         if let Some(slot) = dispatcher.assign(tx) {
             queues[slot].push(index);
         }
@@ -115,12 +119,17 @@ pub fn static_dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec
 mod tests {
     use super::*;
     use alloy_primitives::{TxKind, address};
+    use revm::context::TxEnv;
 
     /// A beneficiary none of the test transactions involves.
     const NOBODY: Address = Address::repeat_byte(0xfe);
 
     fn tx(from: Address, to: Address, gas: u64) -> TxEnv {
         TxEnv { caller: from, kind: TxKind::Call(to), gas_limit: gas, ..Default::default() }
+    }
+
+    fn dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
+        static_dispatch(txs.iter().map(TxSummary::from), slots, beneficiary)
     }
 
     #[test]
@@ -133,14 +142,14 @@ mod tests {
             address!("0x00000000000000000000000000000000000000e5"),
         );
         let txs = vec![tx(a, x, 21_000), tx(b, c, 21_000), tx(a, d, 21_000), tx(d, c, 21_000), tx(x, b, 21_000)];
-        let queues = static_dispatch(&txs, 2, NOBODY);
+        let queues = dispatch(&txs, 2, NOBODY);
         // tx0 a->x: slot 0 (a, x -> 0). tx1 b->c: nothing mapped, least loaded is slot 1 (b, c -> 1).
         // tx2 a->d: sender a -> slot 0 (d -> 0). tx3 d->c: the sender's slot wins over the
         // recipient's: slot 0. tx4 x->b: sender x -> slot 0.
         assert_eq!(queues, vec![vec![0, 2, 3, 4], vec![1]]);
         // Recipient affinity applies when the sender is new.
         let txs = vec![tx(a, x, 21_000), tx(b, c, 21_000), tx(d, c, 21_000)];
-        assert_eq!(static_dispatch(&txs, 2, NOBODY), vec![vec![0], vec![1, 2]]);
+        assert_eq!(dispatch(&txs, 2, NOBODY), vec![vec![0], vec![1, 2]]);
     }
 
     #[test]
@@ -150,7 +159,7 @@ mod tests {
                 tx(Address::with_last_byte(i), Address::with_last_byte(100 + i), if i == 0 { 80_000 } else { 21_000 })
             })
             .collect();
-        let queues = static_dispatch(&txs, 2, NOBODY);
+        let queues = dispatch(&txs, 2, NOBODY);
         // Loads after each step: 80k|0, 80k|21k, 80k|42k, 80k|63k, 80k|84k, 101k|84k, 101k|105k, 122k|105k.
         assert_eq!(queues[0], vec![0, 5, 7]);
         assert_eq!(queues[1], vec![1, 2, 3, 4, 6]);
@@ -161,15 +170,15 @@ mod tests {
     fn one_slot_gets_every_transaction_but_the_beneficiarys_in_order() {
         let (coinbase, a, b) = (Address::with_last_byte(0xcb), Address::with_last_byte(1), Address::with_last_byte(2));
         let txs = vec![tx(a, b, 21_000), tx(coinbase, a, 21_000), tx(b, a, 90_000), tx(b, coinbase, 21_000)];
-        assert_eq!(static_dispatch(&txs, 1, coinbase), vec![vec![0, 2]]);
-        assert_eq!(static_dispatch(&txs, 0, coinbase), vec![vec![0, 2]]);
+        assert_eq!(dispatch(&txs, 1, coinbase), vec![vec![0, 2]]);
+        assert_eq!(dispatch(&txs, 0, coinbase), vec![vec![0, 2]]);
     }
 
     #[test]
     fn transactions_from_or_to_the_beneficiary_go_to_no_slot() {
         let (coinbase, a, b) = (Address::with_last_byte(0xcb), Address::with_last_byte(1), Address::with_last_byte(2));
         let txs = vec![tx(coinbase, a, 21_000), tx(a, b, 21_000), tx(b, coinbase, 21_000), tx(b, a, 21_000)];
-        let queues = static_dispatch(&txs, 2, coinbase);
+        let queues = dispatch(&txs, 2, coinbase);
         assert_eq!(queues, vec![vec![1, 3], vec![]]);
     }
 
@@ -184,7 +193,7 @@ mod tests {
         let mut dispatcher = Dispatcher::with_merger_lane(1, NOBODY);
         let lanes: Vec<_> = [tx(a, b, 21_000), tx(c, d, 21_000), tx(a, d, 21_000), tx(c, b, 21_000), tx(d, a, 21_000)]
             .iter()
-            .map(|t| dispatcher.assign(t))
+            .map(|t| dispatcher.assign(t.into()))
             .collect();
         // a->b: slot 0. c->d: the least-loaded lane is the merger's. a->d: a's lane. c->b: c's
         // lane (the sender wins). d->a: d was mapped to slot 0 by a->d.
@@ -196,6 +205,6 @@ mod tests {
     fn one_slot_gets_everything_in_order() {
         let txs: Vec<_> =
             (0..5u8).map(|i| tx(Address::with_last_byte(i), Address::with_last_byte(i), 21_000)).collect();
-        assert_eq!(static_dispatch(&txs, 1, NOBODY), vec![vec![0, 1, 2, 3, 4]]);
+        assert_eq!(dispatch(&txs, 1, NOBODY), vec![vec![0, 1, 2, 3, 4]]);
     }
 }

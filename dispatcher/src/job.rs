@@ -23,7 +23,7 @@ use crate::scheduler::Scheduler;
 
 /// Everything one block's workers and merger share.
 #[derive(Debug)]
-pub(crate) struct BlockJob<D> {
+pub(crate) struct BlockJob<'t, D> {
     pub base: BaseState<D>,
     pub unconfirmed: Unconfirmed,
     /// Number of merged transactions, published by the merger. On a cache line of its own: the
@@ -31,7 +31,7 @@ pub(crate) struct BlockJob<D> {
     /// (the maps' headers, read on every slot read) must not move between the cores with it.
     pub merged: CachePadded<AtomicUsize>,
     pub scheduler: Scheduler,
-    pub txs: BlockTxs,
+    pub txs: BlockTxs<'t>,
     pub block: BlockEnv,
     pub cfg: CfgEnv,
     pub reads: ReadSetPool,
@@ -41,7 +41,7 @@ pub(crate) struct BlockJob<D> {
     pub execution_nanos: AtomicU64,
 }
 
-impl<D: BlockDb> BlockJob<D> {
+impl<D: BlockDb> BlockJob<'_, D> {
     pub fn ctx(&self) -> ExecCtx<'_, D> {
         ExecCtx {
             base: &self.base,
@@ -128,12 +128,12 @@ impl<D: BlockDb> BlockJob<D> {
 /// was about half of the block (`MergeStats::merge_wait` before this; it now includes the
 /// executions the merger runs while it waits).
 pub(crate) struct TurnRedo<'c, 'a, D: BlockDb> {
-    pub job: &'a BlockJob<D>,
+    pub job: &'a BlockJob<'a, D>,
     pub helper: Worker<'c, 'a, D>,
 }
 
 impl<'c, 'a, D: BlockDb> TurnRedo<'c, 'a, D> {
-    pub fn new(job: &'a BlockJob<D>, ctx: &'c ExecCtx<'a, D>) -> Self {
+    pub fn new(job: &'a BlockJob<'a, D>, ctx: &'c ExecCtx<'a, D>) -> Self {
         Self { job, helper: Worker::new(0, Role::Merger, job.scheduler.table(), ctx) }
     }
 }

@@ -68,7 +68,7 @@ pub trait Owner {
     fn db(&mut self) -> &mut Self::Db;
     /// Executes transaction `tx` (`env`) on the owner's own state, where every predecessor is
     /// committed, without committing it.
-    fn execute_exact(&mut self, tx: TxIndex, env: &TxEnv) -> ExecOutcome;
+    fn execute_exact(&mut self, tx: TxIndex, env: TxEnv) -> ExecOutcome;
     /// Commits a confirmed transaction (receipt, gas, state).
     fn commit(&mut self, merged: MergedTx);
 }
@@ -78,7 +78,7 @@ pub trait Owner {
 pub struct Session<'e> {
     engine: &'e Engine,
     _one_block_at_a_time: parking_lot::MutexGuard<'e, ()>,
-    job: Arc<BlockJob<RemoteDb>>,
+    job: Arc<BlockJob<'static, RemoteDb>>,
     requests: Requests,
     dispatcher: Dispatcher,
     merger: Merger,
@@ -166,7 +166,7 @@ impl Session<'_> {
         if let Some(to) = tx.kind.to() {
             self.preload(owner, *to);
         }
-        let slot = self.dispatcher.assign(&tx);
+        let slot = self.dispatcher.assign((&tx).into());
         let index = self.job.txs.push(tx).expect("not full: checked above");
         if let Some(slot) = slot {
             self.job.scheduler.push(index, slot);
@@ -283,7 +283,7 @@ impl Drop for Session<'_> {
 /// The session's merge driver: waits on the owner's thread while answering the slots' reads,
 /// and re-executes at a transaction's turn on the owner's own, exact, state.
 struct OwnerDriver<'s, O> {
-    job: &'s BlockJob<RemoteDb>,
+    job: &'s BlockJob<'static, RemoteDb>,
     requests: &'s Requests,
     owner: &'s mut O,
 }
@@ -318,7 +318,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
         let (job, owner) = (self.job, &mut *self.owner);
         job.run_at_turn(tx, redo, |incarnation| TxResult {
             incarnation,
-            outcome: owner.execute_exact(tx, job.txs.get(tx)),
+            outcome: owner.execute_exact(tx, job.txs.tx_env(tx)),
             reads: job.reads.take(),
             merged_at_start: tx,
         });

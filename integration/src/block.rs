@@ -2,9 +2,10 @@
 
 use std::borrow::Cow;
 
-use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
+use alloy_consensus::{Header, Transaction, TxEnvelope, transaction::Recovered};
 use alloy_eips::eip4895::Withdrawals;
 use alloy_evm::{EvmEnv, FromRecoveredTx, eth::EthBlockExecutionCtx};
+use parevm_statedb::{TxIndex, TxSource, TxSummary};
 use revm::context::TxEnv;
 
 use crate::ChainSpec;
@@ -45,9 +46,21 @@ impl BlockInput {
             slot_number: None,
         }
     }
+}
 
-    /// revm transaction environments, in block order.
-    pub fn tx_envs(&self) -> Vec<TxEnv> {
-        self.txs.iter().map(|tx| TxEnv::from_recovered_tx(tx.inner(), tx.signer())).collect()
+/// The engine converts each transaction when an execution needs it (see `TxSource`).
+impl TxSource for BlockInput {
+    fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    fn tx_env(&self, tx: TxIndex) -> TxEnv {
+        let tx = &self.txs[tx];
+        TxEnv::from_recovered_tx(tx.inner(), tx.signer())
+    }
+
+    fn summary(&self, tx: TxIndex) -> TxSummary {
+        let tx = &self.txs[tx];
+        TxSummary { sender: tx.signer(), recipient: tx.to(), gas_limit: tx.gas_limit() }
     }
 }

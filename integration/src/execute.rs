@@ -26,7 +26,7 @@ use alloy_evm::{
 use std::sync::Arc;
 
 use parevm_dispatcher::{BlockStats, Engine, Executed, ParallelBlock, SeedAccount};
-use parevm_statedb::BlockDb;
+use parevm_statedb::{BlockDb, BlockTxs};
 use revm::{
     context::result::ResultAndState,
     database::{BundleState, State, states::bundle_state::BundleRetention},
@@ -110,7 +110,7 @@ impl Executor {
                 // The engine, unless this executor is sequential, has a single slot (nothing
                 // to run beside the merger's thread), the block is under its small-block rule,
                 // or the engine would hand it back before starting (a pool's payout: asked
-                // before converting the transactions for it).
+                // before the engine sizes its tables for the block).
                 let engine = match self {
                     Self::Parallel(engine)
                         if engine.config().worker_slots() > 0
@@ -134,7 +134,7 @@ impl Executor {
                             seed: seed_from_state(executor.evm().db()),
                             block: env.block_env,
                             cfg: env.cfg_env,
-                            txs: block.tx_envs(),
+                            txs: BlockTxs::from_source(block),
                         };
                         // Each confirmed transaction is committed through the Ethereum executor's
                         // own `commit_transaction` (receipt, gas, blob gas, `State` commit) while

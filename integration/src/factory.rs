@@ -225,8 +225,8 @@ where
         self.eth.evm_mut().db_mut()
     }
 
-    fn execute_exact(&mut self, tx: TxIndex, env: &TxEnv) -> ExecOutcome {
-        match self.eth.evm_mut().transact(env.clone()) {
+    fn execute_exact(&mut self, tx: TxIndex, env: TxEnv) -> ExecOutcome {
+        match self.eth.evm_mut().transact(env) {
             Ok(ResultAndState { result, state }) => ExecOutcome::Executed { result, state, deferred_reward: None },
             Err(error) => {
                 let engine_error = match &error {

@@ -10,7 +10,7 @@ use parevm::{
     synthetic::{Fee, SyntheticBlock, contracts},
 };
 use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig, Executed, MAX_SLOTS, ParallelBlock};
-use parevm_statedb::InMemoryDb;
+use parevm_statedb::{BlockTxs, InMemoryDb};
 use revm::{DatabaseRef, bytecode::Bytecode, state::AccountInfo};
 
 const COUNTER: Address = Address::with_last_byte(0xc0);
@@ -210,7 +210,7 @@ fn one_slot_is_the_sequential_executor() {
         seed: Vec::new(),
         block: revm::context::BlockEnv::default(),
         cfg: revm::context::CfgEnv::default(),
-        txs: block.tx_envs(),
+        txs: BlockTxs::from_source(&block),
     };
     let mut merged = 0;
     match engine.execute(input, |_| merged += 1) {

@@ -12,6 +12,7 @@ use parevm::{
     mainnet::{discover, load_block},
     replay::header_checks,
 };
+use parevm_statedb::{TxSource, TxSummary};
 
 fn blocks() -> Vec<PathBuf> {
     discover(&[common::mainnet_dir()]).expect("the mainnet data is at ../shared/data/mainnet")
@@ -46,6 +47,23 @@ fn parallel_equals_sequential_on_every_block() {
             assert!(diffs.is_empty(), "block {} with {}: {diffs:#?}", block.block.number(), executor.name());
         }
     }
+}
+
+/// The engine schedules by a transaction's summary and executes its `TxEnv`, built separately
+/// from the signed transaction; the two must describe the same transaction.
+#[test]
+fn every_summary_agrees_with_its_converted_transaction() {
+    let (mut creations, mut total) = (0, 0);
+    for dir in blocks() {
+        let block = load_block(&dir).unwrap().block;
+        for tx in 0..TxSource::len(&block) {
+            let env = block.tx_env(tx);
+            assert_eq!(block.summary(tx), TxSummary::from(&env), "block {} tx {tx}", block.number());
+            creations += usize::from(block.summary(tx).recipient.is_none());
+            total += 1;
+        }
+    }
+    assert!(creations > 0 && total > 5_000, "the blocks hold creations and calls ({creations} of {total})");
 }
 
 #[test]

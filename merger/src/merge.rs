@@ -126,7 +126,7 @@ pub struct MergeInput<'a, D> {
     /// Number of merged transactions, published to the slots.
     pub merged: &'a AtomicUsize,
     /// The block's transactions.
-    pub txs: &'a BlockTxs,
+    pub txs: &'a BlockTxs<'a>,
     /// Block environment.
     pub block: &'a BlockEnv,
     /// Chain configuration.
@@ -206,16 +206,13 @@ impl Merger {
     ) -> Result<MergedTx, BlockError> {
         // The same check, in the same place, as alloy-evm's `EthBlockExecutor`.
         let block_available_gas = input.block.gas_limit - self.cumulative_gas_used;
-        let mut max_tx_gas = input.txs.get(tx).gas_limit;
+        let gas_limit = input.txs.summary(tx).gas_limit;
+        let mut max_tx_gas = gas_limit;
         if let Some(cap) = input.cfg.tx_gas_limit_cap {
             max_tx_gas = max_tx_gas.min(cap);
         }
         if max_tx_gas > block_available_gas {
-            return Err(BlockError::GasLimitExceeded {
-                tx,
-                transaction_gas_limit: input.txs.get(tx).gas_limit,
-                block_available_gas,
-            });
+            return Err(BlockError::GasLimitExceeded { tx, transaction_gas_limit: gas_limit, block_available_gas });
         }
 
         if !input.unconfirmed.has_result(tx) {
@@ -246,7 +243,7 @@ impl Merger {
             let mut rebased = None;
             if let Some(Mismatch(Read::Account(address, _))) = mismatch
                 && !exact
-                && credit::credited_recipient(input.txs.get(tx), input.block.beneficiary) == Some(address)
+                && credit::credited_recipient(&input.txs.tx_env(tx), input.block.beneficiary) == Some(address)
                 && let Some(state) = result.state()
             {
                 match credit::rebased_recipient(input.base, &result.reads, state, address) {

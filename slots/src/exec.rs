@@ -37,7 +37,7 @@ pub struct ExecCtx<'a, D> {
     /// Read buffers.
     pub pool: ReadSetPool,
     /// The block's transactions.
-    pub txs: &'a BlockTxs,
+    pub txs: &'a BlockTxs<'a>,
     /// Block environment.
     pub block: &'a BlockEnv,
     /// Chain configuration (spec).
@@ -94,7 +94,7 @@ where
         }
         let evm = self.evm.as_mut().expect("built above");
         evm.ctx.journaled_state.database.begin(tx);
-        evm.ctx.tx = self.ctx.txs.get(tx).clone();
+        evm.ctx.tx = self.ctx.txs.tx_env(tx);
 
         let run = catch_unwind(AssertUnwindSafe(|| {
             let mut handler = ParallelHandler::default();

@@ -52,6 +52,14 @@ pub struct BaseState<D> {
     wiped: AtomicBool,
 }
 
+/// What a [`BaseState`] held besides its database, for freeing elsewhere.
+#[derive(Debug)]
+pub struct BaseCache {
+    _accounts: DashMap<Address, BaseAccount, DefaultHashBuilder>,
+    _storage: DashMap<(Address, U256), (u32, U256), DefaultHashBuilder>,
+    _code: DashMap<B256, Bytecode, DefaultHashBuilder>,
+}
+
 impl<D> BaseState<D>
 where
     D: BlockDb,
@@ -232,6 +240,12 @@ where
                 self.storage.insert((address, *slot), (epoch, value.present_value));
             }
         }
+    }
+
+    /// Gives up the database and keeps only what the block cached and merged, which owns no
+    /// borrow: a thread the block no longer needs can then free it (see the engine's teardown).
+    pub fn into_cache(self) -> BaseCache {
+        BaseCache { _accounts: self.accounts, _storage: self.storage, _code: self.code }
     }
 
     fn attach_code(&self, mut info: AccountInfo) -> Result<AccountInfo, DbError> {

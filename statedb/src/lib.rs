@@ -22,13 +22,13 @@ mod unconfirmed;
 mod wakeup;
 mod writes;
 
-pub use base::BaseState;
+pub use base::{BaseCache, BaseState};
 pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
 pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
 pub use remote::{Answer, Query, RemoteDb, Request, Requests};
 pub use slot_db::SlotDb;
-pub use txs::BlockTxs;
+pub use txs::{BlockTxs, OwnedTxs, TxSource, TxSummary};
 pub use unconfirmed::{ExecOutcome, TxResult, Unconfirmed};
 pub use wakeup::Wakeup;
 pub use writes::{AccountWrite, classify_write};
