@@ -139,7 +139,7 @@ mod tests {
                         seed ^= seed << 13;
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
-                        seed % density == 0
+                        seed.is_multiple_of(density)
                     })
                     .collect();
                 let early = trips_at(Some(DEFAULT_REDOS), pattern.len(), |tx| pattern[tx]);

@@ -148,6 +148,7 @@ impl SyntheticBlock {
     }
 
     /// Appends a transaction; `nonce_offset` > 0 makes a nonce gap (an invalid transaction).
+    #[expect(clippy::too_many_arguments, reason = "a transaction's fields, named at every call")]
     pub fn push(
         &mut self,
         sender: Address,

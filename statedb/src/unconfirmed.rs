@@ -212,7 +212,10 @@ mod tests {
         state::{Account, EvmStorageSlot, TransactionId},
     };
 
-    fn publish(unconfirmed: &Unconfirmed, tx: TxIndex, writes: &[(Address, u64, Option<(u64, u64)>)]) {
+    /// An account written with this balance and, optionally, one storage slot (key, value).
+    type Write = (Address, u64, Option<(u64, u64)>);
+
+    fn publish(unconfirmed: &Unconfirmed, tx: TxIndex, writes: &[Write]) {
         let mut state = EvmState::default();
         for &(address, balance, slot) in writes {
             let mut account = Account::from(AccountInfo::from_balance(U256::from(balance)));
