@@ -25,7 +25,7 @@ use crate::{
     EngineConfig,
     chain_rule::{self, ChainRule},
     config::ConfigError,
-    dispatch::{is_beneficiary_tx, static_dispatch},
+    dispatch::static_dispatch,
     job::{BlockJob, TurnRedo},
     metrics,
     scheduler::Scheduler,
@@ -56,8 +56,8 @@ pub struct ParallelBlock<'a, D> {
     pub block: BlockEnv,
     /// Chain configuration.
     pub cfg: CfgEnv,
-    /// The transactions: converted (`BlockTxs::from_vec`), or lent and converted by each
-    /// execution (`BlockTxs::from_source`).
+    /// The transactions, lent (`BlockTxs::from_source`: a `Vec<TxEnv>` or the caller's own
+    /// block type) and converted by each execution.
     pub txs: BlockTxs<'a>,
 }
 
@@ -157,26 +157,6 @@ impl Engine {
         &self.config
     }
 
-    /// If [`Engine::execute`] would hand a block whose transactions have these senders and
-    /// recipients back before executing any (a block mostly from or to the beneficiary, see
-    /// `chain_rule.rs`), the counters it would report, recorded as it would record them. Lets a
-    /// caller skip preparing the block for the engine (its base-state cache, tables and
-    /// threads) when the engine would not use it.
-    pub fn hand_back_up_front(
-        &self,
-        beneficiary: Address,
-        txs: impl ExactSizeIterator<Item = (Address, Option<Address>)>,
-    ) -> Option<BlockStats> {
-        let n = txs.len();
-        let beneficiary_txs = txs.filter(|&(from, to)| is_beneficiary_tx(beneficiary, from, to)).count();
-        if !chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n) {
-            return None;
-        }
-        let stats = BlockStats { txs: n, sequential_from: Some(0), ..BlockStats::default() };
-        metrics::record_block(&stats);
-        Some(stats)
-    }
-
     /// Executes a block. Each transaction's result and write set is handed to `on_merged`, in
     /// block order, as soon as it is confirmed, while later transactions are still executing;
     /// the caller commits it (receipt, state). Returns the block's counters, or the error the
@@ -210,7 +190,25 @@ impl Engine {
         let _one_block_at_a_time = self.running.lock();
         let n = block.txs.len();
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
-        let base = BaseState::with_capacity(block.db, block.txs.len());
+        let plan = if n > 0 && self.config.worker_slots() > 0 {
+            let plan = static_dispatch(
+                (0..n).map(|tx| block.txs.summary(tx)),
+                self.config.worker_slots(),
+                block.block.beneficiary,
+            );
+            // Every transaction that went to no slot is from or to the beneficiary. Judged
+            // before the base state is built: a pool's payout block costs the caller only the
+            // dispatch pass here.
+            let beneficiary_txs = n - plan.iter().map(Vec::len).sum::<usize>();
+            if chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n) {
+                stats.sequential_from = Some(0);
+                return (Ok(()), stats);
+            }
+            plan
+        } else {
+            Vec::new()
+        };
+        let base = BaseState::with_capacity(block.db, n);
         for seed in &block.seed {
             if let Err(error) =
                 base.seed_account(seed.address, seed.info.clone(), seed.storage_known, seed.storage.iter().copied())
@@ -223,17 +221,6 @@ impl Engine {
         }
         if self.config.worker_slots() == 0 {
             // One slot: the merger's thread alone, nothing to run beside it (see `slots`).
-            stats.sequential_from = Some(0);
-            return (Ok(()), stats);
-        }
-        let plan = static_dispatch(
-            (0..n).map(|tx| block.txs.summary(tx)),
-            self.config.worker_slots(),
-            block.block.beneficiary,
-        );
-        // Every transaction that went to no slot is from or to the beneficiary.
-        let beneficiary_txs = n - plan.iter().map(Vec::len).sum::<usize>();
-        if chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n) {
             stats.sequential_from = Some(0);
             return (Ok(()), stats);
         }
@@ -292,8 +279,8 @@ impl Engine {
     /// Frees a finished block's shared state on the worker pool, which the block no longer
     /// needs, instead of on the caller's thread, which still has the block's post-block steps
     /// and bundle to build: a block of cheap transactions leaves thousands of cached accounts,
-    /// queue entries and transactions, 40-60 µs of freeing on the transfers workload, about 2%
-    /// of the block (a temporary timer, `examples/profile 2 transfers`).
+    /// queue entries and transactions, 40-140 µs of freeing on the transfers workload, 1-4% of
+    /// the block (a temporary timer, `examples/profile 2 transfers`).
     fn free_on_pool<D: BlockDb>(&self, job: BlockJob<'_, D>) {
         let BlockJob { base, unconfirmed, scheduler, txs, .. } = job;
         let garbage = (base.into_cache(), unconfirmed, scheduler, txs.into_owned());

@@ -108,17 +108,13 @@ impl Executor {
                 executor.apply_pre_execution_changes()?;
                 let mut stats = None;
                 // The engine, unless this executor is sequential, has a single slot (nothing
-                // to run beside the merger's thread), the block is under its small-block rule,
-                // or the engine would hand it back before starting (a pool's payout: asked
-                // before the engine sizes its tables for the block).
+                // to run beside the merger's thread), or the block is under its small-block rule.
                 let engine = match self {
                     Self::Parallel(engine)
                         if engine.config().worker_slots() > 0
                             && block.txs.len() >= engine.config().sequential_below_txs =>
                     {
-                        let senders_and_recipients = block.txs.iter().map(|tx| (tx.signer(), tx.to()));
-                        stats = engine.hand_back_up_front(env.block_env.beneficiary, senders_and_recipients);
-                        stats.is_none().then_some(engine)
+                        Some(engine)
                     }
                     _ => None,
                 };

@@ -53,6 +53,21 @@ pub trait TxSource: Sync {
     fn summary(&self, tx: TxIndex) -> TxSummary;
 }
 
+/// A block already converted: each execution takes a copy.
+impl TxSource for Vec<TxEnv> {
+    fn len(&self) -> usize {
+        self.len()
+    }
+
+    fn tx_env(&self, tx: TxIndex) -> TxEnv {
+        self[tx].clone()
+    }
+
+    fn summary(&self, tx: TxIndex) -> TxSummary {
+        TxSummary::from(&self[tx])
+    }
+}
+
 /// An append-only, fixed-capacity list of transactions.
 #[derive(Debug)]
 pub struct BlockTxs<'t> {
@@ -61,8 +76,6 @@ pub struct BlockTxs<'t> {
 }
 
 enum Txs<'t> {
-    /// A whole block, given at once, converted.
-    Complete(Vec<TxEnv>),
     /// A whole block, lent and converted by each execution.
     Source(&'t dyn TxSource),
     /// Filled one by one.
@@ -72,7 +85,6 @@ enum Txs<'t> {
 impl std::fmt::Debug for Txs<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Complete(txs) => f.debug_tuple("Complete").field(&txs.len()).finish(),
             Self::Source(source) => f.debug_tuple("Source").field(&source.len()).finish(),
             Self::Appending(cells) => f.debug_tuple("Appending").field(&cells.len()).finish(),
         }
@@ -81,18 +93,12 @@ impl std::fmt::Debug for Txs<'_> {
 
 /// The transactions a [`BlockTxs`] owned, for freeing elsewhere (nothing for a lent source).
 #[derive(Debug)]
-pub struct OwnedTxs(#[allow(dead_code, reason = "held only to be dropped")] Option<Txs<'static>>);
+pub struct OwnedTxs(#[allow(dead_code, reason = "held only to be dropped")] Option<Box<[OnceLock<TxEnv>]>>);
 
 impl BlockTxs<'static> {
     /// Room for `capacity` transactions.
     pub fn with_capacity(capacity: usize) -> Self {
         Self { txs: Txs::Appending((0..capacity).map(|_| OnceLock::new()).collect()), len: AtomicUsize::new(0) }
-    }
-
-    /// A complete block.
-    pub fn from_vec(txs: Vec<TxEnv>) -> Self {
-        let len = txs.len();
-        Self { txs: Txs::Complete(txs), len: AtomicUsize::new(len) }
     }
 }
 
@@ -120,7 +126,6 @@ impl<'t> BlockTxs<'t> {
     /// would be a scheduling bug: an index is handed out only after its transaction is in.
     pub fn tx_env(&self, tx: TxIndex) -> TxEnv {
         match &self.txs {
-            Txs::Complete(txs) => txs[tx].clone(),
             Txs::Source(source) => source.tx_env(tx),
             Txs::Appending(cells) => Self::appended(cells, tx).clone(),
         }
@@ -129,7 +134,6 @@ impl<'t> BlockTxs<'t> {
     /// Sender, recipient and gas limit of transaction `tx` (panics like [`BlockTxs::tx_env`]).
     pub fn summary(&self, tx: TxIndex) -> TxSummary {
         match &self.txs {
-            Txs::Complete(txs) => TxSummary::from(&txs[tx]),
             Txs::Source(source) => source.summary(tx),
             Txs::Appending(cells) => TxSummary::from(Self::appended(cells, tx)),
         }
@@ -153,7 +157,6 @@ impl<'t> BlockTxs<'t> {
     /// Most transactions the list can take.
     pub fn capacity(&self) -> usize {
         match &self.txs {
-            Txs::Complete(txs) => txs.len(),
             Txs::Source(source) => source.len(),
             Txs::Appending(cells) => cells.len(),
         }
@@ -162,8 +165,7 @@ impl<'t> BlockTxs<'t> {
     /// What the list owned, which borrows nothing.
     pub fn into_owned(self) -> OwnedTxs {
         OwnedTxs(match self.txs {
-            Txs::Complete(txs) => Some(Txs::Complete(txs)),
-            Txs::Appending(cells) => Some(Txs::Appending(cells)),
+            Txs::Appending(cells) => Some(cells),
             Txs::Source(_) => None,
         })
     }
@@ -181,7 +183,8 @@ mod tests {
         assert_eq!(txs.push(TxEnv { nonce: 2, ..Default::default() }), Ok(1));
         let back = txs.push(TxEnv { nonce: 3, ..Default::default() }).unwrap_err();
         assert_eq!((back.nonce, txs.len(), txs.tx_env(1).nonce), (3, 2, 2));
-        let complete = BlockTxs::from_vec(vec![TxEnv::default(); 3]);
+        let converted = vec![TxEnv::default(); 3];
+        let complete = BlockTxs::from_source(&converted);
         assert_eq!((complete.len(), complete.capacity()), (3, 3));
         assert!(complete.push(TxEnv::default()).is_err(), "a complete block takes no more");
     }
