@@ -26,8 +26,28 @@
 //! 5891667 and 12520364 are 379 of 380 and 650 of 660), the engine is a sequential executor
 //! with bookkeeping added, and the rule hands the block back before starting (batch) or once a
 //! window of transactions has been handed in (session).
+//!
+//! Watching the merge costs a chain the engine's setup for the whole block and about a window of
+//! speculation: on a block of cheap transactions to one contract that is 5-10% of the block (the
+//! `hot` workload: 1148 transactions, handed back after 18, 0.90-0.92x). A block that opens with
+//! calls to one account is therefore judged before the engine starts, by the [`ChainProbe`]: the
+//! caller executes its first transactions itself, one by one, as the sequential executor would
+//! (nothing is lost), and the probe measures the longest chain of dependencies among them from
+//! their write sets. A chain runs sequentially from there; anything else goes to the engine,
+//! which takes over after the probed transactions. Calls to one ERC-20 contract are independent
+//! (different balance slots) and the probe lets them go after a handful; a pool everybody
+//! trades on, or a counter everybody bumps, is a chain from the first transaction.
 
-use parevm_statedb::TxIndex;
+use std::collections::HashMap;
+
+use alloy_primitives::{Address, U256};
+use parevm_merger::credited_recipient;
+use parevm_statedb::{AccountWrite, TxIndex, TxSource, classify_write};
+use revm::{
+    context::TxEnv,
+    primitives::KECCAK_EMPTY,
+    state::{AccountInfo, EvmState},
+};
 
 /// Merged transactions per judgement.
 pub const WINDOW: usize = 32;
@@ -40,8 +60,11 @@ pub const DEFAULT_REDOS: usize = WINDOW / 2;
 pub(crate) struct ChainRule {
     /// Redos per window's worth of merged transactions at which the rule trips; `None`: never.
     threshold: Option<usize>,
-    /// Where the current window started.
+    /// Where the current window started, counted from `origin`.
     window_start: TxIndex,
+    /// The first transaction the engine merges (the caller merged those before: see
+    /// [`ChainProbe`]); the rate counts from there.
+    origin: TxIndex,
 }
 
 impl ChainRule {
@@ -49,7 +72,12 @@ impl ChainRule {
     /// reach `threshold` per [`WINDOW`] merged transactions at the end of a window, or are certain
     /// to (see [`ChainRule::tripped`]; `None`: never; 0: at the end of the first window).
     pub fn new(threshold: Option<usize>) -> Self {
-        Self { threshold, window_start: 0 }
+        Self::starting_at(threshold, 0)
+    }
+
+    /// A rule for a block whose transactions before `origin` the caller merged itself.
+    pub fn starting_at(threshold: Option<usize>, origin: TxIndex) -> Self {
+        Self { threshold, window_start: 0, origin }
     }
 
     /// Called after each merge with the number of merged transactions and the block's redos so
@@ -61,6 +89,7 @@ impl ChainRule {
     /// A zero threshold keeps its meaning for tests: at the end of the first window.
     pub fn tripped(&mut self, merged: TxIndex, redos: u64) -> bool {
         let Some(threshold) = self.threshold else { return false };
+        let merged = merged.saturating_sub(self.origin);
         let window_end = self.window_start + WINDOW;
         if threshold > 0 && redos * WINDOW as u64 >= threshold as u64 * window_end as u64 {
             return true;
@@ -88,6 +117,121 @@ fn tripped_at_window_end(threshold: usize, window_start: &mut TxIndex, merged: T
 /// beneficiary is serial by construction (judged once at least a window's worth is known).
 pub(crate) fn mostly_beneficiary_txs(threshold: Option<usize>, beneficiary_txs: usize, txs: usize) -> bool {
     threshold.is_some() && txs >= WINDOW && 2 * beneficiary_txs > txs
+}
+
+/// Transactions a probe executes at most: enough to tell a chain (every one depends on the one
+/// before) from a block with some conflicts, few enough to cost a large block nothing (they run
+/// at the sequential executor's speed, not slower).
+pub const PROBE_TXS: usize = 16;
+
+/// The longest chain among the probed transactions that makes a block a chain: three quarters.
+const PROBE_CHAIN: usize = PROBE_TXS * 3 / 4;
+
+/// What a probed transaction depended on or wrote: an account's balance, nonce or code, or one
+/// storage slot (ERC-20 transfers share the contract but not its slots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Account(Address),
+    Slot(Address, U256),
+}
+
+/// Judges a block by its first transactions, executed one by one by the caller: the longest
+/// chain of transactions each reading something an earlier one wrote, as the engine would see
+/// it. So the beneficiary is left out (every fee changes it, and the engine credits fees at
+/// merge), and so is the balance a plain transfer only adds to (the engine rebases such a
+/// credit instead of redoing it, `merger/src/credit.rs`: deposits to one wallet are no chain).
+#[derive(Debug)]
+pub struct ChainProbe {
+    beneficiary: Address,
+    /// For each account or slot written so far: the length of the longest chain ending with its
+    /// last writer.
+    written: HashMap<Key, usize>,
+    observed: usize,
+    longest: usize,
+}
+
+impl ChainProbe {
+    /// The most transactions a probe observes ([`PROBE_TXS`]).
+    pub const TXS: usize = PROBE_TXS;
+
+    /// Whether a block is worth probing before starting the engine (see [`ChainProbe`]): at least
+    /// [`PROBE_CHAIN`] of its first [`PROBE_TXS`] transactions call one account, and the block is
+    /// large enough for the engine to have most of it after the probe. Costs a look at the first
+    /// transactions' recipients, nothing more; a block that fails it goes straight to the engine.
+    pub fn wanted(txs: &(impl TxSource + ?Sized)) -> bool {
+        if txs.len() < 4 * PROBE_TXS {
+            return false;
+        }
+        let recipients: Vec<Address> = (0..PROBE_TXS).filter_map(|tx| txs.summary(tx).recipient).collect();
+        recipients.iter().any(|to| recipients.iter().filter(|other| *other == to).count() >= PROBE_CHAIN)
+    }
+
+    /// A probe of a block paying `beneficiary`.
+    pub fn new(beneficiary: Address) -> Self {
+        Self { beneficiary, written: HashMap::new(), observed: 0, longest: 0 }
+    }
+
+    /// Transactions observed so far.
+    pub fn observed(&self) -> usize {
+        self.observed
+    }
+
+    /// Records the next transaction, `tx`, executed and not yet committed: `state` is its
+    /// `EvmState` (every account and slot it loaded, changed or not), `before` an account's info
+    /// before it (`None`: it did not exist). An account counts as written when its info changed
+    /// or it was created or destroyed; a touched account whose info is unchanged (a contract that
+    /// was only called) counts as read.
+    pub fn observe<'s>(&mut self, tx: &TxEnv, state: &EvmState, before: impl Fn(&Address) -> Option<&'s AccountInfo>) {
+        let codeless = |info: Option<&AccountInfo>| info.is_some_and(|info| info.code_hash == KECCAK_EMPTY);
+        // Credited only, and rebased by the engine, under the conditions `credit.rs` checks.
+        let credited = credited_recipient(tx, self.beneficiary)
+            .filter(|to| codeless(before(to)) && codeless(state.get(to).map(|account| &account.info)));
+        let accounts = || state.iter().filter(|(address, _)| **address != self.beneficiary);
+        let depends_on = accounts()
+            .flat_map(|(address, account)| {
+                (Some(*address) != credited)
+                    .then_some(Key::Account(*address))
+                    .into_iter()
+                    .chain(account.storage.keys().map(|slot| Key::Slot(*address, *slot)))
+            })
+            .filter_map(|key| self.written.get(&key).copied())
+            .max()
+            .unwrap_or(0);
+        let length = depends_on + 1;
+        let mut writes = Vec::new();
+        for (address, account) in accounts() {
+            let changed = match classify_write(account) {
+                AccountWrite::None => false,
+                AccountWrite::Changed => before(address) != Some(&account.info),
+                AccountWrite::Created | AccountWrite::Destroyed => true,
+            };
+            if changed {
+                writes.push(Key::Account(*address));
+            }
+            writes.extend(
+                account.storage.iter().filter(|(_, slot)| slot.is_changed()).map(|(s, _)| Key::Slot(*address, *s)),
+            );
+        }
+        for key in writes {
+            self.written.insert(key, length);
+        }
+        self.longest = self.longest.max(length);
+        self.observed += 1;
+    }
+
+    /// The verdict as soon as it is certain: `Some(true)`, a chain (run the block sequentially);
+    /// `Some(false)`, not one (start the engine after the observed transactions); `None`, observe
+    /// another. A chain grows by at most one per transaction, so a block whose chain cannot reach
+    /// [`PROBE_CHAIN`] by [`PROBE_TXS`] is let go early (independent transactions after 7).
+    pub fn verdict(&self) -> Option<bool> {
+        if self.longest >= PROBE_CHAIN {
+            Some(true)
+        } else if self.longest + PROBE_TXS.saturating_sub(self.observed) < PROBE_CHAIN {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +330,150 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_starting_after_a_prefix_counts_from_there() {
+        // 50 transactions merged by the caller, then a chain: half a window after the origin.
+        let mut rule = ChainRule::starting_at(Some(DEFAULT_REDOS), 50);
+        let tripped = (1..=100u64).find(|&redos| rule.tripped(50 + redos as usize, redos));
+        assert_eq!(tripped, Some(DEFAULT_REDOS as u64));
+    }
+
+    #[test]
     fn a_disabled_rule_never_trips() {
         assert_eq!(trips_at(None, 1000, |_| true), None);
+    }
+
+    mod probe {
+        use super::super::*;
+        use alloy_primitives::{Address, TxKind, U256};
+        use revm::state::{Account, EvmStorageSlot, TransactionId};
+
+        const BENEFICIARY: Address = Address::repeat_byte(0xbe);
+        const CONTRACT: Address = Address::repeat_byte(0xc0);
+
+        fn sender(i: usize) -> Address {
+            Address::left_padding_from(&(0x1000 + i as u32).to_be_bytes())
+        }
+
+        fn call(from: Address, to: Address, value: u64) -> TxEnv {
+            TxEnv { caller: from, kind: TxKind::Call(to), value: U256::from(value), ..Default::default() }
+        }
+
+        /// An account a transaction touched: balance added, slots loaded as (slot, old, new).
+        type Touch<'a> = (Address, u64, &'a [(u64, u64, u64)]);
+
+        /// Plays transactions through a probe, keeping the accounts' infos as a commit would.
+        struct Run {
+            probe: ChainProbe,
+            infos: HashMap<Address, AccountInfo>,
+        }
+
+        impl Run {
+            fn new() -> Self {
+                let code_hash = alloy_primitives::B256::repeat_byte(0xcc);
+                let infos = HashMap::from([(CONTRACT, AccountInfo { code_hash, ..AccountInfo::default() })]);
+                Self { probe: ChainProbe::new(BENEFICIARY), infos }
+            }
+
+            /// `tx` touched `changes` (address, balance added, slots read or written as
+            /// (slot, old, new)); it also pays the beneficiary a fee.
+            fn tx(&mut self, tx: TxEnv, changes: &[Touch<'_>]) -> Option<bool> {
+                let mut state = EvmState::default();
+                for &(address, added, slots) in changes.iter().chain([&(BENEFICIARY, 1, &[][..])]) {
+                    let mut info = self.infos.get(&address).cloned().unwrap_or_default();
+                    info.balance += U256::from(added);
+                    if address == tx.caller {
+                        info.nonce += 1;
+                    }
+                    let mut account = Account::from(info);
+                    account.mark_touch();
+                    for &(slot, old, new) in slots {
+                        let value = EvmStorageSlot::new_changed(U256::from(old), U256::from(new), TransactionId::ZERO);
+                        account.storage.insert(U256::from(slot), value);
+                    }
+                    state.insert(address, account);
+                }
+                let infos = &self.infos;
+                self.probe.observe(&tx, &state, |address| infos.get(address));
+                for (address, account) in state {
+                    self.infos.insert(address, account.info);
+                }
+                self.probe.verdict()
+            }
+        }
+
+        #[test]
+        fn a_counter_everybody_bumps_is_a_chain() {
+            let mut run = Run::new();
+            for i in 0..PROBE_CHAIN - 1 {
+                let slot: &[_] = &[(0, i as u64, i as u64 + 1)];
+                assert_eq!(run.tx(call(sender(i), CONTRACT, 0), &[(sender(i), 0, &[]), (CONTRACT, 0, slot)]), None);
+            }
+            let i = PROBE_CHAIN - 1;
+            let slot: &[_] = &[(0, i as u64, i as u64 + 1)];
+            assert_eq!(run.tx(call(sender(i), CONTRACT, 0), &[(sender(i), 0, &[]), (CONTRACT, 0, slot)]), Some(true));
+        }
+
+        #[test]
+        fn token_transfers_between_distinct_holders_are_let_go_early() {
+            let mut run = Run::new();
+            // Each reads the contract (unchanged) and moves two slots of its own.
+            let mut verdicts = Vec::new();
+            for i in 0..PROBE_TXS {
+                let (from, to) = (2 * i as u64, 2 * i as u64 + 1);
+                let slots: &[_] = &[(from, 100, 90), (to, 0, 10)];
+                verdicts.push(run.tx(call(sender(i), CONTRACT, 0), &[(sender(i), 0, &[]), (CONTRACT, 0, slots)]));
+                if verdicts.last() != Some(&None) {
+                    break;
+                }
+            }
+            // A chain of 1 can reach 12 by the 16th transaction until 6 are seen.
+            assert_eq!(verdicts.len(), PROBE_TXS - PROBE_CHAIN + 2);
+            assert_eq!(verdicts.last(), Some(&Some(false)));
+        }
+
+        #[test]
+        fn deposits_to_one_wallet_are_no_chain_but_a_payout_from_it_depends_on_them() {
+            let wallet = Address::repeat_byte(0xaa);
+            let mut run = Run::new();
+            run.infos.insert(wallet, AccountInfo::default());
+            for i in 0..PROBE_TXS - 1 {
+                assert_ne!(run.tx(call(sender(i), wallet, 5), &[(sender(i), 0, &[]), (wallet, 5, &[])]), Some(true));
+            }
+            assert_eq!(run.probe.longest, 1);
+            // The wallet spending (it observes its balance) follows every deposit.
+            let payout = call(wallet, sender(99), 1);
+            run.tx(payout, &[(wallet, 0, &[]), (sender(99), 1, &[])]);
+            assert_eq!(run.probe.longest, 2);
+        }
+
+        #[test]
+        fn a_value_call_to_a_contract_is_a_read_of_its_balance() {
+            // Code runs at the target: it may observe the balance, so no rebase and a chain.
+            let mut run = Run::new();
+            for i in 0..PROBE_CHAIN {
+                run.tx(call(sender(i), CONTRACT, 5), &[(sender(i), 0, &[]), (CONTRACT, 5, &[])]);
+            }
+            assert_eq!(run.probe.verdict(), Some(true));
+        }
+
+        #[test]
+        fn the_beneficiary_links_nothing() {
+            let mut run = Run::new();
+            for i in 0..PROBE_TXS {
+                run.tx(call(sender(i), sender(1000 + i), 1), &[(sender(i), 0, &[]), (sender(1000 + i), 1, &[])]);
+            }
+            assert_eq!(run.probe.longest, 1);
+            assert_eq!(run.probe.verdict(), Some(false));
+        }
+
+        #[test]
+        fn only_blocks_opening_with_calls_to_one_account_and_long_enough_are_probed() {
+            let block = |to_contract: usize, len: usize| -> Vec<TxEnv> {
+                (0..len).map(|i| call(sender(i), if i < to_contract { CONTRACT } else { sender(500 + i) }, 0)).collect()
+            };
+            assert!(ChainProbe::wanted(&block(PROBE_CHAIN, 4 * PROBE_TXS)));
+            assert!(!ChainProbe::wanted(&block(PROBE_CHAIN - 1, 4 * PROBE_TXS)));
+            assert!(!ChainProbe::wanted(&block(PROBE_TXS, 4 * PROBE_TXS - 1)));
+        }
     }
 }

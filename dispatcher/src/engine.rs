@@ -45,13 +45,28 @@ pub struct SeedAccount {
     pub storage: Vec<(U256, U256)>,
 }
 
+/// The block's first transactions, executed and committed by the caller before the engine
+/// takes over (a [`ChainProbe`](crate::ChainProbe) that found no chain): the engine starts at
+/// transaction `txs`, with the block's gas and logs counted from there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prefix {
+    /// Transactions the caller executed: the engine starts with transaction `txs`.
+    pub txs: TxIndex,
+    /// Gas they used.
+    pub gas_used: u64,
+    /// Logs they emitted.
+    pub logs: usize,
+}
+
 /// One block for the engine.
 #[derive(Debug)]
 pub struct ParallelBlock<'a, D> {
     /// State at block start (before pre-block system calls).
     pub db: &'a D,
-    /// Changes made by pre-block system calls.
+    /// Changes made by pre-block system calls, and by the [`Prefix`]'s transactions.
     pub seed: Vec<SeedAccount>,
+    /// Transactions the caller already executed and committed (usually none).
+    pub prefix: Prefix,
     /// Block environment.
     pub block: BlockEnv,
     /// Chain configuration.
@@ -189,19 +204,23 @@ impl Engine {
     ) -> (Result<(), BlockError>, BlockStats) {
         let _one_block_at_a_time = self.running.lock();
         let n = block.txs.len();
+        let start = block.prefix.txs.min(n);
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
-        let plan = if n > 0 && self.config.worker_slots() > 0 {
-            let plan = static_dispatch(
-                (0..n).map(|tx| block.txs.summary(tx)),
+        let plan = if n > start && self.config.worker_slots() > 0 {
+            let mut plan = static_dispatch(
+                (start..n).map(|tx| block.txs.summary(tx)),
                 self.config.worker_slots(),
                 block.block.beneficiary,
             );
+            if start > 0 {
+                plan.iter_mut().flatten().for_each(|tx| *tx += start);
+            }
             // Every transaction that went to no slot is from or to the beneficiary. Judged
             // before the base state is built: a pool's payout block costs the caller only the
             // dispatch pass here.
-            let beneficiary_txs = n - plan.iter().map(Vec::len).sum::<usize>();
-            if chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n) {
-                stats.sequential_from = Some(0);
+            let beneficiary_txs = n - start - plan.iter().map(Vec::len).sum::<usize>();
+            if chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n - start) {
+                stats.sequential_from = Some(start);
                 return (Ok(()), stats);
             }
             plan
@@ -216,18 +235,19 @@ impl Engine {
                 return (Err(BlockError::Database { tx: 0, error }), stats);
             }
         }
-        if n == 0 {
+        if n == start {
             return (Ok(()), stats);
         }
         if self.config.worker_slots() == 0 {
             // One slot: the merger's thread alone, nothing to run beside it (see `slots`).
-            stats.sequential_from = Some(0);
+            stats.sequential_from = Some(start);
             return (Ok(()), stats);
         }
         let job = BlockJob {
             base,
             unconfirmed: Unconfirmed::new(n),
-            merged: CachePadded::new(AtomicUsize::new(0)),
+            // The prefix is merged: slots read it from the base state, where the seed put it.
+            merged: CachePadded::new(AtomicUsize::new(start)),
             scheduler: Scheduler::with_plan(TaskTable::new(n), &plan, self.config.steal, self.config.shadows),
             txs: block.txs,
             block: block.block,
@@ -247,10 +267,11 @@ impl Engine {
             let ctx = job.ctx();
             let mut driver = TurnRedo::new(&job, &ctx);
             let input = job.merge_input(self.validation_pool.as_ref(), self.config.stall_timeout);
-            let mut rule = ChainRule::new(self.config.chain_rule);
+            let mut rule = ChainRule::starting_at(self.config.chain_rule, start);
             let stop = |merged, stats: &MergeStats| rule.tripped(merged, stats.total_redos());
-            let outcome =
-                catch_unwind(AssertUnwindSafe(|| Merger::new().run(&input, &mut driver, &mut on_merged, stop)));
+            let prefix = block.prefix;
+            let merger = Merger::starting_at(start, prefix.gas_used, prefix.logs);
+            let outcome = catch_unwind(AssertUnwindSafe(|| merger.run(&input, &mut driver, &mut on_merged, stop)));
             // Whatever happened, release the workers, or the scope would never end.
             job.scheduler.finish();
             job.add_execution_time(driver.helper.stats().execution_time);

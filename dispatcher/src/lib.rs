@@ -17,8 +17,8 @@ mod metrics;
 pub mod scheduler;
 mod session;
 
-pub use chain_rule::WINDOW as CHAIN_RULE_WINDOW;
+pub use chain_rule::{ChainProbe, WINDOW as CHAIN_RULE_WINDOW};
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
-pub use engine::{BlockStats, Engine, Executed, ParallelBlock, SeedAccount};
+pub use engine::{BlockStats, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};
 pub use session::{MAX_AHEAD as SESSION_MAX_AHEAD, Owner, Session};

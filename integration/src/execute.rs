@@ -25,8 +25,8 @@ use alloy_evm::{
 };
 use std::sync::Arc;
 
-use parevm_dispatcher::{BlockStats, Engine, Executed, ParallelBlock, SeedAccount};
-use parevm_statedb::{BlockDb, BlockTxs};
+use parevm_dispatcher::{BlockStats, ChainProbe, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
+use parevm_statedb::{BlockDb, BlockTxs, TxSource};
 use revm::{
     context::result::ResultAndState,
     database::{BundleState, State, states::bundle_state::BundleRetention},
@@ -124,10 +124,43 @@ impl Executor {
                             executor.execute_transaction(tx)?;
                         }
                     }
-                    Some(engine) => {
+                    Some(engine) => 'engine: {
+                        // A block that opens with calls to one contract is probed first: the
+                        // executor runs its first transactions as it would anyway, and a chain
+                        // never reaches the engine (`ChainProbe`).
+                        let mut prefix = Prefix::default();
+                        if engine.config().chain_rule.is_some() && ChainProbe::wanted(block) {
+                            let mut probe = ChainProbe::new(env.block_env.beneficiary);
+                            while probe.verdict().is_none() {
+                                let tx = probe.observed();
+                                let result = executor.execute_transaction_without_commit(&block.txs[tx])?;
+                                let cache = &executor.evm().db().cache.accounts;
+                                probe.observe(&block.tx_env(tx), &result.result.state, |address| {
+                                    cache.get(address).and_then(|account| account.account.as_ref()).map(|a| &a.info)
+                                });
+                                executor.commit_transaction(result);
+                            }
+                            prefix = Prefix {
+                                txs: probe.observed(),
+                                gas_used: executor.receipts().last().map_or(0, |r| r.cumulative_gas_used()),
+                                logs: executor.receipts().iter().map(|r| r.logs().len()).sum(),
+                            };
+                            if probe.verdict() == Some(true) {
+                                for tx in &block.txs[prefix.txs..] {
+                                    executor.execute_transaction(tx)?;
+                                }
+                                stats = Some(BlockStats {
+                                    txs: block.txs.len(),
+                                    sequential_from: Some(0),
+                                    ..BlockStats::default()
+                                });
+                                break 'engine;
+                            }
+                        }
                         let input = ParallelBlock {
                             db,
                             seed: seed_from_state(executor.evm().db()),
+                            prefix,
                             block: env.block_env,
                             cfg: env.cfg_env,
                             txs: BlockTxs::from_source(block),

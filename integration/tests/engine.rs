@@ -208,6 +208,7 @@ fn one_slot_is_the_sequential_executor() {
     let input = ParallelBlock {
         db: &synthetic.db,
         seed: Vec::new(),
+        prefix: parevm_dispatcher::Prefix::default(),
         block: revm::context::BlockEnv::default(),
         cfg: revm::context::CfgEnv::default(),
         txs: BlockTxs::from_source(&block),
@@ -254,19 +255,21 @@ fn the_small_block_rule_runs_small_blocks_sequentially_and_large_ones_on_the_eng
 
 /// Whether the chain rule trips is a matter of timing (it counts redos, and a slot that runs a
 /// chain alone, in order, needs none), so the hand-back itself is tested with a threshold of 0,
-/// which trips at the end of the first window whatever happened.
+/// which trips at the end of the first window whatever happened, on independent transfers (a
+/// chain of calls to one contract is judged by the probe before the engine starts; below).
 #[test]
 fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_result() {
-    let synthetic = chain_block(300, 300);
-    let block = synthetic.block();
+    let erc20 = parevm::workloads::Erc20Code::Minimal { reason: String::new() };
+    let synthetic = parevm::workloads::generate_txs(parevm::workloads::Workload::Transfers, 300, 7, &erc20);
+    let block = &synthetic.block;
     for slots in [2, 3, 8] {
         let engine =
             || Engine::new(EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(slots).unwrap() }).unwrap();
         for executor in [Executor::Parallel(engine()), Executor::DropIn(engine().into())] {
             let name = executor.name();
-            let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, &executor);
+            let diffs = common::differences(&synthetic.chain, block, &synthetic.db, &executor);
             assert!(diffs.is_empty(), "{name}: {diffs:?}");
-            let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
+            let stats = executor.execute(&synthetic.chain, block, &synthetic.db).unwrap().stats.unwrap();
             // The batch path stops right after the window. The drop-in merges while
             // transactions arrive, so when its merge reaches the window, more may have been
             // handed in (it finishes those first), or all of them (nothing is left to hand
@@ -278,6 +281,71 @@ fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_
             } else {
                 assert_eq!(stats.sequential_from, Some(CHAIN_RULE_WINDOW), "{name}");
             }
+        }
+    }
+}
+
+/// A block that opens with calls to one contract is probed: its first transactions run on the
+/// caller's executor, and a chain never reaches the engine.
+#[test]
+fn a_chain_of_calls_to_one_contract_is_judged_by_the_probe_and_never_reaches_the_engine() {
+    let synthetic = chain_block(300, 300);
+    let block = synthetic.block();
+    for slots in [2, 3, 8] {
+        let executor = common::parallel(slots);
+        let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
+        assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
+        let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
+        assert_eq!((stats.sequential_from, stats.executions), (Some(0), 0), "{}", executor.name());
+    }
+}
+
+/// ERC-20 transfers open with calls to one contract too, but between distinct holders: the
+/// probe lets them go after a few transactions, and the engine takes over from there, counting
+/// the probed transactions' gas against the block's limit.
+#[test]
+fn after_a_probe_that_finds_no_chain_the_engine_takes_over_with_the_same_result() {
+    let erc20 = parevm::workloads::Erc20Code::Minimal { reason: String::new() };
+    let mut synthetic = parevm::workloads::generate_txs(parevm::workloads::Workload::Erc20, 120, 3, &erc20);
+    let n = synthetic.block.txs.len();
+    for slots in [2, 3, 8] {
+        let executor = common::parallel(slots);
+        let diffs = common::differences(&synthetic.chain, &synthetic.block, &synthetic.db, executor);
+        assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
+        let stats = executor.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap().stats.unwrap();
+        assert_eq!(stats.sequential_from, None, "{}", executor.name());
+        // The probed transactions ran on the caller's executor, not the engine's.
+        assert!(stats.executions < n as u64, "{}: {} executions", executor.name(), stats.executions);
+    }
+    // A block gas limit that the 31st transaction exceeds, counting the probed ones' gas.
+    let sequential = Executor::Sequential.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap();
+    let tx_gas_limit = alloy_consensus::Transaction::gas_limit(synthetic.block.txs[30].inner());
+    let used = alloy_consensus::TxReceipt::cumulative_gas_used(&sequential.result.receipts[29]);
+    synthetic.block.header.gas_limit = used + tx_gas_limit - 1;
+    let expected = Executor::Sequential.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap_err();
+    assert!(expected.to_string().contains("gas"), "{expected}");
+    for executor in [2, 3, 8].map(common::parallel) {
+        let error = executor.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap_err();
+        assert_eq!(error.to_string(), expected.to_string(), "{}", executor.name());
+    }
+}
+
+/// An invalid transaction fails a probed block exactly as the sequential executor fails it,
+/// whether the probe (the caller's executor) or the engine meets it.
+#[test]
+fn an_invalid_transaction_fails_a_probed_block_like_sequential() {
+    let erc20 = parevm::workloads::Erc20Code::Minimal { reason: String::new() };
+    let synthetic = parevm::workloads::generate_txs(parevm::workloads::Workload::Erc20, 120, 3, &erc20);
+    let poor = Address::with_last_byte(0x99);
+    for at in [3, 40] {
+        let mut block = synthetic.block.clone();
+        // Signed by someone else, sent by an account with no money.
+        block.txs[at] = alloy_consensus::transaction::Recovered::new_unchecked(block.txs[at].inner().clone(), poor);
+        let expected = Executor::Sequential.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
+        assert!(expected.contains("lack of funds"), "{expected}");
+        for executor in [2, 3, 8].map(common::parallel) {
+            let error = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
+            assert_eq!(error, expected, "tx {at}, {}", executor.name());
         }
     }
 }

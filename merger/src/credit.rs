@@ -31,7 +31,7 @@ use revm::{
 use crate::{Mismatch, validate::current};
 
 /// The account `tx` only credits, if it is a candidate for rebasing (see the module docs).
-pub(crate) fn credited_recipient(tx: &TxEnv, beneficiary: Address) -> Option<Address> {
+pub fn credited_recipient(tx: &TxEnv, beneficiary: Address) -> Option<Address> {
     let TxKind::Call(to) = tx.kind else { return None };
     (to != tx.caller && to != beneficiary && !tx.value.is_zero() && tx.authorization_list.is_empty()).then_some(to)
 }

@@ -14,6 +14,7 @@ mod error;
 mod merge;
 mod validate;
 
+pub use credit::credited_recipient;
 pub use error::BlockError;
 pub use merge::{MAX_EXECUTIONS_AT_TURN, MergeDriver, MergeInput, MergeStats, MergedTx, Merger, RedoCause};
 pub use validate::{Mismatch, validate};

@@ -152,6 +152,13 @@ impl Merger {
         Self::default()
     }
 
+    /// A merger for a block whose transactions before `next` were executed and committed
+    /// elsewhere, using `cumulative_gas_used` gas and emitting `logs` logs: the block's gas limit
+    /// and log indices count them.
+    pub fn starting_at(next: TxIndex, cumulative_gas_used: u64, logs: usize) -> Self {
+        Self { next, cumulative_gas_used, logs, ..Self::default() }
+    }
+
     /// The next transaction to merge (= the number merged).
     pub fn next(&self) -> TxIndex {
         self.next
