@@ -268,7 +268,20 @@ impl Engine {
             let mut driver = TurnRedo::new(&job, &ctx);
             let input = job.merge_input(self.validation_pool.as_ref(), self.config.stall_timeout);
             let mut rule = ChainRule::starting_at(self.config.chain_rule, start);
-            let stop = |merged, stats: &MergeStats| rule.tripped(merged, stats.total_redos());
+            let workers = self.config.threads();
+            let mut released = false;
+            let stop = |merged, stats: &MergeStats| {
+                // Every worker asleep: each found nothing to take, and what is left of the block
+                // is merging, and redos, which the merger's thread runs at their turn. Let them
+                // leave now, so that their wake-up and exit overlap the rest of the merge rather
+                // than follow it (two wake-ups in a row at every block's end otherwise: the
+                // workers', then the scope's owner's).
+                if !released && job.scheduler.all_asleep(workers) {
+                    job.scheduler.finish();
+                    released = true;
+                }
+                rule.tripped(merged, stats.total_redos())
+            };
             let prefix = block.prefix;
             let merger = Merger::starting_at(start, prefix.gas_used, prefix.logs);
             let outcome = catch_unwind(AssertUnwindSafe(|| merger.run(&input, &mut driver, &mut on_merged, stop)));

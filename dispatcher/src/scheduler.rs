@@ -111,6 +111,16 @@ impl Scheduler {
         self.announce();
     }
 
+    /// Whether all `workers` of the block sleep in [`TaskSource::wait`]: each found nothing to
+    /// take, and nothing is pushed during a batch block but requeued redos, which the merger's
+    /// thread can take itself. Workers count themselves under the idle lock before they park and
+    /// uncount on the way out, so this errs only towards "no".
+    pub fn all_asleep(&self, workers: usize) -> bool {
+        // SeqCst: like every access to `sleepers` (see `announce`); a stale "no" only delays the
+        // release to the next merge.
+        self.sleepers.load(Ordering::SeqCst) >= workers
+    }
+
     /// Ends the block: every worker returns from its loop.
     pub fn finish(&self) {
         // SeqCst: a worker about to park must see it or be woken (see `announce`).
@@ -246,5 +256,35 @@ impl Drop for Uncount<'_> {
     fn drop(&mut self) {
         // Relaxed: an over-count only costs an announcer one needless wake-up.
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn workers_count_as_asleep_only_while_they_wait_and_finish_wakes_them() {
+        let scheduler = Scheduler::new(TaskTable::new(4), 1, true, true);
+        assert!(!scheduler.all_asleep(2), "nobody waits yet");
+        std::thread::scope(|scope| {
+            for role in [Role::Primary, Role::Shadow] {
+                let scheduler = &scheduler;
+                scope.spawn(move || {
+                    // As a worker's loop does: wait until the block ends.
+                    while !scheduler.is_done() {
+                        scheduler.wait(0, role, scheduler.epoch());
+                    }
+                });
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !scheduler.all_asleep(2) {
+                assert!(Instant::now() < deadline, "the workers never counted as asleep");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            scheduler.finish();
+        });
+        assert!(!scheduler.all_asleep(1), "every worker left its wait");
     }
 }
