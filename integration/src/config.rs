@@ -96,7 +96,12 @@ mod tests {
     use super::*;
 
     fn load_text(text: &str) -> Result<ParevmConfig, ConfigFileError> {
-        let path = std::env::temp_dir().join(format!("parevm-config-{}-{}.toml", std::process::id(), text.len()));
+        // One file per call: the tests run in parallel, and texts of the same length once shared
+        // a name (`slots = 0` and `slotz = 4`), so one test removed the other's file.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        // Relaxed: only uniqueness matters.
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("parevm-config-{}-{call}.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
         let result = ParevmConfig::load(&path);
         std::fs::remove_file(&path).unwrap();
