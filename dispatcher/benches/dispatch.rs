@@ -43,7 +43,12 @@ fn bench(c: &mut Criterion) {
         for slots in [2, 8] {
             group.bench_with_input(BenchmarkId::new(format!("{n}txs"), format!("{slots}slots")), &block, |b, block| {
                 b.iter(|| {
-                    black_box(static_dispatch(black_box(block).iter().map(TxSummary::from), slots, Default::default()))
+                    black_box(static_dispatch(
+                        black_box(block).iter().map(TxSummary::from),
+                        0,
+                        slots,
+                        Default::default(),
+                    ))
                 })
             });
         }

@@ -151,9 +151,6 @@ pub struct ChainProbe {
 }
 
 impl ChainProbe {
-    /// The most transactions a probe observes ([`PROBE_TXS`]).
-    pub const TXS: usize = PROBE_TXS;
-
     /// Whether a block is worth probing before starting the engine (see [`ChainProbe`]): at least
     /// [`PROBE_CHAIN`] of its first [`PROBE_TXS`] transactions call one account, and the block is
     /// large enough for the engine to have most of it after the probe. Costs a look at the first
@@ -186,7 +183,8 @@ impl ChainProbe {
         // Credited only, and rebased by the engine, under the conditions `credit.rs` checks.
         let credited = credited_recipient(tx, self.beneficiary)
             .filter(|to| codeless(before(to)) && codeless(state.get(to).map(|account| &account.info)));
-        let accounts = || state.iter().filter(|(address, _)| **address != self.beneficiary);
+        let beneficiary = self.beneficiary;
+        let accounts = || state.iter().filter(move |(address, _)| **address != beneficiary);
         let depends_on = accounts()
             .flat_map(|(address, account)| {
                 (Some(*address) != credited)
@@ -198,7 +196,6 @@ impl ChainProbe {
             .max()
             .unwrap_or(0);
         let length = depends_on + 1;
-        let mut writes = Vec::new();
         for (address, account) in accounts() {
             let changed = match classify_write(account) {
                 AccountWrite::None => false,
@@ -206,14 +203,11 @@ impl ChainProbe {
                 AccountWrite::Created | AccountWrite::Destroyed => true,
             };
             if changed {
-                writes.push(Key::Account(*address));
+                self.written.insert(Key::Account(*address), length);
             }
-            writes.extend(
-                account.storage.iter().filter(|(_, slot)| slot.is_changed()).map(|(s, _)| Key::Slot(*address, *s)),
-            );
-        }
-        for key in writes {
-            self.written.insert(key, length);
+            for (slot, _) in account.storage.iter().filter(|(_, value)| value.is_changed()) {
+                self.written.insert(Key::Slot(*address, *slot), length);
+            }
         }
         self.longest = self.longest.max(length);
         self.observed += 1;

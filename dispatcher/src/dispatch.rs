@@ -91,23 +91,26 @@ pub(crate) fn is_beneficiary_tx(beneficiary: Address, from: Address, to: Option<
 }
 
 /// For each slot, the transactions it starts with, in block order (those that go to no slot are
-/// in none of the lists).
+/// in none of the lists). `txs` are the block's transactions from index `first` on (the caller
+/// merged those before it: see `ParallelBlock::prefix`).
 pub fn static_dispatch(
     txs: impl ExactSizeIterator<Item = TxSummary>,
+    first: usize,
     slots: usize,
     beneficiary: Address,
 ) -> Vec<Vec<usize>> {
+    let txs = txs.enumerate().map(|(i, tx)| (first + i, tx));
     if slots <= 1 {
         // One queue: affinity has nothing to choose between (two map inserts per transaction
         // saved on every block at the default slot count of a 2-core machine).
         let to_a_slot = |(_, tx): &(usize, TxSummary)| !is_beneficiary_tx(beneficiary, tx.sender, tx.recipient);
-        return vec![txs.enumerate().filter(to_a_slot).map(|(index, _)| index).collect()];
+        return vec![txs.filter(to_a_slot).map(|(index, _)| index).collect()];
     }
     let mut dispatcher = Dispatcher::new(slots, beneficiary);
     // A sender and a recipient per transaction: sized once rather than rehashed as it grows.
     dispatcher.affinity.reserve(2 * txs.len());
     let mut queues = vec![Vec::new(); slots.max(1)];
-    for (index, tx) in txs.enumerate() {
+    for (index, tx) in txs {
         if let Some(slot) = dispatcher.assign(tx) {
             queues[slot].push(index);
         }
@@ -129,7 +132,7 @@ mod tests {
     }
 
     fn dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
-        static_dispatch(txs.iter().map(TxSummary::from), slots, beneficiary)
+        static_dispatch(txs.iter().map(TxSummary::from), 0, slots, beneficiary)
     }
 
     #[test]
@@ -206,5 +209,14 @@ mod tests {
         let txs: Vec<_> =
             (0..5u8).map(|i| tx(Address::with_last_byte(i), Address::with_last_byte(i), 21_000)).collect();
         assert_eq!(dispatch(&txs, 1, NOBODY), vec![vec![0, 1, 2, 3, 4]]);
+    }
+
+    #[test]
+    fn transactions_after_a_prefix_keep_their_block_indices() {
+        let txs: Vec<_> =
+            (0..4u8).map(|i| tx(Address::with_last_byte(i), Address::with_last_byte(i), 21_000)).collect();
+        let summaries = || txs.iter().map(TxSummary::from);
+        assert_eq!(static_dispatch(summaries(), 10, 1, NOBODY), vec![vec![10, 11, 12, 13]]);
+        assert_eq!(static_dispatch(summaries(), 10, 2, NOBODY), vec![vec![10, 12], vec![11, 13]]);
     }
 }

@@ -207,14 +207,12 @@ impl Engine {
         let start = block.prefix.txs.min(n);
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
         let plan = if n > start && self.config.worker_slots() > 0 {
-            let mut plan = static_dispatch(
+            let plan = static_dispatch(
                 (start..n).map(|tx| block.txs.summary(tx)),
+                start,
                 self.config.worker_slots(),
                 block.block.beneficiary,
             );
-            if start > 0 {
-                plan.iter_mut().flatten().for_each(|tx| *tx += start);
-            }
             // Every transaction that went to no slot is from or to the beneficiary. Judged
             // before the base state is built: a pool's payout block costs the caller only the
             // dispatch pass here.
