@@ -28,6 +28,12 @@ pub struct EngineConfig {
     /// outweighs what it can gain on them. The engine itself ignores it; callers that have a
     /// sequential executor at hand (`parevm::Executor`, a block executor) apply it. 0: never.
     pub sequential_below_txs: usize,
+    /// The cheap-block rule (`cheap_rule.rs`): a block whose transactions' mean gas limit, each
+    /// counted up to 100,000, is under this is handed to the caller's sequential executor before
+    /// the engine starts (a session: once a chain-rule window of transactions is in). Mostly
+    /// plain transfers: the engine's bookkeeping per transaction costs about what executing one
+    /// does, and leaves it nothing to gain. Default 40,000 gas. 0: never.
+    pub sequential_below_gas: u64,
     /// The chain rule (`chain_rule.rs`): once the block so far needed this many redos per
     /// [`CHAIN_RULE_WINDOW`](crate::CHAIN_RULE_WINDOW) merged transactions (judged at the end
     /// of each window), stop speculating and hand the rest of the block back to the caller's
@@ -44,6 +50,7 @@ impl Default for EngineConfig {
             steal: true,
             stall_timeout: Duration::from_secs(60),
             sequential_below_txs: 0,
+            sequential_below_gas: crate::cheap_rule::DEFAULT_SEQUENTIAL_BELOW_GAS,
             chain_rule: Some(crate::chain_rule::DEFAULT_REDOS),
         }
     }

@@ -24,6 +24,7 @@ use revm::{
 use crate::{
     EngineConfig,
     chain_rule::{self, ChainRule},
+    cheap_rule::CappedGas,
     config::ConfigError,
     dispatch::static_dispatch,
     job::{BlockJob, TurnRedo},
@@ -93,8 +94,9 @@ pub struct BlockStats {
     pub execution_time: std::time::Duration,
     /// Merge-side counters: redos by cause, merge wait, most executions of one transaction.
     pub merge: MergeStats,
-    /// Set when the chain rule handed the block back after this many transactions: the caller
-    /// executes the rest sequentially (see [`Engine::execute`]).
+    /// Set when a rule (the chain rule, the cheap-block rule, a payout block's) handed the block
+    /// back after this many transactions: the caller executes the rest sequentially (see
+    /// [`Engine::execute`]).
     pub sequential_from: Option<TxIndex>,
 }
 
@@ -116,8 +118,9 @@ impl BlockStats {
 pub enum Executed {
     /// Every transaction was merged.
     Complete(BlockStats),
-    /// The chain rule stopped the engine after merging transactions `0..from`; the caller
-    /// executes `from..` sequentially.
+    /// A rule stopped the engine after merging transactions `0..from` (or before starting it:
+    /// `from` is then the first transaction it was given); the caller executes `from..`
+    /// sequentially.
     HandedBack {
         /// The first transaction the caller must execute.
         from: TxIndex,
@@ -178,8 +181,10 @@ impl Engine {
     /// sequential executor would have hit first (after `on_merged` has seen exactly the
     /// transactions before the failing one, as a sequential executor would have committed them).
     ///
-    /// With the chain rule on (`EngineConfig::chain_rule`), the engine may stop early, when the
-    /// block turns out to be a chain of dependent transactions: then the outcome is
+    /// The engine may leave a block to the caller: before starting, when the block is mostly
+    /// plain transfers (`EngineConfig::sequential_below_gas`) or a pool's payout, and with the
+    /// chain rule on (`EngineConfig::chain_rule`), early, when the block turns out to be a chain
+    /// of dependent transactions. Then the outcome is
     /// [`Executed::HandedBack`], `on_merged` has seen transactions `0..from`, and the caller must
     /// execute the rest, `from..`, itself, in order. The outcome is an enum so that no caller can
     /// take a partial block for a whole one by accident.
@@ -206,6 +211,15 @@ impl Engine {
         let n = block.txs.len();
         let start = block.prefix.txs.min(n);
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
+        // Mostly plain transfers: nothing to gain (`cheap_rule.rs`). Judged on the transactions'
+        // gas limits alone, before anything is set up.
+        if self.config.worker_slots() > 0
+            && CappedGas::of((start..n).map(|tx| block.txs.summary(tx).gas_limit))
+                .is_cheap(self.config.sequential_below_gas)
+        {
+            stats.sequential_from = Some(start);
+            return (Ok(()), stats);
+        }
         let plan = if n > start && self.config.worker_slots() > 0 {
             let plan = static_dispatch(
                 (start..n).map(|tx| block.txs.summary(tx)),

@@ -9,6 +9,7 @@
 //! `statedb/src/unconfirmed.rs` → `merger/src/merge.rs`.
 
 mod chain_rule;
+mod cheap_rule;
 pub mod config;
 pub mod dispatch;
 mod engine;
@@ -18,6 +19,7 @@ pub mod scheduler;
 mod session;
 
 pub use chain_rule::{ChainProbe, WINDOW as CHAIN_RULE_WINDOW};
+pub use cheap_rule::DEFAULT_SEQUENTIAL_BELOW_GAS;
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
 pub use engine::{BlockStats, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};

@@ -14,7 +14,8 @@ pub(crate) fn record_block(stats: &BlockStats) {
     metrics::counter!("parevm_executions_total").increment(stats.executions);
     metrics::counter!("parevm_steals_total").increment(stats.steals);
     metrics::counter!("parevm_shadow_takeovers_total").increment(stats.shadow_takeovers);
-    metrics::counter!("parevm_chain_rule_trips_total").increment(u64::from(stats.sequential_from.is_some()));
+    // Blocks (or their rests) left to the sequential executor by any rule: chain, cheap, payout.
+    metrics::counter!("parevm_handed_back_blocks_total").increment(u64::from(stats.sequential_from.is_some()));
     for cause in RedoCause::ALL {
         metrics::counter!("parevm_redos_total", "cause" => cause.label()).increment(stats.redos(cause));
     }

@@ -41,6 +41,7 @@ use revm::{
 use crate::{
     BlockStats, Engine,
     chain_rule::{self, ChainRule},
+    cheap_rule::CappedGas,
     dispatch::Dispatcher,
     job::BlockJob,
     metrics,
@@ -83,8 +84,10 @@ pub struct Session<'e> {
     dispatcher: Dispatcher,
     merger: Merger,
     rule: ChainRule,
-    /// The chain rule tripped.
-    chain: bool,
+    /// The transactions' gas limits so far, for the cheap-block rule.
+    gas: CappedGas,
+    /// The chain rule, or the cheap-block rule, tripped.
+    hand_back: bool,
     started: bool,
 }
 
@@ -132,7 +135,8 @@ impl Engine {
             dispatcher,
             merger: Merger::new(),
             rule: ChainRule::new(self.config.chain_rule),
-            chain: false,
+            gas: CappedGas::default(),
+            hand_back: false,
             started: false,
         };
         // The merger credits deferred fees to the beneficiary on its own thread, where it
@@ -143,10 +147,10 @@ impl Engine {
 }
 
 impl Session<'_> {
-    /// Whether the chain rule tripped: the block is a chain of dependent transactions, and the
-    /// caller should [`Session::finish`] it and execute the rest sequentially.
+    /// Whether a rule tripped (the block is a chain of dependent transactions, or too cheap to
+    /// gain on): the caller should [`Session::finish`] it and execute the rest sequentially.
     pub fn wants_sequential(&self) -> bool {
-        self.chain
+        self.hand_back
     }
 
     /// Whether the session holds as many transactions as it was started for.
@@ -162,6 +166,7 @@ impl Session<'_> {
             let message = format!("more transactions than the {} the session was started for", self.job.txs.len());
             return Err(BlockError::Internal { tx: self.job.txs.len(), message });
         }
+        let gas_limit = tx.gas_limit;
         self.preload(owner, tx.caller);
         if let Some(to) = tx.kind.to() {
             self.preload(owner, *to);
@@ -172,12 +177,16 @@ impl Session<'_> {
             self.job.scheduler.push(index, slot);
         }
         let serial = self.dispatcher.beneficiary_txs();
-        self.chain |= chain_rule::mostly_beneficiary_txs(self.engine.config.chain_rule, serial, index + 1);
+        self.hand_back |= chain_rule::mostly_beneficiary_txs(self.engine.config.chain_rule, serial, index + 1);
+        // The cheap-block rule, judged once a window is in: a session does not see the block
+        // ahead, and a few transactions say little.
+        self.gas.add(gas_limit);
+        self.hand_back |= index + 1 >= chain_rule::WINDOW && self.gas.is_cheap(self.engine.config.sequential_below_gas);
         if !self.started {
             self.start_workers();
         }
         self.merge_ready(owner)?;
-        while must_wait(self.chain, self.merger.stats().total_redos(), self.job.txs.len() - self.merger.next()) {
+        while must_wait(self.hand_back, self.merger.stats().total_redos(), self.job.txs.len() - self.merger.next()) {
             self.merge_next(owner)?;
         }
         Ok(())
@@ -227,7 +236,7 @@ impl Session<'_> {
         let mut driver = OwnerDriver { job: &self.job, requests: &self.requests, owner: &mut *owner };
         let merged = self.merger.merge_next(&input, &mut driver)?;
         owner.commit(merged);
-        self.chain |= self.rule.tripped(self.merger.next(), self.merger.stats().total_redos());
+        self.hand_back |= self.rule.tripped(self.merger.next(), self.merger.stats().total_redos());
         Ok(())
     }
 
@@ -241,7 +250,8 @@ impl Session<'_> {
             merge: MergeStats::clone(self.merger.stats()),
             execution_time: std::time::Duration::ZERO,
             // Handed back only if the caller had more to come.
-            sequential_from: (self.chain && self.merger.next() < self.job.txs.capacity()).then_some(self.merger.next()),
+            sequential_from: (self.hand_back && self.merger.next() < self.job.txs.capacity())
+                .then_some(self.merger.next()),
         }
     }
 

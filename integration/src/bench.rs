@@ -90,6 +90,10 @@ pub struct BenchArgs {
     /// the sequential executor), to measure the rule's effect.
     #[arg(long)]
     pub no_chain_rule: bool,
+    /// Disable the cheap-block rule (a block of mostly plain transfers, by its transactions' gas
+    /// limits, is handed to the sequential executor), to measure the rule's effect.
+    #[arg(long)]
+    pub no_cheap_rule: bool,
     /// Also write the per-block results and the summary to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -171,7 +175,7 @@ pub struct ParallelResult {
     pub redos: u64,
     /// Executions (first runs and redos) in the verification run.
     pub executions: u64,
-    /// Where the chain rule handed the block to the sequential executor in the verification
+    /// Where a rule (chain, cheap block) handed the block to the sequential executor in the verification
     /// run, if it did.
     pub sequential_from: Option<usize>,
     /// Heap allocations of one run (see [`crate::alloc_count`]); `None` if not counted.
@@ -672,7 +676,8 @@ pub fn render_table(report: &BenchReport) -> String {
         );
     }
     if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
-        out += "s (after redo/tx): the chain rule handed the rest of the block to the sequential executor\n";
+        out +=
+            "s (after redo/tx): a rule (chain, cheap block) handed the rest of the block to the sequential executor\n";
     }
     if summary.parallel.iter().any(|c| c.slots == 1) {
         out += "parallel(1): one slot is the merger's thread alone; every block runs on the sequential executor\n";
@@ -777,6 +782,7 @@ pub fn configs_from_args(args: &BenchArgs) -> Vec<EngineConfig> {
             steal: !args.no_steal,
             sequential_below_txs: args.sequential_below,
             chain_rule: if args.no_chain_rule { None } else { EngineConfig::default().chain_rule },
+            sequential_below_gas: if args.no_cheap_rule { 0 } else { EngineConfig::default().sequential_below_gas },
             ..EngineConfig::default()
         })
         .collect()
@@ -845,7 +851,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let drop_in = if args.drop_in { ", drop-in" } else { "" };
     let names: Vec<String> = configs.iter().map(|c| format!("parallel({}{drop_in})", c.slots)).collect();
     println!(
-        "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}, chain rule {}); \
+        "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}, chain rule {}, cheap rule {}); \
          {} warm-up + {} timed run(s) each, median; {} core(s)",
         cases.len(),
         if skipped > 0 { format!(" ({skipped} with fewer than {} txs skipped)", args.min_txs) } else { String::new() },
@@ -853,6 +859,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         if args.no_shadow { "off" } else { "on" },
         if args.no_steal { "off" } else { "on" },
         if args.no_chain_rule { "off" } else { "on" },
+        if args.no_cheap_rule { "off" } else { "on" },
         args.warmup,
         args.runs,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -1014,13 +1021,13 @@ mod tests {
     }
 
     #[test]
-    fn a_block_handed_back_by_the_chain_rule_is_marked_and_explained() {
+    fn a_block_handed_back_by_a_rule_is_marked_and_explained() {
         let mut blocks = vec![block(1, 10, 4.0, 1.0), block(2, 100, 2.0, 2.5)];
         blocks[1].parallel[0].sequential_from = Some(32);
         let table = render_table(&report(blocks));
         let lines: Vec<&str> = table.lines().collect();
         assert!(!lines[2].ends_with(" s"), "{}", lines[2]);
         assert!(lines[3].ends_with(" s"), "{}", lines[3]);
-        assert!(lines.last().unwrap().starts_with("s (after redo/tx): the chain rule"), "{table}");
+        assert!(lines.last().unwrap().starts_with("s (after redo/tx): a rule (chain, cheap block) handed"), "{table}");
     }
 }

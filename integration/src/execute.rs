@@ -179,7 +179,7 @@ impl Executor {
                         let outcome = outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?;
                         let outcome = match outcome {
                             Executed::Complete(stats) => stats,
-                            // The chain rule handed the rest of the block back.
+                            // A rule handed the rest of the block back.
                             Executed::HandedBack { from, stats } => {
                                 for tx in &block.txs[from..] {
                                     executor.execute_transaction(tx)?;

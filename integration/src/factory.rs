@@ -402,7 +402,8 @@ where
         let Parallel { session, txs, exact_errors } = &mut **parallel;
         let mut owner = EthOwner { eth: &mut self.eth, txs, exact_errors };
         match session.push(&mut owner, env) {
-            // The chain rule tripped: merge what was handed in, and run the rest sequentially.
+            // A rule tripped (chain, cheap block, payout): merge what was handed in, and run the rest
+            // sequentially.
             Ok(()) if session.wants_sequential() => self.flush().map(|()| GasOutput::default()),
             Ok(()) => Ok(GasOutput::default()),
             Err(error) => {

@@ -54,7 +54,7 @@ fn mixed_block(n: usize, senders: usize) -> SyntheticBlock {
 }
 
 fn factory(slots: usize) -> Factory {
-    let engine = Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap();
+    let engine = Engine::new(common::config(slots)).unwrap();
     Factory::new(AlloyReceiptBuilder::default(), ChainSpec::from_genesis("Cancun").unwrap(), Arc::new(engine))
 }
 

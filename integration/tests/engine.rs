@@ -44,9 +44,7 @@ fn chain_block(n: usize, senders: usize) -> SyntheticBlock {
 /// An engine without the chain rule, which would otherwise hand most of a chain back to the
 /// sequential executor before the engine's own handling of it is exercised.
 fn without_chain_rule(slots: usize) -> Executor {
-    Executor::Parallel(
-        Engine::new(EngineConfig { chain_rule: None, ..EngineConfig::with_slots(slots).unwrap() }).unwrap(),
-    )
+    Executor::Parallel(Engine::new(EngineConfig { chain_rule: None, ..common::config(slots) }).unwrap())
 }
 
 #[test]
@@ -263,8 +261,7 @@ fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_
     let synthetic = parevm::workloads::generate_txs(parevm::workloads::Workload::Transfers, 300, 7, &erc20);
     let block = &synthetic.block;
     for slots in [2, 3, 8] {
-        let engine =
-            || Engine::new(EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(slots).unwrap() }).unwrap();
+        let engine = || Engine::new(EngineConfig { chain_rule: Some(0), ..common::config(slots) }).unwrap();
         for executor in [Executor::Parallel(engine()), Executor::DropIn(engine().into())] {
             let name = executor.name();
             let diffs = common::differences(&synthetic.chain, block, &synthetic.db, &executor);
@@ -388,7 +385,7 @@ fn a_payout_block_is_handed_to_the_sequential_executor_up_front() {
     }
     let input = block.block();
     for slots in [2, 3] {
-        let engine = Executor::Parallel(Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap());
+        let engine = Executor::Parallel(Engine::new(common::config(slots)).unwrap());
         let drop_in = common::own_drop_in(slots);
         for executor in [&engine, &drop_in] {
             let name = executor.name();
@@ -400,6 +397,38 @@ fn a_payout_block_is_handed_to_the_sequential_executor_up_front() {
             let expected = if name.contains("drop-in") { CHAIN_RULE_WINDOW } else { 0 };
             assert_eq!(stats.sequential_from, Some(expected), "{name}");
         }
+    }
+}
+
+/// The cheap-block rule: a block of plain transfers (gas limit 21,000 each) goes to the
+/// sequential executor before the engine starts (the drop-in: once a window is in), with the
+/// sequential result; with the rule off the engine runs it; and a block of token transfers (gas
+/// limit 100,000) is not cheap.
+#[test]
+fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
+    let erc20 = parevm::workloads::Erc20Code::Minimal { reason: String::new() };
+    let generate = |workload| parevm::workloads::generate_txs(workload, 200, 11, &erc20);
+    let (transfers, tokens) =
+        (generate(parevm::workloads::Workload::Transfers), generate(parevm::workloads::Workload::Erc20));
+    for slots in [2, 3] {
+        let config = EngineConfig::with_slots(slots).unwrap();
+        assert_eq!(config.sequential_below_gas, parevm_dispatcher::DEFAULT_SEQUENTIAL_BELOW_GAS, "on by default");
+        let engine = Executor::Parallel(Engine::new(config.clone()).unwrap());
+        let drop_in = Executor::DropIn(Engine::new(config).unwrap().into());
+        for executor in [&engine, &drop_in] {
+            let name = executor.name();
+            let diffs = common::differences(&transfers.chain, &transfers.block, &transfers.db, executor);
+            assert!(diffs.is_empty(), "{name}: {diffs:?}");
+            let stats = executor.execute(&transfers.chain, &transfers.block, &transfers.db).unwrap().stats.unwrap();
+            let expected = if name.contains("drop-in") { CHAIN_RULE_WINDOW } else { 0 };
+            assert_eq!(stats.sequential_from, Some(expected), "{name}");
+
+            let stats = executor.execute(&tokens.chain, &tokens.block, &tokens.db).unwrap().stats.unwrap();
+            assert!(stats.executions > 0 && stats.sequential_from.is_none(), "{name}: {stats:?}");
+        }
+        let ruleless = Executor::Parallel(Engine::new(common::config(slots)).unwrap());
+        let stats = ruleless.execute(&transfers.chain, &transfers.block, &transfers.db).unwrap().stats.unwrap();
+        assert!(stats.executions >= 200 && stats.sequential_from.is_none(), "rule off: {stats:?}");
     }
 }
 

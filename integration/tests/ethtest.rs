@@ -1,6 +1,8 @@
 //! The consensus suite (BlockchainTests, Cancun) through `parevm::ethtest`: the whole suite with
 //! both executors, loader errors, and tampered tests that must be caught.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use alloy_primitives::U256;
@@ -31,7 +33,7 @@ fn describe_failures(summary: &Summary) -> String {
 }
 
 fn parallel() -> Executor {
-    let config = parevm_dispatcher::EngineConfig::with_slots(4).unwrap();
+    let config = common::config(4);
     Executor::Parallel(parevm_dispatcher::Engine::new(config).unwrap())
 }
 
@@ -62,7 +64,7 @@ fn whole_suite_parallel_4_slots() {
 #[test]
 fn whole_suite_drop_in_1_2_8_slots() {
     for slots in [2, 3, 8] {
-        let config = parevm_dispatcher::EngineConfig::with_slots(slots).unwrap();
+        let config = common::config(slots);
         let executor = Executor::DropIn(parevm_dispatcher::Engine::new(config).unwrap().into());
         let summary = run_paths(&[suite()], &executor).expect("suite loads");
         assert_eq!(summary.failed, 0, "{slots} slots: {}\n{}", summary.line(), describe_failures(&summary));

@@ -13,12 +13,18 @@ pub fn mainnet_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/mainnet"))
 }
 
+/// The engine configuration of the equivalence tests: the default at `slots` slots, except that
+/// the cheap-block rule is off. Their blocks are often plain transfers, which the rule hands to
+/// the sequential executor, and these tests are there to compare the engine with it.
+pub fn config(slots: usize) -> EngineConfig {
+    EngineConfig { sequential_below_gas: 0, ..EngineConfig::with_slots(slots).unwrap() }
+}
+
 /// A parallel executor with `slots` slots (1..=8), shared by all tests of the binary.
 pub fn parallel(slots: usize) -> &'static Executor {
     static ENGINES: OnceLock<Vec<Executor>> = OnceLock::new();
-    let engines = ENGINES.get_or_init(|| {
-        (1..=8).map(|n| Executor::Parallel(Engine::new(EngineConfig::with_slots(n).unwrap()).unwrap())).collect()
-    });
+    let engines =
+        ENGINES.get_or_init(|| (1..=8).map(|n| Executor::Parallel(Engine::new(config(n)).unwrap())).collect());
     &engines[slots - 1]
 }
 
@@ -26,9 +32,8 @@ pub fn parallel(slots: usize) -> &'static Executor {
 /// (1..=8), shared by all tests of the binary.
 pub fn drop_in(slots: usize) -> &'static Executor {
     static ENGINES: OnceLock<Vec<Executor>> = OnceLock::new();
-    let engines = ENGINES.get_or_init(|| {
-        (1..=8).map(|n| Executor::DropIn(Engine::new(EngineConfig::with_slots(n).unwrap()).unwrap().into())).collect()
-    });
+    let engines =
+        ENGINES.get_or_init(|| (1..=8).map(|n| Executor::DropIn(Engine::new(config(n)).unwrap().into())).collect());
     &engines[slots - 1]
 }
 
@@ -36,7 +41,7 @@ pub fn drop_in(slots: usize) -> &'static Executor {
 /// test holds their engine (that is the drop-in's rule); a test that checks the engine's counters
 /// needs an engine nobody else uses.
 pub fn own_drop_in(slots: usize) -> Executor {
-    Executor::DropIn(Engine::new(EngineConfig::with_slots(slots).unwrap()).unwrap().into())
+    Executor::DropIn(Engine::new(config(slots)).unwrap().into())
 }
 
 /// Every engine configuration the equivalence tests run: the engine's own entry point at 2, 3, 4
