@@ -234,9 +234,15 @@ pub struct ConfigSummary {
     pub redo_rate: f64,
     /// Heap allocations per transaction, over all blocks; `None` if not counted.
     pub allocations_per_tx: Option<f64>,
-    /// Mean time of one execution on the engine's EVMs in the timed runs, in microseconds;
-    /// `None` if not measured (drop-in).
+    /// Mean time of one execution on the engine's EVMs in the timed runs, in microseconds, over
+    /// the blocks this configuration ran on the engine to the end; `None` if not measured
+    /// (drop-in) or there are none.
     pub execution_us: Option<f64>,
+    /// The sequential executor's mean time per transaction over the same blocks, from the
+    /// limit's pass (each transaction timed alone, commit excluded), to set `execution_us`
+    /// against: over all blocks, the cheap transactions of the blocks the rules hand back would
+    /// weigh on one side only.
+    pub sequential_execution_us: Option<f64>,
 }
 
 /// Totals over all blocks.
@@ -256,9 +262,6 @@ pub struct BenchSummary {
     pub geomean_skipped_empty: usize,
     /// Heap allocations per transaction of the sequential executor; `None` if not counted.
     pub sequential_allocations_per_tx: Option<f64>,
-    /// Mean execution time of one transaction in the sequential executor, in microseconds, from
-    /// the limit's pass (each transaction timed alone, commit excluded).
-    pub sequential_execution_us: f64,
     /// One entry per parallel configuration, in [`BenchReport::configs`] order.
     pub parallel: Vec<ConfigSummary>,
 }
@@ -558,8 +561,16 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
             let limits: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].limit).collect();
             let redos: u64 = blocks.iter().map(|b| b.parallel[j].redos).sum();
             let allocations: Option<u64> = blocks.iter().map(|b| b.parallel[j].allocations).sum();
-            let executing_ms: f64 = blocks.iter().map(|b| b.parallel[j].timed_execution_ms).sum();
-            let executions: u64 = blocks.iter().map(|b| b.parallel[j].timed_executions).sum();
+            // Executions against sequential transactions, over the same blocks: those this
+            // configuration ran on the engine to the end.
+            let engine_run: Vec<&BlockBench> = blocks
+                .iter()
+                .filter(|b| b.parallel[j].sequential_from.is_none() && b.parallel[j].timed_executions > 0)
+                .collect();
+            let executing_ms: f64 = engine_run.iter().map(|b| b.parallel[j].timed_execution_ms).sum();
+            let executions: u64 = engine_run.iter().map(|b| b.parallel[j].timed_executions).sum();
+            let engine_txs: usize = engine_run.iter().map(|b| b.txs).sum();
+            let sequential_ms: f64 = engine_run.iter().map(|b| b.limit.total_ms).sum();
             ConfigSummary {
                 slots: blocks[0].parallel[j].slots,
                 total_ms,
@@ -569,6 +580,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
                 redo_rate: if txs == 0 { 0.0 } else { redos as f64 / txs as f64 },
                 allocations_per_tx: per_tx(allocations, txs),
                 execution_us: (executing_ms > 0.0 && executions > 0).then(|| executing_ms * 1e3 / executions as f64),
+                sequential_execution_us: (engine_txs > 0).then(|| sequential_ms * 1e3 / engine_txs as f64),
             }
         })
         .collect();
@@ -580,11 +592,6 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
         geomean_blocks: with_txs.len(),
         geomean_skipped_empty: blocks.len() - with_txs.len(),
         sequential_allocations_per_tx: per_tx(blocks.iter().map(|b| b.sequential_allocations).sum(), txs),
-        sequential_execution_us: if txs == 0 {
-            0.0
-        } else {
-            blocks.iter().map(|b| b.limit.total_ms).sum::<f64>() * 1e3 / txs as f64
-        },
         parallel,
     }
 }
@@ -668,11 +675,20 @@ pub fn render_table(report: &BenchReport) -> String {
             per_config(report, |c| c.allocations_per_tx)
         );
     }
-    if summary.parallel.iter().any(|c| c.execution_us.is_some()) {
+    let timed: Vec<String> = report
+        .configs
+        .iter()
+        .zip(&summary.parallel)
+        .filter_map(|(config, c)| {
+            let (engine, sequential) = (c.execution_us?, c.sequential_execution_us?);
+            Some(format!("{} {engine:.1} against {sequential:.1} ({:.2}x)", config.name, engine / sequential))
+        })
+        .collect();
+    if !timed.is_empty() {
         out += &format!(
-            "execution time, us: sequential {:.1} per tx (the limit's pass); per execution, all threads: {}\n",
-            summary.sequential_execution_us,
-            per_config(report, |c| c.execution_us)
+            "execution time, us, over the blocks each ran on the engine to the end: one execution (all threads) \
+             against one sequential transaction (the limit's pass): {}\n",
+            timed.join(", ")
         );
     }
     if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
@@ -985,9 +1001,28 @@ mod tests {
         assert!((p.geomean_speedup - 2.0).abs() < 1e-12);
         assert_eq!(p.redo_rate, 0.5);
         // Execution times: all blocks' time over all blocks' counts, not a mean of means.
-        // Parallel: (0.5 + 0.5 + 2.0) ms over 20 executions; sequential: 6 ms over 20 txs.
-        assert!((p.execution_us.unwrap() - 150.0).abs() < 1e-9, "{:?}", p.execution_us);
-        assert!((summary.sequential_execution_us - 300.0).abs() < 1e-9);
+        // The empty block has no executions. Parallel: (0.5 + 0.5) ms over 20 executions;
+        // sequential: (4 + 1) ms over 20 txs.
+        assert!((p.execution_us.unwrap() - 50.0).abs() < 1e-9, "{:?}", p.execution_us);
+        assert!((p.sequential_execution_us.unwrap() - 250.0).abs() < 1e-9, "{:?}", p.sequential_execution_us);
+    }
+
+    #[test]
+    fn execution_times_leave_out_the_blocks_handed_back() {
+        let mut blocks = [block(1, 10, 4.0, 1.0), block(2, 10, 1.0, 1.0), block(3, 30, 3.0, 3.0)];
+        // A block handed back up front (no executions) and one handed back midway: neither is
+        // set against the sequential executor's time for the whole block.
+        blocks[1].parallel[0].sequential_from = Some(0);
+        blocks[1].parallel[0].timed_executions = 0;
+        blocks[1].parallel[0].timed_execution_ms = 0.0;
+        blocks[2].parallel[0].sequential_from = Some(16);
+        let p = &summarize(&blocks).parallel[0];
+        // Block 1 alone: 0.5 ms over 10 executions, 4 ms over 10 txs.
+        assert!((p.execution_us.unwrap() - 50.0).abs() < 1e-9, "{:?}", p.execution_us);
+        assert!((p.sequential_execution_us.unwrap() - 400.0).abs() < 1e-9, "{:?}", p.sequential_execution_us);
+        blocks[0].parallel[0].sequential_from = Some(0);
+        let p = &summarize(&blocks).parallel[0];
+        assert_eq!((p.execution_us, p.sequential_execution_us), (None, None));
     }
 
     /// A report of `blocks` for one 2-slot configuration.
@@ -1017,7 +1052,8 @@ mod tests {
         assert!(lines[8].starts_with("total: sums of block medians"));
         assert!(lines[9].starts_with("limit: "));
         assert!(lines[11].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
-        assert!(lines[12].starts_with("execution time, us: sequential"), "{}", lines[12]);
+        assert!(lines[12].starts_with("execution time, us, over the blocks"), "{}", lines[12]);
+        assert!(lines[12].ends_with("parallel(2) 30.7 against 126.2 (0.24x)"), "{}", lines[12]);
     }
 
     #[test]
