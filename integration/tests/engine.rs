@@ -400,6 +400,35 @@ fn a_payout_block_is_handed_to_the_sequential_executor_up_front() {
     }
 }
 
+/// A heavy transaction (a large share of the block's gas limits) starts first, on state from
+/// before its predecessors: here it reads a counter that earlier transactions increment, so
+/// that early execution is stale and must be redone at its turn. The block's result is the
+/// sequential one whatever the order the slots ran it in.
+#[test]
+fn a_heavy_transaction_started_first_that_reads_earlier_writes_is_redone_in_order() {
+    let mut block = SyntheticBlock::new("Cancun", 30_000_000, Address::with_last_byte(0xee));
+    for i in 0..120 {
+        block.fund(sender(i), U256::from(10).pow(U256::from(18)));
+    }
+    block.deploy(COUNTER, contracts::COUNTER, []);
+    let increment = || Bytes::from(B256::ZERO.0.to_vec());
+    for i in 0..100 {
+        if i % 10 == 5 {
+            block.push(sender(i), TxKind::Call(COUNTER), U256::ZERO, increment(), 60_000, Fee::Dynamic(20, 1), 0);
+        } else {
+            let to = sender(200 + i);
+            block.push(sender(i), TxKind::Call(to), U256::from(1000), Bytes::new(), 21_000, Fee::Dynamic(20, 1), 0);
+        }
+    }
+    // 5M of about 7.6M in all: heavy, and last.
+    block.push(sender(110), TxKind::Call(COUNTER), U256::ZERO, increment(), 5_000_000, Fee::Dynamic(20, 1), 0);
+    let input = block.block();
+    for executor in [2, 3, 8].map(common::parallel) {
+        let diffs = common::differences(&block.chain, &input, &block.db, executor);
+        assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
+    }
+}
+
 /// The cheap-block rule: a block of plain transfers (gas limit 21,000 each) goes to the
 /// sequential executor before the engine starts (the drop-in: once a window is in), with the
 /// sequential result; with the rule off the engine runs it; and a block of token transfers (gas
