@@ -21,7 +21,8 @@
 //! and the block then waits for it to the end: on mainnet blocks with one transaction of 1-4 ms
 //! (12244000, 18426253, 18988207, 19929064) the other thread idled or waited for most of that.
 //! Started first, it runs beside the rest of the block; if a predecessor changes what it read,
-//! it is redone at its turn, which is where it would have run anyway.
+//! it is redone at its turn, which is where it would have run anyway. Only the batch path does
+//! this: a session is handed transactions one at a time and cannot see the block's limits ahead.
 //!
 //! A session (the alloy-evm executor) also gives the merger's thread a lane of its own: the
 //! caller's thread owns the database there, so it cannot execute speculatively, but it can
