@@ -68,6 +68,9 @@ struct TxSpec {
     op: Op,
     fee: u8,
     gap: bool,
+    /// A gas limit of 2M instead of 100k: usually a sixteenth of the block's limits or more, so
+    /// static dispatch starts it first, on state from before its predecessors.
+    heavy: bool,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -87,12 +90,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn tx_spec() -> impl Strategy<Value = TxSpec> {
-    (0..SENDERS, op(), any::<u8>(), prop::bool::weighted(0.0015)).prop_map(|(sender, op, fee, gap)| TxSpec {
-        sender,
-        op,
-        fee,
-        gap,
-    })
+    (0..SENDERS, op(), any::<u8>(), prop::bool::weighted(0.0015), prop::bool::weighted(0.02))
+        .prop_map(|(sender, op, fee, gap, heavy)| TxSpec { sender, op, fee, gap, heavy })
 }
 
 #[derive(Debug, Clone)]
@@ -190,7 +189,8 @@ fn build(case: &Case) -> SyntheticBlock {
             (true, 2) if cancun && matches!(to, TxKind::Call(_)) => Fee::Blob(20, 2),
             (true, _) => Fee::Dynamic(20, u128::from(spec.fee % 3)),
         };
-        block.push(from, to, value, input, 100_000, fee, u64::from(spec.gap));
+        let gas_limit = if spec.heavy { 2_000_000 } else { 100_000 };
+        block.push(from, to, value, input, gas_limit, fee, u64::from(spec.gap));
     }
     block
 }
@@ -214,25 +214,30 @@ proptest! {
     }
 }
 
-/// The generator must actually produce the situations it claims to: failing blocks, and
-/// blocks whose parallel run needed redos.
+/// The generator must actually produce the situations it claims to: failing blocks, blocks whose
+/// parallel run needed redos, and blocks whose heavy transactions static dispatch starts first.
 #[test]
 fn generator_reaches_failures_and_conflicts() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         rng_seed: RngSeed::Fixed(7),
         ..ProptestConfig::default()
     });
-    let (mut failed, mut redone) = (0, 0);
+    let (mut failed, mut redone, mut heavy_first) = (0, 0, 0);
     for _ in 0..40 {
         let case = case().new_tree(&mut runner).unwrap().current();
         let synthetic = build(&case);
-        match common::parallel(2).execute(&synthetic.chain, &synthetic.block(), &synthetic.db) {
+        let block = synthetic.block();
+        match common::parallel(2).execute(&synthetic.chain, &block, &synthetic.db) {
             Err(_) => failed += 1,
             Ok(out) => redone += u64::from(out.stats.unwrap().merge.total_redos() > 0),
         }
+        let summaries = (0..block.txs.len()).map(|tx| parevm_statedb::TxSource::summary(&block, tx));
+        let plan = parevm_dispatcher::dispatch::static_dispatch(summaries, 0, 1, block.header.beneficiary);
+        heavy_first += u64::from(!plan[0].is_sorted());
     }
     assert!(failed > 0, "no failing block generated");
     assert!(redone > 0, "no block needed a redo");
+    assert!(heavy_first > 0, "no block had a heavy transaction moved to the front");
 }
 
 /// The EIP-7702 ops do what they claim: an authority's delegation is set, and a later call runs
@@ -244,9 +249,9 @@ fn delegations_take_effect() {
         beneficiary: 1,
         tight_gas: false,
         txs: vec![
-            TxSpec { sender: 0, op: Op::Delegate { authority: 1, target: 0 }, fee: 0, gap: false },
-            TxSpec { sender: 2, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false },
-            TxSpec { sender: 3, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false },
+            TxSpec { sender: 0, op: Op::Delegate { authority: 1, target: 0 }, fee: 0, gap: false, heavy: false },
+            TxSpec { sender: 2, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false, heavy: false },
+            TxSpec { sender: 3, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false, heavy: false },
         ],
         slots: 2,
     };
