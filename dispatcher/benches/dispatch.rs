@@ -43,12 +43,8 @@ fn bench(c: &mut Criterion) {
         for slots in [2, 8] {
             group.bench_with_input(BenchmarkId::new(format!("{n}txs"), format!("{slots}slots")), &block, |b, block| {
                 b.iter(|| {
-                    black_box(static_dispatch(
-                        black_box(block).iter().map(TxSummary::from),
-                        0,
-                        slots,
-                        Default::default(),
-                    ))
+                    let summaries: Vec<TxSummary> = black_box(block).iter().map(TxSummary::from).collect();
+                    black_box(static_dispatch(&summaries, 0, slots, Default::default()))
                 })
             });
         }

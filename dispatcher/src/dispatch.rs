@@ -107,59 +107,52 @@ const HEAVY_SHARE: u128 = 16;
 const HEAVY_MIN_GAS: u64 = 1_000_000;
 
 /// For each slot, the transactions it starts with: heavy ones first, then the rest, each in block
-/// order (those that go to no slot are in none of the lists). `txs` are the block's transactions
-/// from index `first` on (the caller merged those before it: see `ParallelBlock::prefix`).
-pub fn static_dispatch(
-    txs: impl ExactSizeIterator<Item = TxSummary>,
-    first: usize,
-    slots: usize,
-    beneficiary: Address,
-) -> Vec<Vec<usize>> {
-    let mut summaries = Vec::with_capacity(txs.len());
-    let txs = txs.enumerate().map(|(i, tx)| {
-        summaries.push(tx);
-        (first + i, tx)
-    });
+/// order (those that go to no slot are in none of the lists). `txs[i]` is the block's transaction
+/// `first + i` (the caller merged those before `first`: see `ParallelBlock::prefix`).
+pub fn static_dispatch(txs: &[TxSummary], first: usize, slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
+    let indexed = txs.iter().enumerate().map(|(i, tx)| (first + i, *tx));
     let mut queues = if slots <= 1 {
         // One queue: affinity has nothing to choose between (two map inserts per transaction
         // saved on every block at the default slot count of a 2-core machine).
         let to_a_slot = |(_, tx): &(usize, TxSummary)| !is_beneficiary_tx(beneficiary, tx.sender, tx.recipient);
-        vec![txs.filter(to_a_slot).map(|(index, _)| index).collect()]
+        vec![indexed.filter(to_a_slot).map(|(index, _)| index).collect()]
     } else {
         let mut dispatcher = Dispatcher::new(slots, beneficiary);
         // A sender and a recipient per transaction: sized once rather than rehashed as it grows.
         dispatcher.affinity.reserve(2 * txs.len());
         let mut queues = vec![Vec::new(); slots.max(1)];
-        for (index, tx) in txs {
+        for (index, tx) in indexed {
             if let Some(slot) = dispatcher.assign(tx) {
                 queues[slot].push(index);
             }
         }
         queues
     };
-    heavy_first(&mut queues, &summaries, first);
+    let heavy = heavy_txs(txs, first);
+    if !heavy.is_empty() {
+        for queue in &mut queues {
+            if queue.iter().any(|tx| heavy.contains(tx)) {
+                let (mut reordered, light): (Vec<usize>, Vec<usize>) = queue.iter().partition(|tx| heavy.contains(tx));
+                reordered.extend(light);
+                *queue = reordered;
+            }
+        }
+    }
     queues
 }
 
-/// Moves the heavy transactions (see the module's notes) to the front of their queues.
-/// `summaries[i]` is transaction `first + i`.
-fn heavy_first(queues: &mut [Vec<usize>], summaries: &[TxSummary], first: usize) {
-    let total: u128 = summaries.iter().map(|tx| u128::from(tx.gas_limit)).sum();
+/// The heavy transactions (see the module's notes), as block indices. At most 16 reach a
+/// sixteenth of the total, so the sender check costs at most 16 passes over the block, and
+/// usually none.
+fn heavy_txs(txs: &[TxSummary], first: usize) -> Vec<usize> {
+    let total: u128 = txs.iter().map(|tx| u128::from(tx.gas_limit)).sum();
     let line = (total / HEAVY_SHARE).max(u128::from(HEAVY_MIN_GAS));
-    // At most 16 transactions reach a sixteenth of the total, so the sender check below costs at
-    // most 16 passes over the block, and usually none.
-    let heavy = |tx: usize| {
-        let i = tx - first;
-        u128::from(summaries[i].gas_limit) >= line
-            && summaries[..i].iter().all(|earlier| earlier.sender != summaries[i].sender)
-    };
-    for queue in queues {
-        if queue.iter().any(|&tx| heavy(tx)) {
-            let (mut reordered, light): (Vec<usize>, Vec<usize>) = queue.iter().partition(|&&tx| heavy(tx));
-            reordered.extend(light);
-            *queue = reordered;
-        }
-    }
+    (0..txs.len())
+        .filter(|&i| {
+            u128::from(txs[i].gas_limit) >= line && txs[..i].iter().all(|earlier| earlier.sender != txs[i].sender)
+        })
+        .map(|i| first + i)
+        .collect()
 }
 
 #[cfg(test)]
@@ -176,7 +169,8 @@ mod tests {
     }
 
     fn dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
-        static_dispatch(txs.iter().map(TxSummary::from), 0, slots, beneficiary)
+        let summaries: Vec<TxSummary> = txs.iter().map(TxSummary::from).collect();
+        static_dispatch(&summaries, 0, slots, beneficiary)
     }
 
     #[test]
@@ -288,8 +282,8 @@ mod tests {
     fn transactions_after_a_prefix_keep_their_block_indices() {
         let txs: Vec<_> =
             (0..4u8).map(|i| tx(Address::with_last_byte(i), Address::with_last_byte(i), 21_000)).collect();
-        let summaries = || txs.iter().map(TxSummary::from);
-        assert_eq!(static_dispatch(summaries(), 10, 1, NOBODY), vec![vec![10, 11, 12, 13]]);
-        assert_eq!(static_dispatch(summaries(), 10, 2, NOBODY), vec![vec![10, 12], vec![11, 13]]);
+        let summaries: Vec<TxSummary> = txs.iter().map(TxSummary::from).collect();
+        assert_eq!(static_dispatch(&summaries, 10, 1, NOBODY), vec![vec![10, 11, 12, 13]]);
+        assert_eq!(static_dispatch(&summaries, 10, 2, NOBODY), vec![vec![10, 12], vec![11, 13]]);
     }
 }

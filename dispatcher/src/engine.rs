@@ -15,7 +15,7 @@ use alloy_primitives::{Address, U256};
 use crossbeam_utils::CachePadded;
 use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
 use parevm_slots::{TaskTable, panic_message};
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, TxSummary, Unconfirmed};
 use revm::{
     context::{BlockEnv, CfgEnv},
     state::AccountInfo,
@@ -211,22 +211,20 @@ impl Engine {
         let n = block.txs.len();
         let start = block.prefix.txs.min(n);
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
+        // One pass over the transactions, read by both the rules and the dispatch below.
+        let summaries: Vec<TxSummary> = if self.config.worker_slots() > 0 {
+            (start..n).map(|tx| block.txs.summary(tx)).collect()
+        } else {
+            Vec::new()
+        };
         // Mostly plain transfers: nothing to gain (`cheap_rule.rs`). Judged on the transactions'
         // gas limits alone, before anything is set up.
-        if self.config.worker_slots() > 0
-            && CappedGas::of((start..n).map(|tx| block.txs.summary(tx).gas_limit))
-                .is_cheap(self.config.sequential_below_gas)
-        {
+        if CappedGas::of(summaries.iter().map(|tx| tx.gas_limit)).is_cheap(self.config.sequential_below_gas) {
             stats.sequential_from = Some(start);
             return (Ok(()), stats);
         }
-        let plan = if n > start && self.config.worker_slots() > 0 {
-            let plan = static_dispatch(
-                (start..n).map(|tx| block.txs.summary(tx)),
-                start,
-                self.config.worker_slots(),
-                block.block.beneficiary,
-            );
+        let plan = if !summaries.is_empty() {
+            let plan = static_dispatch(&summaries, start, self.config.worker_slots(), block.block.beneficiary);
             // Every transaction that went to no slot is from or to the beneficiary. Judged
             // before the base state is built: a pool's payout block costs the caller only the
             // dispatch pass here.
