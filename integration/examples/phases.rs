@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use alloy_evm::{
     EvmFactory,
     block::{BlockExecutor, BlockExecutorFactory},
-    eth::{EthBlockExecutorFactory, EthEvmFactory, receipt_builder::AlloyReceiptBuilder},
+    eth::{EthBlockExecutorFactory, EthEvmFactory},
 };
 use parevm::{
-    BlockInput, ChainSpec, mainnet,
+    BlockInput, ChainSpec, RethReceiptBuilder, mainnet,
     workloads::{self, Erc20Code, Workload},
 };
 use parevm_statedb::InMemoryDb;
@@ -36,8 +36,7 @@ fn phases(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> [Duration; 
         let started = Instant::now();
         let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
         let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(chain));
-        let factory =
-            EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), EthEvmFactory::default());
+        let factory = EthBlockExecutorFactory::new(RethReceiptBuilder, chain.clone(), EthEvmFactory::default());
         let mut executor = factory.create_executor(evm, block.execution_ctx());
         executor.apply_pre_execution_changes().expect("pre-block steps");
         let (mut execute, mut commit) = (Duration::ZERO, Duration::ZERO);

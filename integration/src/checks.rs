@@ -5,9 +5,11 @@
 //! only where the whole state is known (the consensus suite). A check names the field and both
 //! values, so a mismatch report is enough to start debugging.
 
-use alloy_consensus::{Header, ReceiptEnvelope, TxReceipt, proofs::calculate_receipt_root};
+use alloy_consensus::{Header, TxReceipt};
 use alloy_evm::block::BlockExecutionResult;
 use alloy_primitives::{B256, Bloom};
+
+use crate::Receipt;
 
 /// One header field that does not match the execution.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +39,7 @@ pub struct Checks {
 }
 
 /// Compares an execution result with the header; returns every mismatching field.
-pub fn check_header(header: &Header, result: &BlockExecutionResult<ReceiptEnvelope>, checks: Checks) -> Vec<Mismatch> {
+pub fn check_header(header: &Header, result: &BlockExecutionResult<Receipt>, checks: Checks) -> Vec<Mismatch> {
     let mut mismatches = Vec::new();
     if result.gas_used != header.gas_used {
         mismatches.push(Mismatch::new("gasUsed", header.gas_used, result.gas_used));
@@ -47,7 +49,7 @@ pub fn check_header(header: &Header, result: &BlockExecutionResult<ReceiptEnvelo
         mismatches.push(Mismatch::new("logsBloom", header.logs_bloom, bloom));
     }
     if checks.receipts_root {
-        let root = calculate_receipt_root(&result.receipts);
+        let root = Receipt::calculate_receipt_root_no_memo(&result.receipts);
         if root != header.receipts_root {
             mismatches.push(Mismatch::new("receiptsRoot", header.receipts_root, root));
         }

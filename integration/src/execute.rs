@@ -17,11 +17,11 @@
 //! sequential executor leaves it: holding the transactions before the failing one, the database
 //! under it untouched.
 
-use alloy_consensus::{ReceiptEnvelope, Transaction};
+use alloy_consensus::Transaction;
 use alloy_evm::{
     Evm, EvmFactory,
     block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
-    eth::{EthBlockExecutorFactory, EthEvmFactory, EthTxResult, receipt_builder::AlloyReceiptBuilder},
+    eth::{EthBlockExecutorFactory, EthEvmFactory, EthTxResult},
 };
 use std::sync::Arc;
 
@@ -33,13 +33,13 @@ use revm::{
     database_interface::DBErrorMarker,
 };
 
-use crate::{BlockInput, ChainSpec, ParallelBlockExecutorFactory, factory::block_error};
+use crate::{BlockInput, ChainSpec, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder, factory::block_error};
 
 /// What executing a block produced.
 #[derive(Debug, Clone)]
 pub struct BlockOutput {
     /// Receipts, gas used, blob gas used, requests.
-    pub result: BlockExecutionResult<ReceiptEnvelope>,
+    pub result: BlockExecutionResult<Receipt>,
     /// The block's state changes (with reverts), as reth would write them.
     pub bundle: BundleState,
     /// Engine counters (parallel only).
@@ -88,8 +88,7 @@ impl Executor {
         let evm = EthEvmFactory::default().create_evm(&mut state, env.clone());
         let (result, stats) = match self {
             Self::DropIn(engine) => {
-                let factory =
-                    ParallelBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), engine.clone());
+                let factory = ParallelBlockExecutorFactory::new(RethReceiptBuilder, chain.clone(), engine.clone());
                 let mut executor = factory.create_executor(evm, block.execution_ctx());
                 executor.apply_pre_execution_changes()?;
                 for tx in &block.txs {
@@ -99,11 +98,7 @@ impl Executor {
                 (result, stats)
             }
             Self::Sequential | Self::Parallel(_) => {
-                let factory = EthBlockExecutorFactory::new(
-                    AlloyReceiptBuilder::default(),
-                    chain.clone(),
-                    EthEvmFactory::default(),
-                );
+                let factory = EthBlockExecutorFactory::new(RethReceiptBuilder, chain.clone(), EthEvmFactory::default());
                 let mut executor = factory.create_executor(evm, block.execution_ctx());
                 executor.apply_pre_execution_changes()?;
                 let mut stats = None;
@@ -142,8 +137,8 @@ impl Executor {
                             }
                             prefix = Prefix {
                                 txs: probe.observed(),
-                                gas_used: executor.receipts().last().map_or(0, |r| r.cumulative_gas_used()),
-                                logs: executor.receipts().iter().map(|r| r.logs().len()).sum(),
+                                gas_used: executor.receipts().last().map_or(0, |r| r.cumulative_gas_used),
+                                logs: executor.receipts().iter().map(|r| r.logs.len()).sum(),
                             };
                             if probe.verdict() == Some(true) {
                                 for tx in &block.txs[prefix.txs..] {

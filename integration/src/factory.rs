@@ -38,7 +38,7 @@ use alloy_evm::{
     eth::{
         EthBlockExecutionCtx, EthBlockExecutor, EthBlockExecutorFactory, EthEvm, EthEvmContext, EthEvmFactory,
         EthTxResult,
-        receipt_builder::{AlloyReceiptBuilder, ReceiptBuilder},
+        receipt_builder::ReceiptBuilder,
         spec::{EthExecutorSpec, EthSpec},
     },
     precompiles::PrecompilesMap,
@@ -54,6 +54,8 @@ use revm::{
     primitives::hardfork::SpecId,
 };
 
+use crate::RethReceiptBuilder;
+
 /// The newest fork the engine is verified on: the consensus suite and the mainnet blocks are
 /// Cancun; the randomized equivalence tests (`integration/tests/random_blocks.rs`) cover Prague,
 /// with EIP-7702 delegations, and Osaka. Later forks (Amsterdam's block access lists) run
@@ -62,7 +64,7 @@ pub const LATEST_PARALLEL_SPEC: SpecId = SpecId::OSAKA;
 
 /// alloy-evm's Ethereum executor factory, with blocks executed by parevm's engine.
 #[derive(Debug, Clone)]
-pub struct ParallelBlockExecutorFactory<R = AlloyReceiptBuilder, Spec = EthSpec> {
+pub struct ParallelBlockExecutorFactory<R = RethReceiptBuilder, Spec = EthSpec> {
     eth: EthBlockExecutorFactory<R, Spec, EthEvmFactory>,
     /// `None`: a sequential copy.
     engine: Option<Arc<Engine>>,

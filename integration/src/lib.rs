@@ -11,6 +11,7 @@
 //!   block can be run both ways and compared field by field.
 //! - [`factory`]: the drop-in for reth: an alloy-evm `BlockExecutorFactory` whose executors
 //!   hand each transaction to the engine as the caller passes it in.
+//! - [`receipt`]: the receipts both executors build (reth's, the bloom left to the checks).
 //! - [`checks`]: what a header lets us verify (gas used, logs bloom, receipts root, state root).
 //! - [`replay`], [`bench`]: the `parevm` CLI's commands.
 //! - [`verify`]: the verifying ExEx's comparison (parevm's result against a node's).
@@ -29,6 +30,7 @@ pub mod factory;
 pub mod limit;
 pub mod mainnet;
 pub mod node_args;
+pub mod receipt;
 pub mod replay;
 pub mod stats;
 pub mod synthetic;
@@ -40,3 +42,4 @@ pub use chain::ChainSpec;
 pub use error::LoadError;
 pub use execute::{BlockOutput, Executor};
 pub use factory::{ParallelBlockExecutor, ParallelBlockExecutorFactory};
+pub use receipt::{Receipt, RethReceiptBuilder};

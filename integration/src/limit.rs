@@ -21,14 +21,14 @@ use alloy_consensus::Transaction;
 use alloy_evm::{
     EvmFactory,
     block::{BlockExecutionError, BlockExecutor, BlockExecutorFactory},
-    eth::{EthBlockExecutorFactory, EthEvmFactory, receipt_builder::AlloyReceiptBuilder},
+    eth::{EthBlockExecutorFactory, EthEvmFactory},
 };
 use alloy_primitives::{Address, U256};
 use parevm_statedb::{AccountSnapshot, AccountWrite, InMemoryDb, classify_write};
 use revm::database::State;
 use serde::Serialize;
 
-use crate::{BlockInput, ChainSpec};
+use crate::{BlockInput, ChainSpec, RethReceiptBuilder};
 
 /// A block's parallelism, measured on one sequential pass.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -54,7 +54,7 @@ pub fn block_limit(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> Re
     let env = block.evm_env(chain);
     let beneficiary = env.block_env.beneficiary;
     let evm = EthEvmFactory::default().create_evm(&mut state, env);
-    let factory = EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), chain.clone(), EthEvmFactory::default());
+    let factory = EthBlockExecutorFactory::new(RethReceiptBuilder, chain.clone(), EthEvmFactory::default());
     let mut executor = factory.create_executor(evm, block.execution_ctx());
     executor.apply_pre_execution_changes()?;
 

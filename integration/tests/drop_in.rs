@@ -10,11 +10,11 @@ use std::{sync::Arc, time::Duration};
 use alloy_evm::{
     EvmFactory,
     block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
-    eth::{EthBlockExecutionCtx, EthEvmFactory, receipt_builder::AlloyReceiptBuilder},
+    eth::{EthBlockExecutionCtx, EthEvmFactory},
 };
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use parevm::{
-    BlockInput, ChainSpec, Executor, ParallelBlockExecutorFactory,
+    BlockInput, ChainSpec, Executor, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder,
     replay::compare_outputs,
     synthetic::{Fee, SyntheticBlock, contracts},
 };
@@ -26,7 +26,7 @@ use revm::{
     interpreter::{Interpreter, InterpreterTypes},
 };
 
-type Factory = ParallelBlockExecutorFactory<AlloyReceiptBuilder, ChainSpec>;
+type Factory = ParallelBlockExecutorFactory<RethReceiptBuilder, ChainSpec>;
 
 const COUNTER: Address = Address::with_last_byte(0xc0);
 
@@ -55,12 +55,12 @@ fn mixed_block(n: usize, senders: usize) -> SyntheticBlock {
 
 fn factory(slots: usize) -> Factory {
     let engine = Engine::new(common::config(slots)).unwrap();
-    Factory::new(AlloyReceiptBuilder::default(), ChainSpec::from_genesis("Cancun").unwrap(), Arc::new(engine))
+    Factory::new(RethReceiptBuilder, ChainSpec::from_genesis("Cancun").unwrap(), Arc::new(engine))
 }
 
 /// What a driven block produced, and whether it ran on the engine.
 struct Driven {
-    result: Result<BlockExecutionResult<alloy_consensus::ReceiptEnvelope>, BlockExecutionError>,
+    result: Result<BlockExecutionResult<Receipt>, BlockExecutionError>,
     /// The caller's state afterwards (also after a failure: what was committed by then).
     bundle: BundleState,
     parallel: bool,
@@ -162,7 +162,7 @@ fn when_the_chain_rule_trips_the_rest_of_the_block_runs_sequentially() {
     // Threshold 0: trips once the merge passes the first window, whatever happened.
     let config = EngineConfig { chain_rule: Some(0), ..EngineConfig::with_slots(2).unwrap() };
     let factory = Factory::new(
-        AlloyReceiptBuilder::default(),
+        RethReceiptBuilder,
         ChainSpec::from_genesis("Cancun").unwrap(),
         Arc::new(Engine::new(config).unwrap()),
     );

@@ -35,7 +35,7 @@ fn check(block: &GeneratedBlock) -> parevm::BlockOutput {
     let receipts = &sequential.result.receipts;
     assert_eq!(receipts.len(), block.block.txs.len(), "{name}");
     for (i, receipt) in receipts.iter().enumerate() {
-        assert!(receipt.status(), "{name}: tx {i} failed");
+        assert!(receipt.success, "{name}: tx {i} failed");
     }
     let gas = sequential.result.gas_used;
     assert!((GAS..GAS + 100_000).contains(&gas), "{name}: {gas} gas for a target of {GAS}");
@@ -99,7 +99,7 @@ fn hand_assembled_token_semantics() {
     call(&mut block, transfer_calldata(bob, U256::from(30)));
     call(&mut block, transfer_calldata(alice, U256::from(70))); // to oneself
     let output = Executor::Sequential.execute(&block.chain, &block.block(), &block.db).expect("executes");
-    let status: Vec<bool> = output.result.receipts.iter().map(|r| r.status()).collect();
+    let status: Vec<bool> = output.result.receipts.iter().map(|r| r.success).collect();
     assert_eq!(status, [false, false, true, true]);
     let storage = &output.bundle.state[&token].storage;
     assert_eq!(storage[&balance_key(alice, 0)].present_value, U256::from(70));
