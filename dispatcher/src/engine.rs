@@ -237,7 +237,7 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let base = BaseState::with_capacity(block.db, n);
+        let mut base = BaseState::with_capacity(block.db, n);
         for seed in &block.seed {
             if let Err(error) =
                 base.seed_account(seed.address, seed.info.clone(), seed.storage_known, seed.storage.iter().copied())

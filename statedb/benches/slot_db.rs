@@ -2,7 +2,8 @@
 //!
 //! Every account and storage read of every execution goes through `SlotDb`: it searches the
 //! unconfirmed results newest first, falls through to the base, and records the value. These
-//! benches price each path: (a) base only (warm cache over a 1000-account `InMemoryDb`), (b) a
+//! benches price each path: (a) base only (warm cache over a 1000-account `InMemoryDb`; again with
+//! an account seeded with known storage, as in every Cancun block), (b) a
 //! hit in the unconfirmed layer N txs back, (c) a miss that walks an N-tx window before reaching
 //! the base, and `BaseState::apply` of a typical write set, which the merger pays once per tx.
 //! A read iteration is a batch of `BATCH` reads (one `begin`/`finish`), reported per read.
@@ -87,6 +88,13 @@ fn bench(c: &mut Criterion) {
         let kind = if storage { "storage" } else { "basic" };
         group.bench_function(format!("base/{kind}"), |b| b.iter(|| read_batch(&mut slot, 0, &cold, storage)));
     }
+
+    // (a') the same with one account seeded with known storage, as the pre-block system call
+    // leaves the beacon-roots contract in every Cancun block.
+    let mut seeded = BaseState::new(&db);
+    seeded.seed_account(addr(ACCOUNTS + 1), None, true, []).unwrap();
+    let mut slot = SlotDb::new(&seeded, &empty, &merged, pool.clone());
+    group.bench_function("base_seeded/storage", |b| b.iter(|| read_batch(&mut slot, 0, &cold, true)));
 
     for n in [1usize, 8, 64] {
         // Tx 0 writes the hot keys; txs 1..n write unrelated transfers; the reader is tx n.

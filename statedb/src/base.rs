@@ -44,12 +44,17 @@ pub struct BaseState<D> {
     accounts: DashMap<Address, BaseAccount, DefaultHashBuilder>,
     storage: DashMap<(Address, U256), (u32, U256), DefaultHashBuilder>,
     code: DashMap<B256, Bytecode, DefaultHashBuilder>,
-    /// Set once any account's storage was wiped (epoch > 0) in this block. Relaxed is enough:
-    /// it is only a shortcut. A reader that misses a fresh `true` takes epoch 0 and may return
-    /// a pre-wipe value, as it may anyway when it races a merge; every value a slot reads is
-    /// validated by the merger, on its own thread, after its own store (seeds are stored before
-    /// the slots start).
+    /// Set once a merged transaction wiped an account's storage in this block. Relaxed is
+    /// enough: it is only a shortcut. A reader that misses a fresh `true` takes the epoch it
+    /// knew and may return a pre-wipe value, as it may anyway when it races a merge; every value
+    /// a slot reads is validated by the merger, on its own thread, after its own store.
     wiped: AtomicBool,
+    /// Accounts seeded with their whole storage known (epoch 1). Most Cancun blocks have one:
+    /// the pre-block system call leaves the beacon-roots contract, or its absence, with known
+    /// storage. Looked up in this short list instead of flagging the block as wiped, which sent
+    /// every storage read of the block through the accounts map. Written only before the slots
+    /// start (`seed_account` takes `&mut self`).
+    seeded_known: Vec<Address>,
 }
 
 /// What a [`BaseState`] held besides its database, for freeing elsewhere.
@@ -80,6 +85,7 @@ where
             storage: DashMap::with_capacity_and_hasher_and_shard_amount(2 * txs, hasher(), SHARDS),
             code: DashMap::with_hasher(hasher()),
             wiped: AtomicBool::new(false),
+            seeded_known: Vec::new(),
         }
     }
 
@@ -87,7 +93,7 @@ where
     /// see the state the first transaction sees. `storage_known` means the account's storage
     /// is completely given by `storage` (it was created or wiped), not by the database.
     pub fn seed_account(
-        &self,
+        &mut self,
         address: Address,
         info: Option<AccountInfo>,
         storage_known: bool,
@@ -98,9 +104,8 @@ where
             None => None,
         };
         let epoch = u32::from(storage_known);
-        if storage_known {
-            // Relaxed: seeding ends before any slot starts (the scope's spawn orders it).
-            self.wiped.store(true, Ordering::Relaxed);
+        if storage_known && !self.seeded_known.contains(&address) {
+            self.seeded_known.push(address);
         }
         self.accounts.insert(address, BaseAccount { info, epoch });
         for (slot, value) in storage {
@@ -149,11 +154,14 @@ where
     /// A storage slot's value if the base knows it (written, loaded, or wiped with its account);
     /// `None` if only the database would know. Never fetches.
     pub fn cached_storage(&self, address: Address, slot: U256) -> Option<U256> {
-        // Until some account is wiped every epoch is 0, and a storage read needs no look at its
-        // account (one shared-map lookup fewer on the slots' hottest path).
-        // Relaxed: see `wiped`.
-        let epoch =
-            if self.wiped.load(Ordering::Relaxed) { self.accounts.get(&address).map_or(0, |a| a.epoch) } else { 0 };
+        // Until a merge wipes some account every epoch is 0, or 1 for an account seeded with
+        // known storage, and a storage read needs no look at its account (one shared-map lookup
+        // fewer on the slots' hottest path). Relaxed: see `wiped`.
+        let epoch = if self.wiped.load(Ordering::Relaxed) {
+            self.accounts.get(&address).map_or(0, |a| a.epoch)
+        } else {
+            u32::from(self.seeded_known.contains(&address))
+        };
         if let Some(entry) = self.storage.get(&(address, slot)) {
             let (written_in, value) = *entry;
             if written_in == epoch {
@@ -294,6 +302,34 @@ mod tests {
         assert_eq!(base.basic(address).unwrap().unwrap().nonce, 1);
         assert_eq!(base.storage(address, U256::from(1)).unwrap(), U256::ZERO);
         assert_eq!(base.storage(address, U256::from(2)).unwrap(), U256::from(9));
+    }
+
+    #[test]
+    fn an_account_seeded_with_known_storage_reads_only_its_seeded_slots() {
+        let (seeded, other) = (InMemoryDb::synthetic_address(0), InMemoryDb::synthetic_address(1));
+        let db = InMemoryDb::synthetic(2, 3);
+        let mut base = BaseState::new(&db);
+        assert_eq!(
+            revm::DatabaseRef::storage_ref(&db, seeded, U256::from(1)).unwrap(),
+            U256::from(2),
+            "in the database"
+        );
+        base.seed_account(seeded, Some(AccountInfo::default()), true, [(U256::from(2), U256::from(7))]).unwrap();
+        // As revm's `State` reads it: storage known means the database is not asked.
+        assert_eq!(base.storage(seeded, U256::from(1)).unwrap(), U256::ZERO);
+        assert_eq!(base.storage(seeded, U256::from(2)).unwrap(), U256::from(7));
+        let in_db = revm::DatabaseRef::storage_ref(&db, other, U256::from(1)).unwrap();
+        assert_ne!(in_db, U256::ZERO);
+        assert_eq!(base.storage(other, U256::from(1)).unwrap(), in_db, "other accounts fall through");
+        // A merge writes the seeded account's storage in its epoch, and a wipe elsewhere changes
+        // nothing for it.
+        base.apply_account(seeded, &account(AccountInfo::from_balance(U256::from(1)), &[(1, 5)]));
+        let mut destroyed = account(AccountInfo::default(), &[]);
+        destroyed.mark_selfdestruct();
+        base.apply_account(other, &destroyed);
+        assert_eq!(base.storage(seeded, U256::from(1)).unwrap(), U256::from(5));
+        assert_eq!(base.storage(seeded, U256::from(0)).unwrap(), U256::ZERO);
+        assert_eq!(base.storage(other, U256::from(1)).unwrap(), U256::ZERO);
     }
 
     #[test]
