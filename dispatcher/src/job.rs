@@ -101,17 +101,20 @@ impl<D: BlockDb> BlockJob<'_, D> {
     /// stays and is skipped by the worker that finds it claimed), or a redo (`redo`) unless a
     /// stale execution is still running, whose worker then requeues it. A worker may also win
     /// the claim through a leftover queue entry; its execution starts with every predecessor
-    /// merged, so it is exact too, and the merger waits for it.
-    pub fn run_at_turn(&self, tx: TxIndex, redo: bool, execute: impl FnOnce(u32) -> TxResult) {
+    /// merged, so it is exact too, and the merger waits for it (`None`). The result is the
+    /// merger's, unpublished (see `MergeDriver::run_at_turn`): until it is merged, slots read
+    /// the transaction's previous result, if any, as they would have while it executed.
+    pub fn run_at_turn(&self, tx: TxIndex, redo: bool, execute: impl FnOnce(u32) -> TxResult) -> Option<Arc<TxResult>> {
         let table: &TaskTable = self.scheduler.table();
         if redo && table.request_redo(tx) != RedoRequest::Queue {
-            return;
+            return None;
         }
-        let Some(incarnation) = table.try_claim(tx) else { return };
-        self.unconfirmed.publish(tx, Arc::new(execute(incarnation)));
+        let incarnation = table.try_claim(tx)?;
+        let result = Arc::new(execute(incarnation));
         if table.finish(tx) {
             self.scheduler.requeue(tx);
         }
+        Some(result)
     }
 }
 
@@ -158,8 +161,8 @@ impl<D: BlockDb> MergeDriver for TurnRedo<'_, '_, D> {
         }
     }
 
-    fn run_at_turn(&mut self, tx: TxIndex, redo: bool) {
+    fn run_at_turn(&mut self, tx: TxIndex, redo: bool) -> Option<Arc<TxResult>> {
         let executor = self.helper.executor();
-        self.job.run_at_turn(tx, redo, |incarnation| executor.execute(tx, incarnation));
+        self.job.run_at_turn(tx, redo, |incarnation| executor.execute(tx, incarnation))
     }
 }

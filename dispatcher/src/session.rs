@@ -324,14 +324,14 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
 
     /// On the owner's own EVM, where every predecessor is committed: exact, so the result
     /// carries no reads to validate.
-    fn run_at_turn(&mut self, tx: TxIndex, redo: bool) {
+    fn run_at_turn(&mut self, tx: TxIndex, redo: bool) -> Option<Arc<TxResult>> {
         let (job, owner) = (self.job, &mut *self.owner);
         job.run_at_turn(tx, redo, |incarnation| TxResult {
             incarnation,
             outcome: owner.execute_exact(tx, job.txs.tx_env(tx)),
             reads: job.reads.take(),
             merged_at_start: tx,
-        });
+        })
     }
 }
 

@@ -33,11 +33,14 @@ pub const MAX_EXECUTIONS_AT_TURN: u32 = 3;
 pub trait MergeDriver {
     /// Waits, for at most `timeout`, until `tx` has a result newer than incarnation `seen`.
     fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>>;
-    /// Executes `tx` on this thread and publishes the result as unconfirmed, unless a worker
-    /// holds it (the merger then waits for that worker's result). Called at the transaction's
-    /// turn, so the execution reads exact state: when it has no result yet (`redo` false; why
-    /// wait for a worker to reach it?), and when its result was found stale (`redo` true).
-    fn run_at_turn(&mut self, tx: TxIndex, redo: bool);
+    /// Executes `tx` on this thread and returns the result, unless a worker holds it (the
+    /// merger then waits for that worker's result: `None`). Called at the transaction's turn, so
+    /// the execution reads exact state: when it has no result yet (`redo` false; why wait for a
+    /// worker to reach it?), and when its result was found stale (`redo` true). The result goes
+    /// straight to the merger, not through the unconfirmed layer: it is merged next, and
+    /// publishing it (indexing its writes, waking the merger's own wait) would be work for
+    /// nobody.
+    fn run_at_turn(&mut self, tx: TxIndex, redo: bool) -> Option<Arc<TxResult>>;
 }
 
 /// Why a result was sent back.
@@ -222,17 +225,21 @@ impl Merger {
             return Err(BlockError::GasLimitExceeded { tx, transaction_gas_limit: gas_limit, block_available_gas });
         }
 
-        if !input.unconfirmed.has_result(tx) {
-            driver.run_at_turn(tx, false);
-        }
+        let mut ours = if input.unconfirmed.has_result(tx) { None } else { driver.run_at_turn(tx, false) };
         let mut seen = 0;
         let mut redos_at_turn = 0;
         let (result, rebased) = loop {
-            let started = Instant::now();
-            let Some(result) = driver.wait(tx, seen, input.stall_timeout) else {
-                return Err(BlockError::Stalled { tx, waited: input.stall_timeout });
+            let result = match ours.take() {
+                Some(result) => result,
+                None => {
+                    let started = Instant::now();
+                    let Some(result) = driver.wait(tx, seen, input.stall_timeout) else {
+                        return Err(BlockError::Stalled { tx, waited: input.stall_timeout });
+                    };
+                    self.stats.merge_wait += started.elapsed();
+                    result
+                }
             };
-            self.stats.merge_wait += started.elapsed();
             seen = result.incarnation;
             // All predecessors were merged when this execution started: it read exact state.
             let exact = result.merged_at_start >= tx;
@@ -286,7 +293,7 @@ impl Merger {
                 return Err(BlockError::Internal { tx, message: format!("still invalid after {redos_at_turn} redos") });
             }
             self.stats.count(cause);
-            driver.run_at_turn(tx, true);
+            ours = driver.run_at_turn(tx, true);
         };
         self.accept(input, tx, result, rebased)
     }
