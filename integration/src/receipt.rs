@@ -5,8 +5,8 @@
 //! [`EthereumReceipt`]). The bloom (a keccak of every log's address and topics) is computed later,
 //! when the node checks the header's logs bloom and receipts root, outside the block executor.
 //! alloy-evm's `AlloyReceiptBuilder` computes it inside `commit_transaction` instead, on the
-//! thread that commits, in order: on ERC-20 transfers that was a sixth of the sequential
-//! executor's time, serial work that reth never does there. Both executors here build reth's
+//! thread that commits, in order: on ERC-20 transfers that was 17% of the sequential
+//! executor's profile, serial work that reth never does there. Both executors here build reth's
 //! receipt, so that the baseline is what reth runs and the engine's merger commits what reth's
 //! would; [`crate::checks`] computes the blooms when it checks a header.
 
