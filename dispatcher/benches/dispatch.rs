@@ -44,7 +44,7 @@ fn bench(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(format!("{n}txs"), format!("{slots}slots")), &block, |b, block| {
                 b.iter(|| {
                     let summaries: Vec<TxSummary> = black_box(block).iter().map(TxSummary::from).collect();
-                    black_box(static_dispatch(&summaries, 0, slots, Default::default()))
+                    black_box(static_dispatch(&summaries, 0, slots, Default::default(), false))
                 })
             });
         }

@@ -87,7 +87,7 @@ impl EngineConfig {
     }
 
     /// Slots whose transactions run on the engine's pool, each with its own queue: all but the
-    /// merger's thread, which helps the first of them (see [`EngineConfig::slots`]). 0: the
+    /// merger's thread, which has a smaller lane of its own (see [`EngineConfig::slots`]). 0: the
     /// engine hands every block back.
     pub fn worker_slots(&self) -> usize {
         self.slots - 1

@@ -224,7 +224,7 @@ impl Engine {
             return (Ok(()), stats);
         }
         let plan = if !summaries.is_empty() {
-            let plan = static_dispatch(&summaries, start, self.config.worker_slots(), block.block.beneficiary);
+            let plan = static_dispatch(&summaries, start, self.config.worker_slots(), block.block.beneficiary, true);
             // Every transaction that went to no slot is from or to the beneficiary. Judged
             // before the base state is built: a pool's payout block costs the caller only the
             // dispatch pass here.
@@ -275,7 +275,7 @@ impl Engine {
                 }
             }
             let ctx = job.ctx();
-            let mut driver = TurnRedo::new(&job, &ctx);
+            let mut driver = TurnRedo::new(&job, &ctx, self.config.worker_slots());
             let input = job.merge_input(self.validation_pool.as_ref(), self.config.stall_timeout);
             let mut rule = ChainRule::starting_at(self.config.chain_rule, start);
             let workers = self.config.threads();

@@ -119,8 +119,8 @@ impl<D: BlockDb> BlockJob<'_, D> {
 }
 
 /// The batch path's merge driver: runs transactions at their turn on the merger's own thread,
-/// and while the next result is still being computed elsewhere, works as a helper of slot 0
-/// instead of waiting idle.
+/// and while the next result is still being computed elsewhere, executes from its own lane of
+/// the static dispatch (the last queue, half a worker's share) instead of waiting idle.
 ///
 /// At its turn a transaction's predecessors are all merged, so the redo reads exact state and
 /// is valid; and the merger can do nothing else until it has it. Handing it to a worker would
@@ -136,8 +136,8 @@ pub(crate) struct TurnRedo<'c, 'a, D: BlockDb> {
 }
 
 impl<'c, 'a, D: BlockDb> TurnRedo<'c, 'a, D> {
-    pub fn new(job: &'a BlockJob<'a, D>, ctx: &'c ExecCtx<'a, D>) -> Self {
-        Self { job, helper: Worker::new(0, Role::Merger, job.scheduler.table(), ctx) }
+    pub fn new(job: &'a BlockJob<'a, D>, ctx: &'c ExecCtx<'a, D>, lane: usize) -> Self {
+        Self { job, helper: Worker::new(lane, Role::Merger, job.scheduler.table(), ctx) }
     }
 }
 

@@ -29,8 +29,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Scheduler {
     table: TaskTable,
-    /// Owner side of each slot's deque; that slot's primary locks it (and for slot 0 the
-    /// merger's thread between merges), so it is rarely contended.
+    /// Owner side of each lane's deque: a slot's, locked by its primary, or the batch path's
+    /// last one, the merger's thread's (between merges); rarely contended.
     locals: Vec<Mutex<Deque<TxIndex>>>,
     stealers: Vec<Stealer<TxIndex>>,
     redos: Injector<TxIndex>,
