@@ -31,7 +31,7 @@
 //! transactions of one sender or one contract ran on both threads at once and the later one was
 //! stale: a chain of calls to one contract in the middle of a block (mainnet 6196166) was then
 //! executed twice, and the chain rule handed the block back at 0.74–0.86x; with the lane the
-//! chain stays on one thread and the block runs at 1.03–1.16x. A session (the alloy-evm
+//! chain stays on one thread and the block runs at 1.02–1.17x. A session (the alloy-evm
 //! executor) gives the merger's thread a lane too, but the caller's thread owns the database
 //! there, so it cannot execute speculatively: it executes the transactions of its lane at their
 //! turn, exactly, on its own EVM, while the slots run ahead with the others.
@@ -68,9 +68,10 @@ impl Dispatcher {
         Self::with_lanes(slots, 1, beneficiary)
     }
 
-    /// A pass over `slots` slots and one more queued lane for the merger's thread (the batch
-    /// path's), whose load counts double: the merger also merges and commits every transaction.
-    fn with_helper_lane(slots: usize, beneficiary: Address) -> Self {
+    /// A pass over `slots` slots and one more lane for the merger's thread that is a queue (the
+    /// batch path's; a session's merger lane is not, see [`Dispatcher::with_merger_lane`]), whose
+    /// load counts double: the merger also merges and commits every transaction.
+    fn with_merger_queue(slots: usize, beneficiary: Address) -> Self {
         Self { last_lane_weight: MERGER_LANE_WEIGHT, ..Self::with_lanes(slots.max(1) + 1, 0, beneficiary) }
     }
 
@@ -149,7 +150,7 @@ pub fn static_dispatch(
         vec![indexed.filter(to_a_slot).map(|(index, _)| index).collect()]
     } else {
         let mut dispatcher = if merger_lane {
-            Dispatcher::with_helper_lane(slots, beneficiary)
+            Dispatcher::with_merger_queue(slots, beneficiary)
         } else {
             Dispatcher::new(slots, beneficiary)
         };
