@@ -142,28 +142,19 @@ pub fn static_dispatch(
     beneficiary: Address,
     merger_lane: bool,
 ) -> Vec<Vec<usize>> {
-    let indexed = txs.iter().enumerate().map(|(i, tx)| (first + i, *tx));
-    let mut queues = if slots <= 1 && !merger_lane {
-        // One queue: affinity has nothing to choose between (two map inserts per transaction
-        // saved on every block at the default slot count of a 2-core machine).
-        let to_a_slot = |(_, tx): &(usize, TxSummary)| !is_beneficiary_tx(beneficiary, tx.sender, tx.recipient);
-        vec![indexed.filter(to_a_slot).map(|(index, _)| index).collect()]
+    let mut dispatcher = if merger_lane {
+        Dispatcher::with_merger_queue(slots, beneficiary)
     } else {
-        let mut dispatcher = if merger_lane {
-            Dispatcher::with_merger_queue(slots, beneficiary)
-        } else {
-            Dispatcher::new(slots, beneficiary)
-        };
-        // A sender and a recipient per transaction: sized once rather than rehashed as it grows.
-        dispatcher.affinity.reserve(2 * txs.len());
-        let mut queues = vec![Vec::new(); dispatcher.slots];
-        for (index, tx) in indexed {
-            if let Some(slot) = dispatcher.assign(tx) {
-                queues[slot].push(index);
-            }
-        }
-        queues
+        Dispatcher::new(slots, beneficiary)
     };
+    // A sender and a recipient per transaction: sized once rather than rehashed as it grows.
+    dispatcher.affinity.reserve(2 * txs.len());
+    let mut queues = vec![Vec::new(); dispatcher.slots];
+    for (i, tx) in txs.iter().enumerate() {
+        if let Some(slot) = dispatcher.assign(*tx) {
+            queues[slot].push(first + i);
+        }
+    }
     let heavy = heavy_txs(txs, first);
     if !heavy.is_empty() {
         for queue in &mut queues {
