@@ -45,7 +45,7 @@ use serde::Serialize;
 use parevm_statedb::InMemoryDb;
 
 use crate::{
-    BlockInput, ChainSpec, Executor, LoadError, alloc_count,
+    BlockInput, ChainSpec, Executor, LoadError, alloc_count, host,
     limit::{BlockLimit, block_limit},
     mainnet::{MainnetBlock, default_data_dir, discover, load_block},
     replay::compare_outputs,
@@ -215,6 +215,9 @@ pub struct BlockBench {
     pub limit: BlockLimit,
     /// One entry per parallel configuration, in [`BenchReport::configs`] order.
     pub parallel: Vec<ParallelResult>,
+    /// The host's cross-core round trip, in nanoseconds, probed just before and just after the
+    /// block's timed runs ([`crate::host`]); a probe that could not be made is left out.
+    pub cross_core_ns: Vec<f64>,
 }
 
 /// One parallel configuration over all blocks.
@@ -264,6 +267,22 @@ pub struct BenchSummary {
     pub sequential_allocations_per_tx: Option<f64>,
     /// One entry per parallel configuration, in [`BenchReport::configs`] order.
     pub parallel: Vec<ConfigSummary>,
+    /// The host's cross-core round trip over every block's probes, in nanoseconds: median,
+    /// lowest and highest; `None` if no probe could be made.
+    pub cross_core_ns: Option<CrossCore>,
+}
+
+/// Summary of the cross-core probes of a run (see [`crate::host`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CrossCore {
+    /// Probes made.
+    pub probes: usize,
+    /// Their median, in nanoseconds.
+    pub median: f64,
+    /// The lowest.
+    pub min: f64,
+    /// The highest.
+    pub max: f64,
 }
 
 /// Everything `parevm bench` measured.
@@ -473,6 +492,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
         message: e.to_string(),
     })?;
 
+    let mut cross_core_ns: Vec<f64> = host::cross_core_round_trip_ns().into_iter().collect();
     // Warm-up, then alternating timed rounds, each starting with the next executor in turn.
     let mut samples = vec![Vec::with_capacity(options.runs); executors.len()];
     let mut executing = vec![(0.0, 0u64); executors.len()];
@@ -490,6 +510,8 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
             drop(output);
         }
     }
+
+    cross_core_ns.extend(host::cross_core_round_trip_ns());
 
     // One more, untimed, run of each executor with allocations counted.
     let mut allocations = Vec::with_capacity(executors.len());
@@ -534,6 +556,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
         sequential_allocations: allocations[0],
         limit,
         parallel,
+        cross_core_ns,
     })
 }
 
@@ -593,7 +616,18 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
         geomean_skipped_empty: blocks.len() - with_txs.len(),
         sequential_allocations_per_tx: per_tx(blocks.iter().map(|b| b.sequential_allocations).sum(), txs),
         parallel,
+        cross_core_ns: cross_core(blocks),
     }
+}
+
+/// The cross-core probes of all blocks, summarised; `None` if there are none.
+fn cross_core(blocks: &[BlockBench]) -> Option<CrossCore> {
+    let mut probes: Vec<f64> = blocks.iter().flat_map(|b| b.cross_core_ns.iter().copied()).collect();
+    if probes.is_empty() {
+        return None;
+    }
+    let median = median(&mut probes);
+    Some(CrossCore { probes: probes.len(), median, min: probes[0], max: probes[probes.len() - 1] })
 }
 
 /// `count / txs`, if counted and there are transactions.
@@ -691,6 +725,16 @@ pub fn render_table(report: &BenchReport) -> String {
             timed.join(", ")
         );
     }
+    out += &match summary.cross_core_ns {
+        Some(c) => format!(
+            "host: a cache line's round trip between two cores, median {:.0} ns ({:.0}-{:.0} ns over {} probes, \
+             one before and one after each block's timed runs); the engine's threads pay it at every \
+             transaction, the sequential executor never: well above ~100 ns, the host is slowing the \
+             parallel columns (docs/benchmarks.md, Machine)\n",
+            c.median, c.min, c.max, c.probes
+        ),
+        None => "host: the cross-core round trip could not be probed here\n".to_string(),
+    };
     if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
         out +=
             "s (after redo/tx): a rule (chain, cheap block) handed the rest of the block to the sequential executor\n";
@@ -983,6 +1027,7 @@ mod tests {
                 timed_executions: txs as u64,
                 samples_ms: vec![par],
             }],
+            cross_core_ns: Vec::new(),
         }
     }
 
@@ -1042,8 +1087,8 @@ mod tests {
         let table = render_table(&report(blocks));
         let lines: Vec<&str> = table.lines().collect();
         // Header, rule, 3 blocks, rule, total, geomean, four note lines (total, limit x2, geomean),
-        // execution times.
-        assert_eq!(lines.len(), 13);
+        // execution times, the host's line.
+        assert_eq!(lines.len(), 14);
         let width = lines[0].len();
         for line in [lines[2], lines[3], lines[4], lines[6]] {
             assert_eq!(line.len(), width, "{line:?}");
@@ -1053,7 +1098,20 @@ mod tests {
         assert!(lines[9].starts_with("limit: "));
         assert!(lines[11].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
         assert!(lines[12].starts_with("execution time, us, over the blocks"), "{}", lines[12]);
+        assert_eq!(lines[13], "host: the cross-core round trip could not be probed here");
         assert!(lines[12].ends_with("parallel(2) 30.7 against 126.2 (0.24x)"), "{}", lines[12]);
+    }
+
+    #[test]
+    fn the_host_line_gives_the_median_and_range_of_every_blocks_probes() {
+        let mut blocks = vec![block(1, 10, 4.0, 1.0), block(2, 10, 4.0, 1.0), block(3, 10, 4.0, 1.0)];
+        blocks[0].cross_core_ns = vec![90.0, 400.0];
+        blocks[1].cross_core_ns = vec![80.0];
+        blocks[2].cross_core_ns = vec![100.0, 85.0];
+        let summary = summarize(&blocks).cross_core_ns.expect("five probes");
+        assert_eq!((summary.probes, summary.median, summary.min, summary.max), (5, 90.0, 80.0, 400.0));
+        let table = render_table(&report(blocks));
+        assert!(table.contains("median 90 ns (80-400 ns over 5 probes"), "{table}");
     }
 
     #[test]

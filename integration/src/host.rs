@@ -1,0 +1,160 @@
+//! What the host does to a parallel run: how long one cache line takes to go from one core to
+//! another and back.
+//!
+//! The engine's threads hand data to each other through shared cache lines at every transaction
+//! (a result published by a slot and merged on the caller's thread, the base state's shard locks,
+//! the count of merged transactions), so its speed depends on that round trip where the
+//! sequential executor's does not. On the project's shared 2-core machines it is not constant:
+//! about 80-100 ns most of the time, and 300-400 ns for minutes at a time, while each core alone
+//! keeps its full speed (docs/benchmarks.md, "Machine"). `parevm bench` probes it before and
+//! after every block's timed runs and reports it beside the ratios, so that a run can be judged
+//! by the host it ran on.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+/// Round trips per probe: ~2 ms on a quiet host, long enough to average out one interrupt.
+const ROUND_TRIPS: u64 = 20_000;
+
+/// A probe gives up after this long (a core taken away entirely, or pinning refused without an
+/// error): it is a measurement, and must never hold the benchmark up.
+const BUDGET: Duration = Duration::from_millis(200);
+
+/// The shared line, alone on its cache lines (128 bytes: adjacent-line prefetch pairs them).
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+/// The mean round trip of a cache line between cores 0 and 1, in nanoseconds; `None` where it
+/// cannot be measured (fewer than two cores, no thread pinning on this platform, or the budget
+/// ran out).
+pub fn cross_core_round_trip_ns() -> Option<f64> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    let line = Line(AtomicU64::new(0));
+    let deadline = Instant::now() + BUDGET;
+    std::thread::scope(|scope| {
+        let line = &line;
+        // The ponger answers each odd value with the next even one; the pinger times the lot.
+        let ponger = scope.spawn(move || {
+            if !pin_to_core(1) {
+                give_up(line);
+                return false;
+            }
+            (0..ROUND_TRIPS).all(|i| {
+                let asked = wait_for(line, 2 * i + 1, deadline);
+                if asked {
+                    // Release, paired with the pinger's Acquire in `wait_for`: the same hand-off
+                    // as a published result's, so the probe measures what the engine pays.
+                    line.0.store(2 * i + 2, Ordering::Release);
+                }
+                asked
+            })
+        });
+        let pinger = scope.spawn(move || {
+            if !pin_to_core(0) {
+                give_up(line);
+                return None;
+            }
+            let started = Instant::now();
+            for i in 0..ROUND_TRIPS {
+                // Release: see the ponger's store.
+                line.0.store(2 * i + 1, Ordering::Release);
+                if !wait_for(line, 2 * i + 2, deadline) {
+                    return None;
+                }
+            }
+            Some(started.elapsed().as_secs_f64() * 1e9 / ROUND_TRIPS as f64)
+        });
+        let answered = ponger.join().unwrap_or(false);
+        pinger.join().ok().flatten().filter(|_| answered)
+    })
+}
+
+/// Spins until the line holds `value` (true) or, checked every 1024 spins, the deadline has
+/// passed or the other side gave up (false). Bounded by the deadline.
+fn wait_for(line: &Line, value: u64, deadline: Instant) -> bool {
+    let mut spins = 0u32;
+    loop {
+        // Acquire: pairs with the other side's Release store (see the ponger).
+        match line.0.load(Ordering::Acquire) {
+            seen if seen == value => return true,
+            u64::MAX => return false,
+            _ => {}
+        }
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(1024) && Instant::now() >= deadline {
+            give_up(line);
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Tells the other side to stop waiting now rather than at the deadline.
+fn give_up(line: &Line) {
+    // Release: pairs with the Acquire load in `wait_for`, like every store to the line.
+    line.0.store(u64::MAX, Ordering::Release);
+}
+
+/// Pins the calling thread to `core`. Only this probe's own short-lived threads are pinned.
+#[cfg(target_os = "linux")]
+fn pin_to_core(core: usize) -> bool {
+    // SAFETY: `cpu_set_t` is a plain bit set, valid when zeroed; CPU_SET writes within it for
+    // `core` < CPU_SETSIZE (checked); `sched_setaffinity(0, ..)` reads `size_of::<cpu_set_t>()`
+    // bytes from a live reference and changes only the calling thread's affinity.
+    unsafe {
+        if core >= libc::CPU_SETSIZE as usize {
+            return false;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// No pinning outside Linux: two unpinned threads may share a core, and the figure would mean
+/// nothing.
+#[cfg(not(target_os = "linux"))]
+fn pin_to_core(_core: usize) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_ends_at_the_deadline_or_when_the_other_side_gives_up() {
+        let line = Line(AtomicU64::new(0));
+        let started = Instant::now();
+        assert!(!wait_for(&line, 1, started + Duration::from_millis(20)), "nobody writes 1");
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert!(started.elapsed() < Duration::from_secs(5), "the deadline bounds the wait");
+        assert_eq!(line.0.load(Ordering::Relaxed), u64::MAX, "the waiter told the other side");
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(!wait_for(&line, 1, far), "a side that gave up ends the other's wait at once");
+        line.0.store(7, Ordering::Relaxed);
+        assert!(wait_for(&line, 7, far));
+    }
+
+    #[test]
+    fn a_probe_gives_a_plausible_round_trip_or_none_and_never_outlives_its_budget() {
+        let started = Instant::now();
+        let probe = cross_core_round_trip_ns();
+        // Two pinned threads and the joins: the budget, plus slack for a loaded test machine.
+        assert!(started.elapsed() < BUDGET + Duration::from_secs(2), "the probe held the caller up");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 || !cfg!(target_os = "linux") {
+            assert_eq!(probe, None, "no figure without two cores to pin to");
+        }
+        // Other tests may hold the cores meanwhile, so the budget may run out (`None`, which the
+        // bench reports as such); a figure, when given, is a real round trip: at least two
+        // cache misses, and no longer than the budget spread over the round trips.
+        if let Some(ns) = probe {
+            assert!(ns > 1.0 && ns <= BUDGET.as_nanos() as f64 / ROUND_TRIPS as f64 * 2.0, "implausible: {ns} ns");
+        }
+    }
+}
