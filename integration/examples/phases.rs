@@ -2,8 +2,12 @@
 //! and `State` commit), and finishing the block (post-block steps and the bundle merge).
 //!
 //! The engine parallelises only the first part; the commit of each confirmed transaction and the
-//! block's finish stay on one thread, in order, in every executor built on revm's `State`. Their
-//! share is what a parallel executor cannot divide (docs/benchmarks.md):
+//! block's finish stay on one thread, in order, in every executor built on revm's `State`. The
+//! last column is what that leaves two threads at best, in a pipeline like the engine's: the
+//! setup before the first transaction and the finish after the last run alone, and in between
+//! one thread must commit every transaction in order while both execute, so that part takes at
+//! least `max(commit, (execute + commit) / 2)`. Commit overlaps execution there; Amdahl's law,
+//! which would let nothing overlap the serial part, understates the bound (docs/benchmarks.md):
 //!
 //! ```text
 //! cargo run --release -p parevm --example phases [GAS]
@@ -60,6 +64,14 @@ fn phases(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> [Duration; 
     best
 }
 
+/// The best speedup two threads can reach over `[total, execute, commit, finish]` (see the
+/// module's comment): everything but executing and committing stays serial, and one thread
+/// commits in order while both execute.
+fn two_thread_bound([total, execute, commit, _]: [f64; 4]) -> f64 {
+    let alone = total - execute - commit;
+    total / (alone + commit.max((execute + commit) / 2.0))
+}
+
 fn main() {
     let gas = std::env::args().nth(1).map_or(workloads::DEFAULT_GAS, |g| g.parse().expect("GAS: a number"));
     let data = mainnet::default_data_dir();
@@ -78,18 +90,22 @@ fn main() {
             cases.push((block.block.number().to_string(), ChainSpec::mainnet(), block.block, block.db));
         }
     }
-    println!("{:<10} {:>6} {:>9}  {:>8} {:>8} {:>8}", "block", "txs", "total ms", "execute", "commit", "finish");
+    println!(
+        "{:<10} {:>6} {:>9}  {:>8} {:>8} {:>8} {:>15}",
+        "block", "txs", "total ms", "execute", "commit", "finish", "2-thread bound"
+    );
     let mut mainnet_sum = [0.0; 4];
     for (label, chain, block, db) in &cases {
         let times = phases(chain, block, db).map(|d| d.as_secs_f64());
         let share = |i: usize| format!("{:.1}%", 100.0 * times[i] / times[0]);
         println!(
-            "{label:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8}",
+            "{label:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8} {:>14.2}x",
             block.txs.len(),
             times[0] * 1e3,
             share(1),
             share(2),
-            share(3)
+            share(3),
+            two_thread_bound(times)
         );
         if label.parse::<u64>().is_ok() {
             mainnet_sum.iter_mut().zip(times).for_each(|(sum, t)| *sum += t);
@@ -98,13 +114,14 @@ fn main() {
     if mainnet_sum[0] > 0.0 {
         let share = |i: usize| format!("{:.1}%", 100.0 * mainnet_sum[i] / mainnet_sum[0]);
         println!(
-            "{:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8}",
+            "{:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8} {:>14.2}x",
             "mainnet",
             "",
             mainnet_sum[0] * 1e3,
             share(1),
             share(2),
-            share(3)
+            share(3),
+            two_thread_bound(mainnet_sum)
         );
     }
 }
