@@ -80,7 +80,36 @@ pub struct Unconfirmed {
     wakeup: Arc<Wakeup>,
     /// Per address, the transactions (ascending) whose results wrote it at some point. Most
     /// addresses are written once or twice in a block: inline, that costs no allocation.
-    writers: DashMap<Address, SmallVec<[TxIndex; 2]>, DefaultHashBuilder>,
+    writers: DashMap<Address, SmallVec<[Writer; 2]>, DefaultHashBuilder>,
+}
+
+/// A transaction that wrote an address, with a one-word filter of the storage slots it changed
+/// there: a storage read passes over the writers whose filter rules its slot out without
+/// touching their results. A token contract is written by every transfer, each to other
+/// holders' slots, so without it every balance read walked every unmerged transfer's result,
+/// taking each one's lock, on lines the publishing core had just written.
+#[derive(Debug, Clone, Copy)]
+struct Writer {
+    tx: TxIndex,
+    /// Bit `slot_bit(slot)` for every slot changed, over all of the transaction's results (a
+    /// redo's filter is added to its predecessor's, as the index only grows); all ones when the
+    /// account was created or destroyed, which decides every slot.
+    slots: u64,
+}
+
+/// A slot's bit in a [`Writer`]'s filter: its low six bits. Mapping keys are keccak hashes and
+/// plain variables are small consecutive numbers, so both spread over the word without hashing.
+fn slot_bit(slot: &U256) -> u64 {
+    1 << (slot.as_limbs()[0] & 63)
+}
+
+/// The filter bits of one account's write.
+fn slot_bits(write: AccountWrite, account: &revm::state::Account) -> u64 {
+    match write {
+        AccountWrite::Created | AccountWrite::Destroyed => u64::MAX,
+        AccountWrite::Changed => account.changed_storage_slots().fold(0, |bits, (slot, _)| bits | slot_bit(slot)),
+        AccountWrite::None => 0,
+    }
 }
 
 impl Unconfirmed {
@@ -109,10 +138,13 @@ impl Unconfirmed {
     pub fn publish(&self, tx: TxIndex, result: Arc<TxResult>) {
         if let Some(state) = result.state() {
             for (address, account) in state {
-                if classify_write(account) != AccountWrite::None {
+                let write = classify_write(account);
+                if write != AccountWrite::None {
+                    let slots = slot_bits(write, account);
                     let mut writers = self.writers.entry(*address).or_default();
-                    if let Err(at) = writers.binary_search(&tx) {
-                        writers.insert(at, tx);
+                    match writers.binary_search_by_key(&tx, |w| w.tx) {
+                        Ok(at) => writers[at].slots |= slots,
+                        Err(at) => writers.insert(at, Writer { tx, slots }),
                     }
                 }
             }
@@ -152,7 +184,7 @@ impl Unconfirmed {
     /// The account as written by the newest of the transactions `first_unmerged..reader`, if any
     /// wrote it. `Some(None)` means it was destroyed.
     pub fn account(&self, reader: TxIndex, first_unmerged: TxIndex, address: Address) -> Option<Option<AccountInfo>> {
-        self.search(reader, first_unmerged, address, |state| {
+        self.search(reader, first_unmerged, address, None, |state| {
             let account = state.get(&address)?;
             match classify_write(account) {
                 AccountWrite::None => None,
@@ -165,7 +197,7 @@ impl Unconfirmed {
     /// The slot as written by the newest of the transactions `first_unmerged..reader`, if any
     /// wrote it (or wiped the account's storage).
     pub fn storage(&self, reader: TxIndex, first_unmerged: TxIndex, address: Address, slot: U256) -> Option<U256> {
-        self.search(reader, first_unmerged, address, |state| {
+        self.search(reader, first_unmerged, address, Some(slot_bit(&slot)), |state| {
             let account = state.get(&address)?;
             match classify_write(account) {
                 AccountWrite::None => None,
@@ -181,6 +213,7 @@ impl Unconfirmed {
         reader: TxIndex,
         first_unmerged: TxIndex,
         address: Address,
+        slot_bit: Option<u64>,
         mut find: impl FnMut(&EvmState) -> Option<T>,
     ) -> Option<T> {
         // Every predecessor merged: nothing here for the reader (and one shared-map lookup
@@ -189,8 +222,10 @@ impl Unconfirmed {
             return None;
         }
         let writers = self.writers.get(&address)?;
-        let below = writers.partition_point(|&tx| tx < reader);
-        for &tx in writers[..below].iter().rev().take_while(|&&tx| tx >= first_unmerged) {
+        let below = writers.partition_point(|w| w.tx < reader);
+        let candidates = writers[..below].iter().rev().take_while(|w| w.tx >= first_unmerged);
+        // A storage read (`slot_bit`) looks only at writers that may have changed its slot.
+        for tx in candidates.filter(|w| slot_bit.is_none_or(|bit| w.slots & bit != 0)).map(|w| w.tx) {
             let guard = self.results[tx].read();
             if let Some(state) = guard.as_ref().and_then(|r| r.state())
                 && let Some(found) = find(state)
@@ -257,6 +292,40 @@ mod tests {
         assert_eq!(unconfirmed.storage(5, 0, a, U256::from(7)), Some(U256::from(70)));
         assert_eq!(unconfirmed.storage(5, 2, a, U256::from(7)), None);
         assert_eq!(unconfirmed.account(5, 0, Address::with_last_byte(2)), None);
+    }
+
+    #[test]
+    fn the_slot_filter_never_hides_a_writer_of_the_slot() {
+        let a = Address::with_last_byte(1);
+        let unconfirmed = Unconfirmed::new(8);
+        // Slots 7 and 71 share a filter bit, 8 has its own.
+        publish(&unconfirmed, 1, &[(a, 10, Some((7, 70)))]);
+        publish(&unconfirmed, 2, &[(a, 20, Some((71, 710)))]);
+        publish(&unconfirmed, 3, &[(a, 30, Some((8, 80)))]);
+        assert_eq!(unconfirmed.storage(4, 0, a, U256::from(7)), Some(U256::from(70)), "past a colliding writer");
+        assert_eq!(unconfirmed.storage(4, 0, a, U256::from(71)), Some(U256::from(710)));
+        assert_eq!(unconfirmed.storage(4, 0, a, U256::from(8)), Some(U256::from(80)));
+        assert_eq!(unconfirmed.storage(4, 0, a, U256::from(9)), None);
+        // A redo of 3 that writes slot 9 instead: found, though its first result did not write it.
+        publish(&unconfirmed, 3, &[(a, 30, Some((9, 90)))]);
+        assert_eq!(unconfirmed.storage(4, 0, a, U256::from(9)), Some(U256::from(90)));
+        assert_eq!(unconfirmed.storage(4, 0, a, U256::from(8)), None, "the redo no longer writes 8");
+        // A created account decides every slot, whatever bits its storage has.
+        let mut state = EvmState::default();
+        let mut created = Account::from(AccountInfo::from_balance(U256::from(1)));
+        created.mark_created();
+        created.mark_touch();
+        state.insert(a, created);
+        let result = ExecutionResult::Success {
+            reason: SuccessReason::Stop,
+            gas: Default::default(),
+            logs: vec![],
+            output: Output::Call(Bytes::new()),
+        };
+        let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
+        let reads = ReadSetPool::new(1).take();
+        unconfirmed.publish(5, Arc::new(TxResult { incarnation: 1, outcome, reads, merged_at_start: 0 }));
+        assert_eq!(unconfirmed.storage(6, 0, a, U256::from(7)), Some(U256::ZERO), "a new account's slots are zero");
     }
 
     #[test]
