@@ -61,9 +61,21 @@ fn bench_two_blocks() {
     assert_eq!(json["blocks"].as_array().map(Vec::len), Some(2));
 
     let table = parevm::bench::render_table(&report);
-    // Header and rule, 2 blocks, rule, total and geomean, 4 note lines, execution times.
-    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 4 + 1);
-    assert!(table.lines().last().unwrap().starts_with("execution time, us, over the blocks"), "{table}");
+    // Header and rule, 2 blocks, rule, total and geomean, 4 note lines, execution times, host.
+    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 4 + 1 + 1);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[lines.len() - 2].starts_with("execution time, us, over the blocks"), "{table}");
+    assert!(lines[lines.len() - 1].starts_with("host: "), "{table}");
+    // At most one probe before and one after each block's timed runs (a probe that ran out of
+    // its budget on a busy machine is left out, not counted as zero).
+    for block in &report.blocks {
+        assert!(block.cross_core_ns.len() <= 2, "{:?}", block.cross_core_ns);
+        assert!(block.cross_core_ns.iter().all(|ns| *ns > 0.0 && ns.is_finite()), "{:?}", block.cross_core_ns);
+    }
+    assert_eq!(
+        summary.cross_core_ns.map(|c| c.probes),
+        Some(report.blocks.iter().map(|b| b.cross_core_ns.len()).sum::<usize>()).filter(|&n| n > 0)
+    );
     // The engine's own entry point measures its executions; the sequential side comes from the
     // limit's pass.
     for config in &summary.parallel {
