@@ -263,6 +263,11 @@ mod tests {
             account.mark_touch();
             state.insert(address, account);
         }
+        publish_state(unconfirmed, tx, state);
+    }
+
+    /// Publishes a successful execution of `tx` that wrote `state`.
+    fn publish_state(unconfirmed: &Unconfirmed, tx: TxIndex, state: EvmState) {
         let result = ExecutionResult::Success {
             reason: SuccessReason::Stop,
             gas: Default::default(),
@@ -316,15 +321,7 @@ mod tests {
         created.mark_created();
         created.mark_touch();
         state.insert(a, created);
-        let result = ExecutionResult::Success {
-            reason: SuccessReason::Stop,
-            gas: Default::default(),
-            logs: vec![],
-            output: Output::Call(Bytes::new()),
-        };
-        let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
-        let reads = ReadSetPool::new(1).take();
-        unconfirmed.publish(5, Arc::new(TxResult { incarnation: 1, outcome, reads, merged_at_start: 0 }));
+        publish_state(&unconfirmed, 5, state);
         assert_eq!(unconfirmed.storage(6, 0, a, U256::from(7)), Some(U256::ZERO), "a new account's slots are zero");
     }
 
