@@ -13,7 +13,7 @@
 //!   hand each transaction to the engine as the caller passes it in.
 //! - [`receipt`]: the receipts both executors build (reth's, the bloom left to the checks).
 //! - [`checks`]: what a header lets us verify (gas used, logs bloom, receipts root, state root).
-//! - [`replay`], [`bench`]: the `parevm` CLI's commands; [`host`]: the cross-core round trip
+//! - [`replay`], [`bench`](mod@bench): the `parevm` CLI's commands; [`host`]: the cross-core round trip
 //!   the bench reports beside its ratios.
 //! - [`verify`]: the verifying ExEx's comparison (parevm's result against a node's).
 //! - [`node_args`]: the `--parallel*` flags of the `parevm-reth` node and their config file.

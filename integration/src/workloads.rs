@@ -430,7 +430,7 @@ pub fn generate(workload: Workload, target_gas: u64, seed: u64, erc20: &Erc20Cod
     generated
 }
 
-/// The gas one transaction of `workload` uses: the mean over [`CALIBRATION_TXS`] transactions
+/// The gas one transaction of `workload` uses: the mean over `CALIBRATION_TXS` transactions
 /// executed sequentially (21,000 for `transfers`, which needs no measurement).
 pub fn gas_per_tx(workload: Workload, seed: u64, erc20: &Erc20Code) -> u64 {
     if workload == Workload::Transfers {
