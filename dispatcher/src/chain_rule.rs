@@ -152,7 +152,7 @@ pub struct ChainProbe {
 
 impl ChainProbe {
     /// Whether a block is worth probing before starting the engine (see [`ChainProbe`]): at least
-    /// [`PROBE_CHAIN`] of its first [`PROBE_TXS`] transactions call one account, and the block is
+    /// `PROBE_CHAIN` (12) of its first `PROBE_TXS` (16) transactions call one account, and the block is
     /// large enough for the engine to have most of it after the probe. Costs a look at the first
     /// transactions' recipients, nothing more; a block that fails it goes straight to the engine.
     pub fn wanted(txs: &(impl TxSource + ?Sized)) -> bool {
@@ -216,7 +216,7 @@ impl ChainProbe {
     /// The verdict as soon as it is certain: `Some(true)`, a chain (run the block sequentially);
     /// `Some(false)`, not one (start the engine after the observed transactions); `None`, observe
     /// another. A chain grows by at most one per transaction, so a block whose chain cannot reach
-    /// [`PROBE_CHAIN`] by [`PROBE_TXS`] is let go early (independent transactions after 7).
+    /// `PROBE_CHAIN` by `PROBE_TXS` is let go early (independent transactions after 7).
     pub fn verdict(&self) -> Option<bool> {
         if self.longest >= PROBE_CHAIN {
             Some(true)

@@ -5,7 +5,7 @@
 //! inside a long transaction. Both run [`Worker::run`]; they differ only in where they look for
 //! work ([`TaskSource`], implemented by the dispatcher). A worker claims a transaction with a
 //! compare-and-swap on its [`TaskTable`] entry, executes it with revm on a
-//! [`parevm_statedb::SlotDb`] ([`exec`]), publishes the result as unconfirmed, and moves on: it
+//! [`parevm_statedb::SlotDb`] (`exec.rs`), publishes the result as unconfirmed, and moves on: it
 //! never waits for the merger.
 
 mod exec;
