@@ -5,7 +5,7 @@
 //! (a result published by a slot and merged on the caller's thread, the base state's shard locks,
 //! the count of merged transactions), so its speed depends on that round trip where the
 //! sequential executor's does not. On the project's shared 2-core machines it is not constant:
-//! about 80-100 ns most of the time, and 300-400 ns for minutes at a time, while each core alone
+//! about 42 ns most of the time, and 350-450 ns for minutes at a time, while each core alone
 //! keeps its full speed (docs/benchmarks.md, "Machine"). `parevm bench` probes it before and
 //! after every block's timed runs and reports it beside the ratios, so that a run can be judged
 //! by the host it ran on.
