@@ -89,7 +89,8 @@ pub struct BlockStats {
     /// Transactions stolen from another slot's queue.
     pub steals: u64,
     /// Time spent in executions on the engine's EVMs, all threads together (the slots' and the
-    /// merger's). Measured in the engine's batch path only; a session leaves it zero (its
+    /// merger's), estimated from one execution in eight on each thread (the first always
+    /// timed). Measured in the engine's batch path only; a session leaves it zero (its
     /// workers are still finishing when it reports, and its owner executes on its own EVM).
     pub execution_time: std::time::Duration,
     /// Merge-side counters: redos by cause, merge wait, most executions of one transaction.
