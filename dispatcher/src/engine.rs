@@ -8,7 +8,7 @@
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
 use alloy_primitives::{Address, U256};
@@ -89,9 +89,9 @@ pub struct BlockStats {
     /// Transactions stolen from another slot's queue.
     pub steals: u64,
     /// Time spent in executions on the engine's EVMs, all threads together (the slots' and the
-    /// merger's), estimated from one execution in eight on each thread (the first always
-    /// timed). Measured in the engine's batch path only; a session leaves it zero (its
-    /// workers are still finishing when it reports, and its owner executes on its own EVM).
+    /// merger's). Zero unless the engine's execution timer is on ([`Engine::time_executions`]);
+    /// measured in the engine's batch path only: a session leaves it zero (its workers are still
+    /// finishing when it reports, and its owner executes on its own EVM).
     pub execution_time: std::time::Duration,
     /// Merge-side counters: redos by cause, merge wait, most executions of one transaction.
     pub merge: MergeStats,
@@ -142,6 +142,8 @@ pub struct Engine {
     /// block leaves idle (see [`Engine::new`]).
     pub(crate) validation_pool: Option<rayon::ThreadPool>,
     pub(crate) reads: ReadSetPool,
+    /// Whether blocks time their executions (a diagnostic; off by default).
+    pub(crate) time_executions: AtomicBool,
 }
 
 impl Engine {
@@ -168,12 +170,28 @@ impl Engine {
                 .build()
                 .expect("spawning the validation threads")
         });
-        Ok(Self { config, running: parking_lot::Mutex::new(()), pool, validation_pool, reads: ReadSetPool::new(64) })
+        Ok(Self {
+            config,
+            running: parking_lot::Mutex::new(()),
+            pool,
+            validation_pool,
+            reads: ReadSetPool::new(64),
+            time_executions: AtomicBool::new(false),
+        })
     }
 
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Turns the execution timer on or off for the blocks that start from now on: with it on,
+    /// every execution is timed and [`BlockStats::execution_time`] reports the total. A
+    /// diagnostic, off by default: two clock reads per execution slow cheap transactions by a
+    /// few percent (`parevm bench` turns it on for one extra run of each block).
+    pub fn time_executions(&self, on: bool) {
+        // Relaxed: read when a block starts; a block already running keeps its setting.
+        self.time_executions.store(on, Ordering::Relaxed);
     }
 
     /// Executes a block. Each transaction's result and write set is handed to `on_merged`, in
@@ -266,6 +284,8 @@ impl Engine {
             reads: self.reads.clone(),
             shadow_executions: AtomicU64::new(0),
             execution_nanos: AtomicU64::new(0),
+            // Relaxed: a switch the caller sets between blocks.
+            time_executions: self.time_executions.load(Ordering::Relaxed),
         };
 
         let (result, merge_stats) = self.pool.in_place_scope(|scope| {

@@ -37,8 +37,10 @@ pub(crate) struct BlockJob<'t, D> {
     pub reads: ReadSetPool,
     /// Executions run by shadow workers.
     pub shadow_executions: AtomicU64,
-    /// Nanoseconds the workers spent executing, added as each leaves its loop.
+    /// Nanoseconds the workers spent executing, added as each leaves its loop, if timed.
     pub execution_nanos: AtomicU64,
+    /// Whether executions are timed (`Engine::time_executions`).
+    pub time_executions: bool,
 }
 
 impl<D: BlockDb> BlockJob<'_, D> {
@@ -51,6 +53,7 @@ impl<D: BlockDb> BlockJob<'_, D> {
             txs: &self.txs,
             block: &self.block,
             cfg: &self.cfg,
+            time_executions: self.time_executions,
         }
     }
 

@@ -126,6 +126,8 @@ impl Engine {
             reads: self.reads.clone(),
             shadow_executions: AtomicU64::new(0),
             execution_nanos: AtomicU64::new(0),
+            // A session reports no execution time (see `BlockStats::execution_time`).
+            time_executions: false,
         });
         let session = Session {
             engine: self,

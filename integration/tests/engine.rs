@@ -69,6 +69,24 @@ fn a_dependency_chain_finishes_with_at_most_two_executions_per_tx() {
 }
 
 #[test]
+fn the_execution_timer_is_off_unless_turned_on_and_changes_no_result() {
+    let synthetic = chain_block(120, 60);
+    let block = synthetic.block();
+    let executor = without_chain_rule(2);
+    let engine = executor.engine().unwrap();
+    let run = || executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
+    let off = run();
+    assert!(off.sequential_from.is_none() && off.executions >= 120, "the engine ran the block");
+    assert_eq!(off.execution_time, std::time::Duration::ZERO, "no clock reads by default");
+    engine.time_executions(true);
+    let on = run();
+    assert!(on.execution_time > std::time::Duration::ZERO, "every execution timed");
+    assert!(common::differences(&synthetic.chain, &block, &synthetic.db, &executor).is_empty());
+    engine.time_executions(false);
+    assert_eq!(run().execution_time, std::time::Duration::ZERO);
+}
+
+#[test]
 fn without_shadows_or_stealing_results_are_the_same() {
     let synthetic = chain_block(120, 7);
     let block = synthetic.block();

@@ -42,53 +42,21 @@ pub struct ExecCtx<'a, D> {
     pub block: &'a BlockEnv,
     /// Chain configuration (spec).
     pub cfg: &'a CfgEnv,
+    /// Whether to time every execution (the engine's execution-time counter, a diagnostic).
+    /// Off in normal running: reading the clock twice costs ~40 ns, 3% of executing an AMM swap,
+    /// on every thread, the merger's included, whose work is the block's serial path on cheap
+    /// transactions (docs/benchmarks.md, "Changes measured alone").
+    pub time_executions: bool,
 }
 
 /// One worker's EVM for one block.
 pub struct TxExecutor<'c, 'a, D: BlockDb> {
     ctx: &'c ExecCtx<'a, D>,
     evm: Option<SlotEvm<'a, D>>,
-    /// Time spent executing, sampled: kept here, per thread, and summed once the block is over,
-    /// so that measuring costs no shared write per execution.
-    busy: SampledTime,
-}
-
-/// One execution in this many is timed (the first always), for the engine's execution-time
-/// counter. Reading the clock twice costs ~40 ns, 3% of executing an AMM swap, on every thread,
-/// the merger's included, whose work is the block's serial path on cheap transactions: timing
-/// every execution (and every merge's wait) cost 2% of the mainnet geomean and 5% on AMM swaps
-/// (docs/benchmarks.md, "Changes measured alone").
-const TIMED_EVERY: u32 = 8;
-
-/// The time spent in a series of executions, estimated from every [`TIMED_EVERY`]th.
-#[derive(Debug, Default, Clone, Copy)]
-struct SampledTime {
-    timed_total: Duration,
-    executions: u32,
-    timed: u32,
-}
-
-impl SampledTime {
-    /// Counts one more execution; whether to time it.
-    fn next_is_timed(&mut self) -> bool {
-        self.executions = self.executions.saturating_add(1);
-        self.executions % TIMED_EVERY == 1
-    }
-
-    /// Adds the time of an execution [`SampledTime::next_is_timed`] chose.
-    fn record(&mut self, time: Duration) {
-        self.timed_total += time;
-        self.timed += 1;
-    }
-
-    /// The estimated time of all executions counted.
-    fn estimate(&self) -> Duration {
-        if self.timed == 0 {
-            Duration::ZERO
-        } else {
-            self.timed_total.mul_f64(f64::from(self.executions) / f64::from(self.timed))
-        }
-    }
+    /// Time spent in [`TxExecutor::execute`], when timed (`ExecCtx::time_executions`): kept
+    /// here, per thread, and summed once the block is over, so that measuring costs no shared
+    /// write per execution.
+    busy: Duration,
 }
 
 impl<D: BlockDb> std::fmt::Debug for TxExecutor<'_, '_, D> {
@@ -103,12 +71,12 @@ where
 {
     /// An executor over the block's shared state; the EVM is built on first use.
     pub fn new(ctx: &'c ExecCtx<'a, D>) -> Self {
-        Self { ctx, evm: None, busy: SampledTime::default() }
+        Self { ctx, evm: None, busy: Duration::ZERO }
     }
 
-    /// Time spent executing so far, estimated from one execution in [`TIMED_EVERY`].
+    /// Time spent executing so far.
     pub fn busy(&self) -> Duration {
-        self.busy.estimate()
+        self.busy
     }
 
     fn build(&self) -> SlotEvm<'a, D> {
@@ -118,12 +86,12 @@ where
 
     /// Executes transaction `tx` as its `incarnation`-th execution.
     pub fn execute(&mut self, tx: TxIndex, incarnation: u32) -> TxResult {
-        if !self.busy.next_is_timed() {
+        if !self.ctx.time_executions {
             return self.execute_untimed(tx, incarnation);
         }
         let started = Instant::now();
         let result = self.execute_untimed(tx, incarnation);
-        self.busy.record(started.elapsed());
+        self.busy += started.elapsed();
         result
     }
 
@@ -164,31 +132,5 @@ pub fn panic_message(panic: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-string payload".to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_execution_and_every_eighth_are_timed_and_the_rest_estimated_from_them() {
-        let mut time = SampledTime::default();
-        assert_eq!(time.estimate(), Duration::ZERO, "nothing executed");
-        let mut timed = Vec::new();
-        for i in 1..=17u32 {
-            if time.next_is_timed() {
-                timed.push(i);
-                time.record(Duration::from_micros(u64::from(i)));
-            }
-        }
-        assert_eq!(timed, [1, 9, 17]);
-        // 1 + 9 + 17 = 27 µs over 3 timed executions: 9 µs each, for 17 executions.
-        assert_eq!(time.estimate(), Duration::from_micros(153));
-        // A thread that executed once is timed exactly.
-        let mut once = SampledTime::default();
-        assert!(once.next_is_timed());
-        once.record(Duration::from_micros(5));
-        assert_eq!(once.estimate(), Duration::from_micros(5));
     }
 }
