@@ -225,7 +225,9 @@ impl Merger {
             return Err(BlockError::GasLimitExceeded { tx, transaction_gas_limit: gas_limit, block_available_gas });
         }
 
-        let mut ours = if input.unconfirmed.has_result(tx) { None } else { driver.run_at_turn(tx, false) };
+        // Its newest result, or, if it has none yet, its execution right here (`None` if a worker
+        // holds it): one look at the unconfirmed layer, then the clock only for a real wait.
+        let mut ours = input.unconfirmed.newer(tx, 0).or_else(|| driver.run_at_turn(tx, false));
         let mut seen = 0;
         let mut redos_at_turn = 0;
         let (result, rebased) = loop {
