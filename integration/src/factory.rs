@@ -30,14 +30,14 @@ use std::{any::type_name, sync::Arc};
 use alloy_consensus::{Transaction, TransactionEnvelope, TxReceipt};
 use alloy_eips::Encodable2718;
 use alloy_evm::{
-    Evm, EvmFactory, FromRecoveredTx, FromTxWithEncoded, RecoveredTx,
+    Evm, EvmEnv, EvmFactory, FromRecoveredTx, FromTxWithEncoded, RecoveredTx,
     block::{
         BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory, BlockValidationError,
         ExecutableTx, GasOutput, StateDB,
     },
     eth::{
-        EthBlockExecutionCtx, EthBlockExecutor, EthBlockExecutorFactory, EthEvm, EthEvmContext, EthEvmFactory,
-        EthTxResult,
+        EthBlockExecutionCtx, EthBlockExecutor, EthBlockExecutorFactory, EthEvm, EthEvmBuilder, EthEvmContext,
+        EthEvmFactory, EthTxResult,
         receipt_builder::ReceiptBuilder,
         spec::{EthExecutorSpec, EthSpec},
     },
@@ -45,7 +45,7 @@ use alloy_evm::{
 };
 use alloy_primitives::{B256, Log};
 use parevm_dispatcher::{BlockError, BlockStats, Engine, MergedTx, Owner, Session};
-use parevm_statedb::{DbError, ExecOutcome, TxIndex};
+use parevm_statedb::{DbError, ExecOutcome, Requests, ServingDb, TxIndex};
 use revm::{
     Inspector,
     context::{TxEnv, result::EVMError},
@@ -227,8 +227,20 @@ where
         self.eth.evm_mut().db_mut()
     }
 
-    fn execute_exact(&mut self, tx: TxIndex, env: TxEnv) -> ExecOutcome {
-        match self.eth.evm_mut().transact(env) {
+    fn execute_exact(&mut self, tx: TxIndex, env: TxEnv, serve: Option<&Requests>) -> ExecOutcome {
+        let evm = self.eth.evm_mut();
+        let outcome = match serve {
+            // An EVM of its own over the caller's database, so that the slots' reads are
+            // answered as it reads (`ServingDb`): same environment, and Ethereum's precompiles
+            // for the spec, as the slots have (a node's own map, such as reth's precompile
+            // cache, computes the same outputs).
+            Some(requests) => {
+                let evm_env = EvmEnv { cfg_env: evm.cfg_env().clone(), block_env: evm.block().clone() };
+                EthEvmBuilder::new(ServingDb::new(evm.db_mut(), requests), evm_env).build().transact(env)
+            }
+            None => evm.transact(env),
+        };
+        match outcome {
             Ok(ResultAndState { result, state }) => ExecOutcome::Executed { result, state, deferred_reward: None },
             Err(error) => {
                 let engine_error = match &error {

@@ -95,6 +95,8 @@ pub struct Requests {
     queue: mpsc::Receiver<Request>,
     /// Sent but not yet received, so the owner's readiness check costs one atomic load.
     pending: Arc<AtomicUsize>,
+    /// Requests received so far (the owner's thread only).
+    served: std::cell::Cell<u64>,
 }
 
 impl Requests {
@@ -106,11 +108,17 @@ impl Requests {
         self.pending.load(Ordering::Relaxed) > 0
     }
 
+    /// How many requests were taken so far.
+    pub fn served(&self) -> u64 {
+        self.served.get()
+    }
+
     /// The next waiting request, if any.
     pub fn next(&self) -> Option<Request> {
         let request = self.queue.try_recv().ok()?;
         // Relaxed: only a count; the request itself came through the channel.
         self.pending.fetch_sub(1, Ordering::Relaxed);
+        self.served.set(self.served.get() + 1);
         Some(request)
     }
 
@@ -124,6 +132,61 @@ impl Requests {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The owner's database while the owner executes a transaction itself: each of its reads first
+/// answers the slots' waiting requests. Without it a slot that missed while the owner executed
+/// waited for the whole execution (7 µs per request on the 100+ transaction mainnet blocks at 2
+/// slots, where the worker spent half of the block waiting); with it, for the owner's next read.
+/// The answers go through the same database, so the owner's execution reads what it would have.
+pub struct ServingDb<'a, DB> {
+    db: &'a mut DB,
+    requests: &'a Requests,
+}
+
+impl<DB> std::fmt::Debug for ServingDb<'_, DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingDb").field("requests", self.requests).finish_non_exhaustive()
+    }
+}
+
+impl<'a, DB: Database> ServingDb<'a, DB> {
+    /// `db`, answering `requests` at each read.
+    pub fn new(db: &'a mut DB, requests: &'a Requests) -> Self {
+        Self { db, requests }
+    }
+
+    fn serve(&mut self) {
+        if self.requests.has_pending() {
+            // A failed answer is the asking slot's to report (see `Requests::serve`); the
+            // owner's own read below meets the same error if it reads the same key.
+            let _ = self.requests.serve(self.db);
+        }
+    }
+}
+
+impl<DB: Database> Database for ServingDb<'_, DB> {
+    type Error = DB::Error;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        self.serve();
+        self.db.basic(address)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        self.serve();
+        self.db.code_by_hash(code_hash)
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, Self::Error> {
+        self.serve();
+        self.db.storage(address, index)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.serve();
+        self.db.block_hash(number)
     }
 }
 
@@ -144,7 +207,10 @@ impl RemoteDb {
         let (sender, queue) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let owner = std::thread::current().id();
-        (Self { queue: sender, pending: pending.clone(), wakeup, owner, timeout }, Requests { queue, pending })
+        (
+            Self { queue: sender, pending: pending.clone(), wakeup, owner, timeout },
+            Requests { queue, pending, served: Default::default() },
+        )
     }
 
     fn ask(&self, query: Query) -> Result<Answer, DbError> {
@@ -243,6 +309,31 @@ mod tests {
             let (info, value) = asker.join().unwrap();
             assert_eq!(info.unwrap(), db.0.basic_ref(address).unwrap());
             assert_eq!(value.unwrap(), db.0.storage_ref(address, U256::from(1)).unwrap());
+        });
+        assert!(!requests.has_pending());
+    }
+
+    #[test]
+    fn the_owner_answers_a_waiting_slot_at_each_of_its_own_reads() {
+        let wakeup = Arc::new(Wakeup::default());
+        let (remote, requests) = RemoteDb::served_here(wakeup, Duration::from_secs(10));
+        let mut db = revm::database::WrapDatabaseRef(InMemoryDb::synthetic(2, 2));
+        let (asked, own) = (InMemoryDb::synthetic_address(1), InMemoryDb::synthetic_address(2));
+        let own_info = db.0.basic_ref(own).unwrap();
+        let asked_value = db.0.storage_ref(asked, U256::from(1)).unwrap();
+        std::thread::scope(|s| {
+            let asker = s.spawn(|| remote.storage_ref(asked, U256::from(1)));
+            // The owner reading its own keys, as its EVM does: the only place the request is
+            // served. (The request is counted just before it is queued, so a read may find
+            // nothing yet; the next one serves it.)
+            let mut serving = ServingDb::new(&mut db, &requests);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while requests.served() == 0 {
+                assert!(Instant::now() < deadline, "not served within 10 s");
+                assert_eq!(serving.basic(own).unwrap(), own_info, "the owner reads its own key");
+                std::thread::yield_now();
+            }
+            assert_eq!(asker.join().unwrap().unwrap(), asked_value);
         });
         assert!(!requests.has_pending());
     }
