@@ -7,7 +7,8 @@
 //!   holding a clone, executing each transaction as soon as it is pushed, while the caller is
 //!   still preparing the next;
 //! - reads the database only on the owner's thread: the slots' misses are queued
-//!   ([`parevm_statedb::RemoteDb`]) and answered whenever the owner is inside the session;
+//!   ([`parevm_statedb::RemoteDb`]) and answered whenever the owner is inside the session,
+//!   during its own executions too once slots have been found waiting on them;
 //!   sender, recipient and beneficiary are loaded by the owner up front, so most transactions
 //!   never have to ask;
 //! - merges on the owner's thread, committing each confirmed transaction through the

@@ -5,7 +5,8 @@
 //! executor's thread (the *owner*, which also runs the merger) keeps the database and answers
 //! the slots' misses: a slot that needs a value the base state does not hold yet queues a
 //! [`Request`] and waits, bounded, for the answer; the owner answers queued requests whenever
-//! it is inside the engine (handing in a transaction, merging, waiting for a result). Every
+//! it is inside the engine (handing in a transaction, merging, waiting for a result, and, through
+//! a [`ServingDb`], at each read of a transaction it executes itself). Every
 //! answer is cached in the base state, so a key crosses threads at most once per block (twice
 //! if two slots miss it at the same moment).
 //!
