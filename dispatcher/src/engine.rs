@@ -95,6 +95,10 @@ pub struct BlockStats {
     pub execution_time: std::time::Duration,
     /// Merge-side counters: redos by cause, merge wait, most executions of one transaction.
     pub merge: MergeStats,
+    /// Reads of the slots that a session's owner answered from inside its own executions (see
+    /// [`Owner::execute_exact`](crate::Owner::execute_exact)); zero in the batch path, which
+    /// has no owner.
+    pub served_while_executing: u64,
     /// Set when a rule (the chain rule, the cheap-block rule, a payout block's) handed the block
     /// back after this many transactions: the caller executes the rest sequentially (see
     /// [`Engine::execute`]).

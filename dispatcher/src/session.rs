@@ -92,9 +92,18 @@ pub struct Session<'e> {
     /// The chain rule, or the cheap-block rule, tripped.
     hand_back: bool,
     started: bool,
-    /// Whether the owner's next execution answers the slots' reads as it goes (see
-    /// `OwnerDriver::run_at_turn`).
-    serve_while_executing: bool,
+    /// Whether the owner's executions answer the slots' reads as they go.
+    serving: Serving,
+}
+
+/// The owner answering the slots' reads from inside its executions (see
+/// `OwnerDriver::run_at_turn`).
+#[derive(Debug, Default)]
+struct Serving {
+    /// The owner's next execution does.
+    next: bool,
+    /// Reads answered that way so far.
+    served: u64,
 }
 
 impl Engine {
@@ -146,7 +155,7 @@ impl Engine {
             gas: CappedGas::default(),
             hand_back: false,
             started: false,
-            serve_while_executing: false,
+            serving: Serving::default(),
         };
         // The merger credits deferred fees to the beneficiary on its own thread, where it
         // cannot ask itself for the account: load it now.
@@ -242,12 +251,8 @@ impl Session<'_> {
 
     fn merge_next(&mut self, owner: &mut impl Owner) -> Result<(), BlockError> {
         let input = self.job.merge_input(self.engine.validation_pool.as_ref(), self.engine.config.stall_timeout);
-        let mut driver = OwnerDriver {
-            job: &self.job,
-            requests: &self.requests,
-            owner: &mut *owner,
-            serve: &mut self.serve_while_executing,
-        };
+        let mut driver =
+            OwnerDriver { job: &self.job, requests: &self.requests, owner: &mut *owner, serving: &mut self.serving };
         let merged = self.merger.merge_next(&input, &mut driver)?;
         owner.commit(merged);
         self.hand_back |= self.rule.tripped(self.merger.next(), self.merger.stats().total_redos());
@@ -262,6 +267,7 @@ impl Session<'_> {
             shadow_takeovers: self.job.shadow_executions.load(Ordering::Relaxed),
             steals: self.job.scheduler.steals.load(Ordering::Relaxed),
             merge: MergeStats::clone(self.merger.stats()),
+            served_while_executing: self.serving.served,
             execution_time: std::time::Duration::ZERO,
             // Handed back only if the caller had more to come.
             sequential_from: (self.hand_back && self.merger.next() < self.job.txs.capacity())
@@ -310,7 +316,7 @@ struct OwnerDriver<'s, O> {
     job: &'s BlockJob<'static, RemoteDb>,
     requests: &'s Requests,
     owner: &'s mut O,
-    serve: &'s mut bool,
+    serving: &'s mut Serving,
 }
 
 enum Woken {
@@ -350,7 +356,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
     /// stops after one that served nobody.
     fn run_at_turn(&mut self, tx: TxIndex, redo: bool) -> Option<Arc<TxResult>> {
         let (job, owner, requests) = (self.job, &mut *self.owner, self.requests);
-        let serve = *self.serve;
+        let serve = self.serving.next;
         let served = requests.served();
         let result = job.run_at_turn(tx, redo, |incarnation| TxResult {
             incarnation,
@@ -358,7 +364,11 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
             reads: job.reads.take(),
             merged_at_start: tx,
         });
-        *self.serve = if serve { requests.served() > served } else { requests.has_pending() };
+        let answered = requests.served() - served;
+        if serve {
+            self.serving.served += answered;
+        }
+        self.serving.next = if serve { answered > 0 } else { requests.has_pending() };
         result
     }
 }
