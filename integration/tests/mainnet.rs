@@ -1,6 +1,8 @@
 //! Every historical mainnet block: the sequential baseline matches the header, and the parallel
 //! engine's output (receipts, gas, requests, and the whole bundle of state changes) equals the
-//! sequential one at 1, 2, 4 and 8 slots, and through the drop-in executor factory at 1, 2 and 8. Plus the loader's handling of broken input.
+//! sequential one at 2, 3, 4 and 8 slots, and through the drop-in executor factory at 2, 3 and 8
+//! (`common::engines`), the drop-in's caller answering the slots' reads from inside its own
+//! executions included. Plus the loader's handling of broken input.
 
 mod common;
 
