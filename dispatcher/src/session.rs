@@ -358,17 +358,24 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
         let (job, owner, requests) = (self.job, &mut *self.owner, self.requests);
         let serve = self.serving.next;
         let served = requests.served();
-        let result = job.run_at_turn(tx, redo, |incarnation| TxResult {
-            incarnation,
-            outcome: owner.execute_exact(tx, job.txs.tx_env(tx), serve.then_some(requests)),
-            reads: job.reads.take(),
-            merged_at_start: tx,
+        let mut executed = false;
+        let result = job.run_at_turn(tx, redo, |incarnation| {
+            executed = true;
+            TxResult {
+                incarnation,
+                outcome: owner.execute_exact(tx, job.txs.tx_env(tx), serve.then_some(requests)),
+                reads: job.reads.take(),
+                merged_at_start: tx,
+            }
         });
-        let answered = requests.served() - served;
-        if serve {
-            self.serving.served += answered;
+        // Judged on executions only (a worker may hold the transaction, and then nothing ran).
+        if executed {
+            let answered = requests.served() - served;
+            if serve {
+                self.serving.served += answered;
+            }
+            self.serving.next = if serve { answered > 0 } else { requests.has_pending() };
         }
-        self.serving.next = if serve { answered > 0 } else { requests.has_pending() };
         result
     }
 }
