@@ -86,8 +86,8 @@ pub struct MergeStats {
     pub merge_wait: Duration,
     /// The most executions any transaction needed.
     pub max_executions: u32,
-    /// Stale results accepted with their transfer's credit rebased instead of redone (see
-    /// `credit.rs`).
+    /// Stale results accepted with balances they only added to or took from rebased instead of
+    /// redone (see `credit.rs`).
     pub rebased_credits: u64,
 }
 
@@ -257,18 +257,19 @@ impl Merger {
             } else {
                 validate(input.base, &result.reads, input.validation_pool)
             };
-            // A stale read of the recipient of a plain transfer may be only its balance, which
-            // the transfer never observed: rebase the credit instead of redoing (`credit.rs`).
-            let mut rebased = None;
+            // A stale read may be only of balances the execution never observed: rebase them
+            // instead of redoing (`credit.rs`).
+            let mut rebased = Vec::new();
             if let Some(Mismatch(Read::Account(address, _))) = mismatch
                 && !exact
-                && credit::credited_recipient(&input.txs.tx_env(tx), input.block.beneficiary) == Some(address)
+                && address != input.block.beneficiary
                 && let Some(state) = result.state()
             {
-                match credit::rebased_recipient(input.base, &result.reads, state, address) {
-                    Ok(account) => {
+                let tx_env = input.txs.tx_env(tx);
+                match credit::rebased_balances(input.base, &result.reads, state, &tx_env, input.block.beneficiary) {
+                    Ok(accounts) => {
                         mismatch = None;
-                        rebased = Some((address, account));
+                        rebased = accounts;
                         self.stats.rebased_credits += 1;
                     }
                     Err(stale) => mismatch = Some(stale),
@@ -290,7 +291,8 @@ impl Merger {
                 (Some(Mismatch(Read::Account(address, _))), _) if *address == input.block.beneficiary => {
                     RedoCause::Beneficiary
                 }
-                (Some(Mismatch(Read::Account(..))), _) => RedoCause::Account,
+                // A `Balance` entry is never stale by itself (see `validate.rs`).
+                (Some(Mismatch(Read::Account(..) | Read::Balance(..))), _) => RedoCause::Account,
                 (Some(Mismatch(Read::Storage(..))), _) => RedoCause::Storage,
             };
             redos_at_turn += 1;
@@ -308,7 +310,7 @@ impl Merger {
         input: &MergeInput<'_, D>,
         tx: TxIndex,
         result: Arc<TxResult>,
-        rebased: Option<(Address, Account)>,
+        rebased: Vec<(Address, Account)>,
     ) -> Result<MergedTx, BlockError> {
         let (exec, state, deferred_reward) = match &result.outcome {
             ExecOutcome::Executed { result, state, deferred_reward } => (result, state, *deferred_reward),
@@ -325,11 +327,12 @@ impl Merger {
             .transpose()
             .map_err(|error| BlockError::Database { tx, error })?;
         // Accounts the merger wrote for the transaction, over its write set: the deferred fee's
-        // beneficiary, a rebased recipient (never the beneficiary, see `credit.rs`).
-        let merger_writes = [credited.map(|account| (beneficiary, account)), rebased];
+        // beneficiary, rebased balances (never the beneficiary's, see `credit.rs`).
+        let mut merger_writes = rebased;
+        merger_writes.extend(credited.map(|account| (beneficiary, account)));
 
         input.base.apply(state);
-        for (address, account) in merger_writes.iter().flatten() {
+        for (address, account) in &merger_writes {
             input.base.apply_account(*address, account);
         }
         // Release: a slot that reads `merged > tx` (Acquire) must find tx's writes in the base,
@@ -352,7 +355,7 @@ impl Merger {
                 _ => unreachable!("matched Executed above"),
             },
         };
-        state.extend(merger_writes.into_iter().flatten());
+        state.extend(merger_writes);
         Ok(MergedTx {
             index: tx,
             result: exec,

@@ -24,6 +24,8 @@ pub(crate) fn current<D: BlockDb>(base: &BaseState<D>, read: &Read) -> bool {
     match *read {
         Read::Account(address, seen) => base.cached_snapshot(address) == Some(seen),
         Read::Storage(address, slot, seen) => base.cached_storage(address, slot) == Some(seen),
+        // Says how the balance was used; whether the value is current is the `Account` read's.
+        Read::Balance(..) => true,
     }
 }
 

@@ -20,7 +20,7 @@ use revm::{
 
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, SlotDb, TxIndex, TxResult, Unconfirmed};
 
-use crate::ParallelHandler;
+use crate::{ParallelHandler, balance_use};
 
 /// The EVM a slot runs.
 pub type SlotEvm<'a, D> = MainnetEvm<MainnetContext<SlotDb<'a, D>>>;
@@ -81,7 +81,13 @@ where
 
     fn build(&self) -> SlotEvm<'a, D> {
         let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.merged, self.ctx.pool.clone());
-        Context::mainnet().with_block(self.ctx.block.clone()).with_cfg(self.ctx.cfg.clone()).with_db(db).build_mainnet()
+        let mut evm = Context::mainnet()
+            .with_block(self.ctx.block.clone())
+            .with_cfg(self.ctx.cfg.clone())
+            .with_db(db)
+            .build_mainnet();
+        balance_use::hook(evm.instruction.instruction_table_mut());
+        evm
     }
 
     /// Executes transaction `tx` as its `incarnation`-th execution.

@@ -8,6 +8,7 @@
 //! [`parevm_statedb::SlotDb`] (`exec.rs`), publishes the result as unconfirmed, and moves on: it
 //! never waits for the merger.
 
+mod balance_use;
 mod exec;
 mod handler;
 mod table;

@@ -36,6 +36,13 @@ pub enum Read {
     Account(Address, Option<AccountSnapshot>),
     /// A storage slot.
     Storage(Address, U256, U256),
+    /// Not a value but how the execution used an account's balance, beyond the `Account` read
+    /// that holds it (which alone says only that the execution loaded the account). `None`: it
+    /// observed the balance (BALANCE, SELFBALANCE, SELFDESTRUCT). `Some(slack)`: the account
+    /// sent value (CALL, CALLCODE, CREATE), and the balance covered the transfer with `slack` to
+    /// spare. An account with neither was only credited or debited, so a stale balance of it
+    /// can be rebased instead of redone (the merger's `credit.rs`). Always current by itself.
+    Balance(Address, Option<U256>),
 }
 
 /// The reads of one execution, in the order they were made. Dropping it returns the buffer to

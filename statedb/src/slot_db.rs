@@ -60,6 +60,12 @@ where
         self.merged.load(Ordering::Acquire)
     }
 
+    /// Records how the running execution used `address`'s balance (see [`Read::Balance`]);
+    /// called by the slots' instruction hooks.
+    pub fn note_balance_use(&mut self, address: Address, slack: Option<U256>) {
+        self.record(Read::Balance(address, slack));
+    }
+
     fn record(&mut self, read: Read) {
         if let Some(reads) = self.reads.as_mut() {
             reads.push(read);
