@@ -31,6 +31,34 @@ pub mod contracts {
     pub const CHILD_INIT: &[u8] =
         &[0x60, 0x01, 0x60, 0x00, 0x55, 0x61, 0x33, 0xff, 0x60, 0x00, 0x52, 0x60, 0x02, 0x60, 0x1e, 0xf3];
 
+    /// Accepts ether and does nothing: a balance only ever added to.
+    pub const VAULT: &[u8] = &[0x00];
+    /// `log0(selfbalance())` (observes its own balance; Istanbul and later).
+    pub const SELF_WATCHER: &[u8] = &[0x47, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xa0, 0x00];
+    /// `log0(call(gas, caller, 2, 0, 0, 0, 0))`: pays its caller 2 wei from its balance, which
+    /// fails (logging 0) when the balance, what the call brought included, is short.
+    pub const PAYER: &[u8] = &[
+        0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x02, 0x33, 0x5a, 0xf1, 0x60, 0x00, 0x52, 0x60, 0x20,
+        0x60, 0x00, 0xa0, 0x00,
+    ];
+
+    /// `call(gas, to, callvalue, 0, 0, 0, 0)`: passes the ether it is sent on to `to`, as a
+    /// router passes a swap's ether to WETH.
+    pub fn forwarder(to: alloy_primitives::Address) -> Vec<u8> {
+        let mut code = vec![0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x34, 0x73];
+        code.extend_from_slice(to.as_slice());
+        code.extend_from_slice(&[0x5a, 0xf1, 0x50, 0x00]);
+        code
+    }
+
+    /// `log0(balance(of))` (observes another account's balance).
+    pub fn balance_watcher(of: alloy_primitives::Address) -> Vec<u8> {
+        let mut code = vec![0x73];
+        code.extend_from_slice(of.as_slice());
+        code.extend_from_slice(&[0x31, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xa0, 0x00]);
+        code
+    }
+
     /// `create2(0, child_init, salt = calldata[0..32])`, then `selfdestruct(child)` is NOT called:
     /// the child is called separately.
     pub fn create2_factory() -> Vec<u8> {
@@ -130,9 +158,13 @@ impl SyntheticBlock {
         Self { chain, db: InMemoryDb::default(), header, txs: Vec::new(), nonces: HashMap::default() }
     }
 
-    /// Adds an externally owned account.
+    /// Adds an externally owned account, or sets a deployed contract's balance.
     pub fn fund(&mut self, address: Address, balance: U256) {
-        self.db.insert_account(address, AccountInfo { balance, ..Default::default() }, Default::default());
+        match self.db.accounts.get_mut(&address) {
+            // A deployed contract keeps its code, nonce and storage.
+            Some(account) => account.info.balance = balance,
+            None => self.db.insert_account(address, AccountInfo { balance, ..Default::default() }, Default::default()),
+        }
     }
 
     /// Deploys `code` at `address` with `storage`.

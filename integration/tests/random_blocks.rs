@@ -24,6 +24,10 @@ const TRANSIENT: Address = Address::with_last_byte(0xc3);
 const FACTORY2: Address = Address::with_last_byte(0xc4);
 const FACTORY: Address = Address::with_last_byte(0xc5);
 const DOOMED: Address = Address::with_last_byte(0xc6);
+const VAULT: Address = Address::with_last_byte(0xc7);
+const FORWARDERS: [Address; 2] = [Address::with_last_byte(0xc8), Address::with_last_byte(0xc9)];
+const WATCHER: Address = Address::with_last_byte(0xca);
+const PAYER: Address = Address::with_last_byte(0xcb);
 
 fn sender(i: u8) -> Address {
     Address::left_padding_from(&[0x10, i])
@@ -60,6 +64,19 @@ enum Op {
     CallAuthority {
         authority: u8,
     },
+    /// Ether into the vault, directly (`via` 0) or through a forwarder's CALL: a balance credited
+    /// and never observed, which the merger rebases rather than redoes.
+    Pay {
+        via: u8,
+        value: u64,
+    },
+    /// A contract logging the vault's balance: observes it, so a stale read must be redone.
+    Watch,
+    /// A call to the payer, which pays 2 wei out of its balance (a transfer that needs the
+    /// balance to cover it, and fails when it does not), bringing `value`.
+    Withdraw {
+        value: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +103,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::DestroyPreexisting),
         2 => (0u8..AUTHORITIES, 0u8..3).prop_map(|(authority, target)| Op::Delegate { authority, target }),
         2 => (0u8..AUTHORITIES).prop_map(|authority| Op::CallAuthority { authority }),
+        2 => (0u8..3, 1u64..4).prop_map(|(via, value)| Op::Pay { via, value }),
+        1 => Just(Op::Watch),
+        2 => (0u64..4).prop_map(|value| Op::Withdraw { value }),
     ]
 }
 
@@ -143,6 +163,13 @@ fn build(case: &Case) -> SyntheticBlock {
     block.deploy(FACTORY2, &contracts::create2_factory(), []);
     block.deploy(FACTORY, &contracts::create_factory(), []);
     block.deploy(DOOMED, contracts::SELFDESTRUCT, [(U256::ZERO, U256::from(9))]);
+    block.deploy(VAULT, contracts::VAULT, []);
+    for forwarder in FORWARDERS {
+        block.deploy(forwarder, &contracts::forwarder(VAULT), []);
+    }
+    block.deploy(WATCHER, &contracts::balance_watcher(VAULT), []);
+    block.deploy(PAYER, contracts::PAYER, []);
+    block.fund(PAYER, U256::from(3));
 
     use alloy_hardforks::EthereumHardforks;
     let london = block.chain.is_london_active_at_block(1);
@@ -175,6 +202,12 @@ fn build(case: &Case) -> SyntheticBlock {
                 (TxKind::Call([COUNTER, OBSERVER, TRANSIENT][usize::from(target)]), U256::ZERO, word(target))
             }
             Op::CallAuthority { authority: n } => (TxKind::Call(authority(n)), U256::from(1), word(n)),
+            Op::Pay { via, value } => {
+                let to = if via == 0 { VAULT } else { FORWARDERS[usize::from(via - 1)] };
+                (TxKind::Call(to), U256::from(value), Bytes::new())
+            }
+            Op::Watch => (TxKind::Call(WATCHER), U256::ZERO, Bytes::new()),
+            Op::Withdraw { value } => (TxKind::Call(PAYER), U256::from(value), Bytes::new()),
         };
         let fee = match (london, spec.fee % 4) {
             _ if prague && matches!(spec.op, Op::Delegate { .. }) => {
