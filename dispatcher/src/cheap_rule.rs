@@ -17,12 +17,24 @@
 //! 28 mainnet blocks with 100+ transactions the means split cleanly: the four under 40,000
 //! (24,000-37,000, mostly exchange deposits and withdrawals) ran at 0.68-0.97x on the engine,
 //! the next one up (47,000) gains 1.2-1.3x (`docs/benchmarks.md`, "The cheap-block rule").
+//!
+//! The same rule hands back a block with little gas in all, whatever its mean: its capped gas
+//! limits sum to less than [`SMALL_BLOCK_GAS`]. On such a block (an empty one, one transaction, a
+//! dozen cheap ones: a tenth of a millisecond) the engine's fixed cost per block, waking the
+//! worker and setting up the block's shared state, is more than it can overlap: the 10 mainnet
+//! blocks under 1.5 M ran at 0.50-0.90x on the engine, and the first above (1.8 M, 24
+//! transactions) at 1.2x. Only the engine's own entry point judges it: a session (the alloy-evm
+//! executor) is handed transactions one at a time and knows their sum only at the end.
 
 /// Gas a single transaction counts for at most in the block's mean.
 pub const GAS_CAP: u64 = 100_000;
 
 /// The default threshold: about two plain transfers' gas.
 pub const DEFAULT_SEQUENTIAL_BELOW_GAS: u64 = 40_000;
+
+/// A block whose capped gas limits sum to less than this is handed back (see the module docs):
+/// fifteen contract calls, or seventy plain transfers.
+pub const SMALL_BLOCK_GAS: u64 = 1_500_000;
 
 /// The running mean of a block's capped gas limits.
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,6 +57,12 @@ impl CappedGas {
     pub fn add(&mut self, gas_limit: u64) {
         self.total += gas_limit.min(GAS_CAP);
         self.txs += 1;
+    }
+
+    /// Whether the whole block counted has too little gas for the engine to pay off (see
+    /// [`SMALL_BLOCK_GAS`]); an empty block has none.
+    pub fn is_small(&self) -> bool {
+        self.total < SMALL_BLOCK_GAS
     }
 
     /// Whether the transactions counted so far are, on average, too cheap for the engine to pay
@@ -87,6 +105,15 @@ mod tests {
         assert!(CappedGas::of([40_000, 40_000, 39_999]).is_cheap(40_000));
         assert!(!CappedGas::of([21_000; 100]).is_cheap(0));
         assert!(!CappedGas::default().is_cheap(40_000), "no transactions: nothing to judge");
+    }
+
+    #[test]
+    fn a_block_with_little_gas_in_all_is_small_whatever_its_mean() {
+        assert!(CappedGas::default().is_small(), "an empty block");
+        assert!(CappedGas::of([30_000_000]).is_small(), "one transaction counts 100,000 at most");
+        assert!(CappedGas::of([100_000; 14]).is_small());
+        assert!(!CappedGas::of([100_000; 15]).is_small());
+        assert!(CappedGas::of([21_000; 71]).is_small() && !CappedGas::of([21_000; 72]).is_small());
     }
 
     #[test]

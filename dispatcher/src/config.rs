@@ -32,7 +32,10 @@ pub struct EngineConfig {
     /// counted up to 100,000, is under this is handed to the caller's sequential executor before
     /// the engine starts (a session: once a chain-rule window of transactions is in). Mostly
     /// plain transfers: the engine's bookkeeping per transaction costs about what executing one
-    /// does, and leaves it nothing to gain. Default 40,000 gas. 0: never.
+    /// does, and leaves it nothing to gain. Default 40,000 gas. 0: never. The same rule hands
+    /// back a whole block whose capped gas limits sum to less than
+    /// [`SMALL_BLOCK_GAS`](crate::SMALL_BLOCK_GAS) (engine entry point only); 0 turns
+    /// that off too.
     pub sequential_below_gas: u64,
     /// The chain rule (`chain_rule.rs`): once the block so far needed this many redos per
     /// [`CHAIN_RULE_WINDOW`](crate::CHAIN_RULE_WINDOW) merged transactions (judged at the end

@@ -204,12 +204,12 @@ impl Engine {
     /// sequential executor would have hit first (after `on_merged` has seen exactly the
     /// transactions before the failing one, as a sequential executor would have committed them).
     ///
-    /// The engine may leave a block to the caller: before starting, when the block is mostly
-    /// plain transfers (`EngineConfig::sequential_below_gas`) or a pool's payout, and with the
-    /// chain rule on (`EngineConfig::chain_rule`), early, when the block turns out to be a chain
-    /// of dependent transactions. Then the outcome is
-    /// [`Executed::HandedBack`], `on_merged` has seen transactions `0..from`, and the caller must
-    /// execute the rest, `from..`, itself, in order. The outcome is an enum so that no caller can
+    /// The engine may leave a block to the caller: before starting, when the block has little gas
+    /// or is mostly plain transfers (`EngineConfig::sequential_below_gas`) or a pool's payout, and
+    /// with the chain rule on (`EngineConfig::chain_rule`), early, when the block turns out to be
+    /// a chain of dependent transactions. Then the outcome is [`Executed::HandedBack`],
+    /// `on_merged` has seen transactions `0..from`, and the caller must execute the rest,
+    /// `from..`, itself, in order. The outcome is an enum so that no caller can
     /// take a partial block for a whole one by accident.
     pub fn execute<D: BlockDb>(
         &self,
@@ -240,9 +240,10 @@ impl Engine {
         } else {
             Vec::new()
         };
-        // Mostly plain transfers: nothing to gain (`cheap_rule.rs`). Judged on the transactions'
-        // gas limits alone, before anything is set up.
-        if CappedGas::of(summaries.iter().map(|tx| tx.gas_limit)).is_cheap(self.config.sequential_below_gas) {
+        // Little gas in all, or mostly plain transfers: nothing to gain (`cheap_rule.rs`). Judged
+        // on the transactions' gas limits alone, before anything is set up.
+        let gas = CappedGas::of(summaries.iter().map(|tx| tx.gas_limit));
+        if self.config.sequential_below_gas > 0 && (gas.is_small() || gas.is_cheap(self.config.sequential_below_gas)) {
             stats.sequential_from = Some(start);
             return (Ok(()), stats);
         }

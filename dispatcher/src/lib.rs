@@ -19,7 +19,7 @@ pub mod scheduler;
 mod session;
 
 pub use chain_rule::{ChainProbe, WINDOW as CHAIN_RULE_WINDOW};
-pub use cheap_rule::DEFAULT_SEQUENTIAL_BELOW_GAS;
+pub use cheap_rule::{DEFAULT_SEQUENTIAL_BELOW_GAS, SMALL_BLOCK_GAS};
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
 pub use engine::{BlockStats, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};

@@ -479,6 +479,42 @@ fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
     }
 }
 
+/// A block with little gas in all (here a dozen contract calls, whatever their limits) is handed to
+/// the sequential executor before the engine starts, as is an empty block; fifteen such calls are
+/// not, and with the rule off the small block runs on the engine. Results are sequential's.
+#[test]
+fn a_block_with_little_gas_is_handed_to_the_sequential_executor_up_front() {
+    // A counter each: independent calls, which no probe takes for a chain.
+    let counter = |i: usize| Address::left_padding_from(&[0xc0, i as u8]);
+    let block_of = |txs: usize| {
+        let mut block = SyntheticBlock::new("Cancun", 30_000_000, Address::with_last_byte(0xee));
+        for i in 0..txs {
+            block.deploy(counter(i), contracts::COUNTER, []);
+            block.fund(sender(i), U256::from(10).pow(U256::from(18)));
+            let slot = Bytes::from(B256::ZERO.0.to_vec());
+            block.push(sender(i), TxKind::Call(counter(i)), U256::ZERO, slot, 2_000_000, Fee::Dynamic(20, 1), 0);
+        }
+        block
+    };
+    let engine = Executor::Parallel(Engine::new(EngineConfig::with_slots(2).unwrap()).unwrap());
+    let ruleless = Executor::Parallel(Engine::new(common::config(2)).unwrap());
+    for (txs, small) in [(0, true), (1, true), (12, true), (15, false)] {
+        let block = block_of(txs);
+        let input = block.block();
+        for executor in [&engine, &ruleless] {
+            let diffs = common::differences(&block.chain, &input, &block.db, executor);
+            assert!(diffs.is_empty(), "{txs} txs: {diffs:?}");
+        }
+        let stats = engine.execute(&block.chain, &input, &block.db).unwrap().stats.unwrap();
+        let handed_back = stats.sequential_from == Some(0) && stats.executions == 0;
+        assert_eq!(handed_back, small, "{txs} txs: {stats:?}");
+        if txs > 0 {
+            let stats = ruleless.execute(&block.chain, &input, &block.db).unwrap().stats.unwrap();
+            assert!(stats.executions >= txs as u64 && stats.sequential_from.is_none(), "rule off: {stats:?}");
+        }
+    }
+}
+
 /// Many transfers paying one account (an exchange's hot wallet): each execution after the first
 /// reads a balance a predecessor changed, but never observes it, so the merger rebases the credit
 /// instead of redoing the transfer. Every 25th transaction is the wallet paying out, which does
