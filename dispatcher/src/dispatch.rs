@@ -168,6 +168,17 @@ pub fn static_dispatch(
     queues
 }
 
+/// For each block index, the sender's previous transaction in the block, if any (`None` before
+/// `first`): a transaction executed before it reads a stale nonce. The scheduler keeps a thief
+/// from taking such a transaction out of its sender's lane (see `scheduler.rs`).
+pub fn sender_predecessors(txs: &[TxSummary], first: usize) -> Vec<Option<usize>> {
+    let mut last = AddressMap::<usize>::default();
+    last.reserve(txs.len());
+    let mut predecessors = vec![None; first];
+    predecessors.extend(txs.iter().enumerate().map(|(i, tx)| last.insert(tx.sender, first + i)));
+    predecessors
+}
+
 /// The heavy transactions (see the module's notes), as block indices. At most 16 reach a
 /// sixteenth of the total, so the sender check costs at most 16 passes over the block, and
 /// usually none.

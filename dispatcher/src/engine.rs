@@ -26,7 +26,7 @@ use crate::{
     chain_rule::{self, ChainRule},
     cheap_rule::CappedGas,
     config::ConfigError,
-    dispatch::static_dispatch,
+    dispatch::{sender_predecessors, static_dispatch},
     job::{BlockJob, TurnRedo},
     metrics,
     scheduler::Scheduler,
@@ -282,7 +282,13 @@ impl Engine {
             unconfirmed: Unconfirmed::new(n),
             // The prefix is merged: slots read it from the base state, where the seed put it.
             merged: CachePadded::new(AtomicUsize::new(start)),
-            scheduler: Scheduler::with_plan(TaskTable::new(n), &plan, self.config.steal, self.config.shadows),
+            scheduler: Scheduler::with_plan(
+                TaskTable::new(n),
+                &plan,
+                sender_predecessors(&summaries, start),
+                self.config.steal,
+                self.config.shadows,
+            ),
             txs: block.txs,
             block: block.block,
             cfg: block.cfg,
@@ -316,7 +322,10 @@ impl Engine {
                     job.scheduler.finish();
                     released = true;
                 }
-                rule.tripped(merged, stats.total_redos())
+                // A transaction a lane skipped, its sender's previous one running on the merger's
+                // thread, runs at its turn like a redo: a block of them is a chain.
+                // Relaxed: see `Scheduler::skipped`.
+                rule.tripped(merged, stats.total_redos() + job.scheduler.skipped.load(Ordering::Relaxed))
             };
             let prefix = block.prefix;
             let merger = Merger::starting_at(start, prefix.gas_used, prefix.logs);

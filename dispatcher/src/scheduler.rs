@@ -6,6 +6,13 @@
 //! redo is what the merger is waiting for. When the merger asks for a redo while the
 //! transaction's home slot is busy, that slot's shadow is woken to take it.
 //!
+//! A thief does not run a transaction whose sender's previous transaction has no result yet:
+//! static dispatch put the sender's transactions in one lane so that each reads its predecessor's
+//! unconfirmed nonce and balance, and taken out of it the transaction would read a stale nonce,
+//! fail, and be redone at its turn on the merger's thread. A lane holding one sender's long run
+//! (an exchange's withdrawals) lost every steal that way. The thief gives it back to the lane's
+//! owner, through a queue only that owner takes from, and looks elsewhere.
+//!
 //! Idle workers block on a condition variable, woken whenever work is added or the block ends;
 //! the wait has a short timeout only as a safety net, so no worker ever spins.
 
@@ -15,7 +22,7 @@ use std::{
 };
 
 use crossbeam_deque::{Injector, Stealer, Worker as Deque};
-use parevm_slots::{Role, TaskSource, TaskTable};
+use parevm_slots::{Role, TaskSource, TaskTable, TxStatus};
 use parevm_statedb::TxIndex;
 use parking_lot::{Condvar, Mutex};
 
@@ -34,6 +41,12 @@ pub struct Scheduler {
     locals: Vec<Mutex<Deque<TxIndex>>>,
     stealers: Vec<Stealer<TxIndex>>,
     redos: Injector<TxIndex>,
+    /// Per lane, transactions a thief gave back (see the module's notes); only the lane's owner
+    /// takes from it.
+    returned: Vec<Injector<TxIndex>>,
+    /// Per transaction, its sender's previous transaction in the block (batch path only: a
+    /// session's workers do not see the block ahead; empty there).
+    predecessors: Vec<Option<TxIndex>>,
     home_slot: Vec<AtomicUsize>,
     steal: bool,
     shadows: bool,
@@ -48,17 +61,27 @@ pub struct Scheduler {
     wakeup: Condvar,
     /// Transactions taken from another slot's queue.
     pub steals: AtomicU64,
+    /// Transactions a lane's owner skipped, their sender's previous one running elsewhere (see
+    /// `next_task`): each then runs at its turn on the merger's thread, in order, as in a chain.
+    pub skipped: AtomicU64,
 }
 
 impl Scheduler {
     /// Empty queues for `slots` slots over the claims in `table`; fill them with
     /// [`Scheduler::push`].
     pub fn new(table: TaskTable, slots: usize, steal: bool, shadows: bool) -> Self {
-        Self::with_plan(table, &vec![Vec::new(); slots.max(1)], steal, shadows)
+        Self::with_plan(table, &vec![Vec::new(); slots.max(1)], Vec::new(), steal, shadows)
     }
 
-    /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order).
-    pub fn with_plan(table: TaskTable, plan: &[Vec<TxIndex>], steal: bool, shadows: bool) -> Self {
+    /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order), with
+    /// each transaction's sender's previous one (`dispatch::sender_predecessors`; empty: none).
+    pub fn with_plan(
+        table: TaskTable,
+        plan: &[Vec<TxIndex>],
+        predecessors: Vec<Option<TxIndex>>,
+        steal: bool,
+        shadows: bool,
+    ) -> Self {
         let slots = plan.len().max(1);
         let home_slot: Vec<_> = (0..table.len()).map(|_| AtomicUsize::new(NO_SLOT)).collect();
         let deques: Vec<_> = (0..slots).map(|_| Deque::new_fifo()).collect();
@@ -78,6 +101,8 @@ impl Scheduler {
             locals,
             stealers,
             redos: Injector::new(),
+            returned: (0..slots).map(|_| Injector::new()).collect(),
+            predecessors,
             home_slot,
             steal,
             shadows,
@@ -89,6 +114,7 @@ impl Scheduler {
             idle: Mutex::new(()),
             wakeup: Condvar::new(),
             steals: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
         }
     }
 
@@ -160,11 +186,21 @@ impl Scheduler {
                 match self.stealers[victim].steal() {
                     crossbeam_deque::Steal::Success(tx) => {
                         // Skip entries someone already claimed: only runnable work counts.
-                        if self.table.status(tx) == parevm_slots::TxStatus::Ready {
-                            // Relaxed: a statistic.
-                            self.steals.fetch_add(1, Ordering::Relaxed);
-                            return Some(tx);
+                        if self.table.status(tx) != TxStatus::Ready {
+                            continue;
                         }
+                        if self.waits_for_predecessor(tx) {
+                            // Back to the lane's owner, and on down the lane: what follows may be
+                            // other senders' work. Each transaction is given back at most once
+                            // (thieves never take from `returned`), so this ends.
+                            self.returned[victim].push(tx);
+                            // The owner may be asleep, waiting on work a third thread holds.
+                            self.announce();
+                            continue;
+                        }
+                        // Relaxed: a statistic.
+                        self.steals.fetch_add(1, Ordering::Relaxed);
+                        return Some(tx);
                     }
                     crossbeam_deque::Steal::Empty => break,
                     crossbeam_deque::Steal::Retry => {}
@@ -172,6 +208,22 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// Whether `tx`'s sender has an earlier transaction in the block with no result yet.
+    fn waits_for_predecessor(&self, tx: TxIndex) -> bool {
+        self.predecessors.get(tx).copied().flatten().is_some_and(|p| self.table.status(p) != TxStatus::Done)
+    }
+
+    fn take_returned(&self, slot: usize) -> Option<TxIndex> {
+        loop {
+            match self.returned[slot].steal() {
+                crossbeam_deque::Steal::Success(tx) => return Some(tx),
+                crossbeam_deque::Steal::Empty => return None,
+                // As in `steal_from_injector`: someone else's progress, not a spin on a condition.
+                crossbeam_deque::Steal::Retry => {}
+            }
+        }
     }
 }
 
@@ -193,8 +245,18 @@ impl TaskSource for Scheduler {
         if role == Role::Shadow {
             return None;
         }
-        if let Some(tx) = self.locals[slot].lock().pop() {
-            return Some(tx);
+        // Given back by a thief first: lower indices than anything left in the lane. Either way,
+        // skip a transaction whose sender's previous one has no result yet (see the module's
+        // notes): that one is running elsewhere, on the merger's thread at its turn when it
+        // overtook this lane, and the skipped one is then next in line there too, where it runs
+        // on exact state instead of failing here on a stale nonce and being redone there.
+        while let Some(tx) = self.take_returned(slot).or_else(|| self.locals[slot].lock().pop()) {
+            if !self.waits_for_predecessor(tx) {
+                return Some(tx);
+            }
+            // Relaxed: a count the merger's thread reads for the chain rule, where a late value
+            // only delays the verdict to a later merge.
+            self.skipped.fetch_add(1, Ordering::Relaxed);
         }
         if self.steal { self.steal_from_slots(slot) } else { None }
     }
@@ -263,6 +325,47 @@ impl Drop for Uncount<'_> {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    /// One lane holds a sender's three transactions in a row (each one's predecessor the one
+    /// before); the other lane is empty and steals.
+    fn one_senders_run() -> Scheduler {
+        Scheduler::with_plan(TaskTable::new(3), &[vec![0, 1, 2], vec![]], vec![None, Some(0), Some(1)], true, false)
+    }
+
+    #[test]
+    fn a_thief_gives_back_a_transaction_whose_senders_previous_one_has_no_result() {
+        let scheduler = one_senders_run();
+        let table = scheduler.table();
+        assert_eq!(scheduler.next_task(0, Role::Primary), Some(0));
+        table.try_claim(0).unwrap();
+        // 1 would read a nonce 0 has not written yet, and 2 one that 1 has not: both given back,
+        // and nothing else to take.
+        assert_eq!(scheduler.next_task(1, Role::Primary), None);
+        assert_eq!(scheduler.steals.load(Ordering::Relaxed), 0);
+        assert!(!table.finish(0));
+        // The lane's owner takes it back, in order, once 0 has its result.
+        assert_eq!(scheduler.next_task(0, Role::Primary), Some(1));
+        table.try_claim(1).unwrap();
+        assert!(!table.finish(1));
+        // And the last one, in order, once 1 has its result.
+        assert_eq!(scheduler.next_task(0, Role::Primary), Some(2));
+        assert_eq!(scheduler.steals.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_lane_overtaken_by_the_merger_skips_what_would_read_a_stale_nonce() {
+        let scheduler = one_senders_run();
+        let table = scheduler.table();
+        // The merger's thread runs 0 at its turn before the lane's owner reaches it.
+        table.try_claim(0).unwrap();
+        // The owner finds 0 (its claim then fails) and skips 1 and 2, whose predecessors have no
+        // result: they stay unclaimed, for the merger to run at their turns.
+        assert_eq!(scheduler.next_task(0, Role::Primary), Some(0));
+        assert_eq!(table.try_claim(0), None);
+        assert_eq!(scheduler.next_task(0, Role::Primary), None);
+        assert_eq!((table.status(1), table.status(2)), (TxStatus::Ready, TxStatus::Ready));
+        assert_eq!(scheduler.skipped.load(Ordering::Relaxed), 2);
+    }
 
     #[test]
     fn workers_count_as_asleep_only_while_they_wait_and_finish_wakes_them() {
