@@ -11,7 +11,10 @@
 //! unconfirmed nonce and balance, and taken out of it the transaction would read a stale nonce,
 //! fail, and be redone at its turn on the merger's thread. A lane holding one sender's long run
 //! (an exchange's withdrawals) lost every steal that way. The thief gives it back to the lane's
-//! owner, through a queue only that owner takes from, and looks elsewhere.
+//! owner, through a queue only that owner takes from, and goes on down the lane. The owner in
+//! turn skips one whose predecessor is running elsewhere (the merger's thread overtook the lane
+//! and runs it at its turn): the merger then runs the skipped one at its turn too, on exact
+//! state, and the chain rule counts the skip like a redo.
 //!
 //! Idle workers block on a condition variable, woken whenever work is added or the block ends;
 //! the wait has a short timeout only as a safety net, so no worker ever spins.
@@ -166,18 +169,6 @@ impl Scheduler {
         }
     }
 
-    fn steal_from_injector(&self) -> Option<TxIndex> {
-        loop {
-            match self.redos.steal() {
-                crossbeam_deque::Steal::Success(tx) => return Some(tx),
-                crossbeam_deque::Steal::Empty => return None,
-                // Another thief won a race; the queue is not empty, try again. Each retry follows
-                // someone else's progress, so this is lock-free, not a spin on a condition.
-                crossbeam_deque::Steal::Retry => {}
-            }
-        }
-    }
-
     fn steal_from_slots(&self, me: usize) -> Option<TxIndex> {
         let slots = self.stealers.len();
         for offset in 1..slots {
@@ -214,15 +205,17 @@ impl Scheduler {
     fn waits_for_predecessor(&self, tx: TxIndex) -> bool {
         self.predecessors.get(tx).copied().flatten().is_some_and(|p| self.table.status(p) != TxStatus::Done)
     }
+}
 
-    fn take_returned(&self, slot: usize) -> Option<TxIndex> {
-        loop {
-            match self.returned[slot].steal() {
-                crossbeam_deque::Steal::Success(tx) => return Some(tx),
-                crossbeam_deque::Steal::Empty => return None,
-                // As in `steal_from_injector`: someone else's progress, not a spin on a condition.
-                crossbeam_deque::Steal::Retry => {}
-            }
+/// The next transaction of a shared queue (the redos, a lane's given-back ones), if any.
+fn take(queue: &Injector<TxIndex>) -> Option<TxIndex> {
+    loop {
+        match queue.steal() {
+            crossbeam_deque::Steal::Success(tx) => return Some(tx),
+            crossbeam_deque::Steal::Empty => return None,
+            // Another thief won a race; the queue is not empty, try again. Each retry follows
+            // someone else's progress, so this is lock-free, not a spin on a condition.
+            crossbeam_deque::Steal::Retry => {}
         }
     }
 }
@@ -239,7 +232,7 @@ impl TaskSource for Scheduler {
     }
 
     fn next_task(&self, slot: usize, role: Role) -> Option<TxIndex> {
-        if let Some(tx) = self.steal_from_injector() {
+        if let Some(tx) = take(&self.redos) {
             return Some(tx);
         }
         if role == Role::Shadow {
@@ -250,7 +243,7 @@ impl TaskSource for Scheduler {
         // notes): that one is running elsewhere, on the merger's thread at its turn when it
         // overtook this lane, and the skipped one is then next in line there too, where it runs
         // on exact state instead of failing here on a stale nonce and being redone there.
-        while let Some(tx) = self.take_returned(slot).or_else(|| self.locals[slot].lock().pop()) {
+        while let Some(tx) = take(&self.returned[slot]).or_else(|| self.locals[slot].lock().pop()) {
             if !self.waits_for_predecessor(tx) {
                 return Some(tx);
             }
