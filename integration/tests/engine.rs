@@ -609,18 +609,32 @@ fn balances_credited_through_calls_are_rebased_not_redone() {
     let input = block.block();
     let drop_ins = [2, 3].map(common::own_drop_in);
     let engines: Vec<Executor> = (2..=MAX_SLOTS).map(without_chain_rule).collect();
+    // Only the watcher's and the payer's transactions observe a balance that moves.
+    let observers = (0..300).filter(|&i| watches(i) || withdrawals(i)).count() as u64;
+    let check = |executor: &Executor| {
+        let stats = executor.execute(&block.chain, &input, &block.db).unwrap().stats.unwrap();
+        let redos = stats.redos(parevm_merger::RedoCause::Account);
+        assert!(
+            redos <= observers,
+            "{}: {redos} account redos, {} rebased",
+            executor.name(),
+            stats.merge.rebased_credits
+        );
+        stats.merge.rebased_credits
+    };
     let mut rebased = 0;
     for executor in engines.iter().chain(&drop_ins) {
-        let name = executor.name();
         let diffs = common::differences(&block.chain, &input, &block.db, executor);
-        assert!(diffs.is_empty(), "{name}: {diffs:?}");
-        let stats = executor.execute(&block.chain, &input, &block.db).unwrap().stats.unwrap();
-        // Only the watcher's and the payer's transactions observe a balance that moves.
-        let observers = (0..300).filter(|&i| watches(i) || withdrawals(i)).count() as u64;
-        let redos = stats.redos(parevm_merger::RedoCause::Account);
-        assert!(redos <= observers, "{name}: {redos} account redos, {} rebased", stats.merge.rebased_credits);
-        rebased += stats.merge.rebased_credits;
+        assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
+        rebased += check(executor);
     }
-    // The forwarders spread over the lanes, so some executions read the vault stale.
-    assert!(rebased > 0, "nothing was rebased");
+    // The forwarders spread over the lanes, so executions on two threads at once read the vault
+    // stale. On a loaded host the threads may take turns instead, for a few blocks: try again.
+    for executor in engines.iter().cycle().take(100) {
+        if rebased > 0 {
+            break;
+        }
+        rebased += check(executor);
+    }
+    assert!(rebased > 0, "nothing was rebased in 100 more blocks");
 }
