@@ -96,6 +96,17 @@ impl EngineConfig {
         self.slots - 1
     }
 
+    /// The fewest transactions (by the caller's count hint) a session runs on the engine: the
+    /// small-block rule's count, at least one, and with the cheap-block rule on a chain-rule
+    /// window ([`CHAIN_RULE_WINDOW`](crate::CHAIN_RULE_WINDOW)), since a session's rules judge a
+    /// block only once a window is in, and on shorter blocks the engine's fixed cost is the loss
+    /// (through the drop-in at 2 slots, the mainnet blocks under 20 transactions ran at
+    /// 0.08-0.73x; `docs/benchmarks.md`, "The rules that hand a block back").
+    pub fn session_min_txs(&self) -> usize {
+        let window = if self.sequential_below_gas > 0 { crate::CHAIN_RULE_WINDOW } else { 0 };
+        self.sequential_below_txs.max(1).max(window)
+    }
+
     /// Worker threads the engine keeps: a primary per worker slot, plus a shadow each if enabled.
     pub fn threads(&self) -> usize {
         self.worker_slots() * self.roles().len()

@@ -12,8 +12,9 @@
 //! executor. `finish` waits for the rest.
 //!
 //! Parallel mode needs all of: an engine (the factory is not a [`sequential`] copy), a
-//! transaction count hint of at least two and at least the engine's small-block threshold
-//! (reth gives one when validating blocks, none when building them), no inspector, a fork the
+//! transaction count hint of at least two and at least `EngineConfig::session_min_txs` (a
+//! window of 32 with the cheap-block rule on; reth gives a hint when validating blocks, none when
+//! building them), no inspector, a fork the
 //! engine is verified on ([`LATEST_PARALLEL_SPEC`]), and the engine not busy with another block.
 //! Otherwise the executor is exactly the Ethereum one. Callers that need a transaction's result
 //! at once (`execute_transaction_without_commit`, the closure variants, `commit_transaction`)
@@ -136,10 +137,8 @@ where
         // name: reth's validation builds its EVMs with `NoOpInspector`, tracing with others.
         let no_inspector = type_name::<I>() == type_name::<NoOpInspector>();
         let capacity = ctx.tx_count_hint.unwrap_or(0);
-        let engine = self
-            .engine
-            .as_deref()
-            .filter(|engine| no_inspector && capacity >= engine.config().sequential_below_txs.max(1));
+        let engine =
+            self.engine.as_deref().filter(|engine| no_inspector && capacity >= engine.config().session_min_txs());
         let mode = match engine {
             Some(engine) => Mode::Pending { engine, capacity },
             None => Mode::Sequential,

@@ -132,6 +132,25 @@ fn assert_same(driven: Driven, expected: &parevm::BlockOutput, what: &str) {
     assert!(diffs.is_empty(), "{what}: {diffs:#?}");
 }
 
+/// With the cheap-block rule on (the default), a block shorter than a chain-rule window runs on
+/// the Ethereum executor: the session's rules could not judge it, and the engine's fixed cost is
+/// all such a block would pay for. A window or more goes to the engine. Both are sequential's.
+#[test]
+fn a_block_shorter_than_a_window_runs_sequentially_with_the_rules_on() {
+    let engine = Engine::new(EngineConfig::with_slots(2).unwrap()).unwrap();
+    assert_eq!(engine.config().session_min_txs(), CHAIN_RULE_WINDOW);
+    let factory = Factory::new(RethReceiptBuilder, ChainSpec::from_genesis("Cancun").unwrap(), Arc::new(engine));
+    for (txs, parallel) in [(1, false), (CHAIN_RULE_WINDOW - 1, false), (CHAIN_RULE_WINDOW, true)] {
+        let synthetic = mixed_block(txs, txs);
+        let block = synthetic.block();
+        let driven = drive(&factory, &synthetic.chain, &block, &synthetic.db, |_| {}, |_| {});
+        assert_eq!(driven.parallel, parallel, "{txs} txs");
+        assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), &format!("{txs} txs"));
+    }
+    // With the rule off (as the equivalence tests run), short blocks go to the engine too.
+    assert_eq!(common::config(2).session_min_txs(), 1);
+}
+
 #[test]
 fn execution_overlaps_the_callers_loop() {
     let synthetic = mixed_block(40, 40);
