@@ -747,9 +747,9 @@ pub fn render_table(report: &BenchReport) -> String {
             c.max,
             c.probes,
             if c.median > QUIET_ROUND_TRIP_NS {
-                "above ~100 ns, the host is slowing the parallel columns"
+                format!("above ~{QUIET_ROUND_TRIP_NS} ns, the host is slowing the parallel columns")
             } else {
-                "under ~100 ns, a quiet host"
+                format!("under ~{QUIET_ROUND_TRIP_NS} ns, a quiet host")
             }
         ),
         None => "host: the cross-core round trip could not be probed here\n".to_string(),

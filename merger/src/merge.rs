@@ -262,6 +262,7 @@ impl Merger {
             let mut rebased = Vec::new();
             if let Some(Mismatch(Read::Account(address, _))) = mismatch
                 && !exact
+                // Never rebased (see `credit.rs`): no need to build the transaction to know.
                 && address != input.block.beneficiary
                 && let Some(state) = result.state()
             {
