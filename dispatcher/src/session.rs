@@ -31,7 +31,7 @@ use std::{
 
 use alloy_primitives::Address;
 use parevm_merger::{BlockError, MergeDriver, MergeStats, MergedTx, Merger};
-use parevm_slots::TaskTable;
+use parevm_slots::{TaskTable, TxStatus};
 use parevm_statedb::{BaseState, BlockTxs, ExecOutcome, RemoteDb, Requests, TxIndex, TxResult, Unconfirmed, Wakeup};
 use revm::{
     Database,
@@ -129,7 +129,7 @@ impl Engine {
             base: BaseState::with_capacity(db, capacity),
             unconfirmed: Unconfirmed::with_wakeup(capacity, wakeup),
             merged: crossbeam_utils::CachePadded::new(AtomicUsize::new(0)),
-            scheduler: Scheduler::new(
+            scheduler: Scheduler::for_session(
                 TaskTable::new(capacity),
                 self.config.worker_slots(),
                 self.config.steal,
@@ -322,6 +322,9 @@ struct OwnerDriver<'s, O> {
 enum Woken {
     Result(Arc<TxResult>),
     Request,
+    /// Nobody holds the transaction: its redo was requeued after a stale execution, or a
+    /// primary left it to the merger (`Scheduler::for_session`).
+    Ready,
 }
 
 impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
@@ -334,11 +337,19 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
                     .newer(tx, seen)
                     .map(Woken::Result)
                     .or_else(|| requests.has_pending().then_some(Woken::Request))
+                    .or_else(|| (self.job.scheduler.table().status(tx) == TxStatus::Ready).then_some(Woken::Ready))
             })?;
             match woken {
                 Woken::Result(result) => return Some(result),
                 // See `Session::merge_ready` for why errors are not ours to handle.
                 Woken::Request => drop(requests.serve(self.owner.db())),
+                // Its turn has come: run it here rather than wait for a worker to take it.
+                // `None` if a worker claimed it first; then wait on.
+                Woken::Ready => {
+                    if let Some(result) = self.run_at_turn(tx, false) {
+                        return Some(result);
+                    }
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ use parevm::{
     BlockInput, ChainSpec, Executor, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder,
     replay::compare_outputs,
     synthetic::{Fee, SyntheticBlock, contracts},
+    workloads::Workload,
 };
 use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig};
 use parevm_statedb::InMemoryDb;
@@ -238,6 +239,30 @@ fn a_caller_that_outruns_the_slots_gets_the_sequential_result() {
     assert!(driven.parallel);
     assert!(most_ahead > 0, "the caller never got ahead of the merge");
     assert_same(driven, &sequential(&synthetic.chain, &block, &synthetic.db), "fast caller");
+}
+
+/// Redos while the merger waits. With the chain rule off, calls to one counter are redone
+/// nearly one by one, and AMM swaps often. A redo goes to the workers' queue; a primary that
+/// takes it among the merger's next turns leaves it to the merger (`Scheduler::for_session`),
+/// which must then run it itself: waiting for a result nobody computes stalled the block (a 2 s
+/// stall timeout here makes that a failure, not a hang). Every result is sequential's.
+#[test]
+fn redos_left_to_the_merger_never_stall_the_block() {
+    let code = parevm::workloads::Erc20Code::locate(&common::mainnet_dir());
+    let blocks: Vec<_> = [Workload::Hot, Workload::Amm]
+        .into_iter()
+        .map(|workload| parevm::workloads::generate(workload, 2_000_000, 7, &code))
+        .collect();
+    for slots in [2, 3, 4] {
+        let config = EngineConfig { chain_rule: None, stall_timeout: Duration::from_secs(2), ..common::config(slots) };
+        let drop_in = Executor::DropIn(Arc::new(Engine::new(config).unwrap()));
+        for round in 0..300 {
+            for block in &blocks {
+                let diffs = common::differences(&block.chain, &block.block, &block.db, &drop_in);
+                assert!(diffs.is_empty(), "{} at {slots} slots, round {round}: {diffs:#?}", block.workload.name());
+            }
+        }
+    }
 }
 
 #[test]
