@@ -42,7 +42,8 @@ use parking_lot::{Condvar, Mutex};
 const NO_SLOT: usize = usize::MAX;
 
 /// A session's primary leaves a transaction to the merger when it is among the merger's next
-/// this many (the one it is merging, and the one after).
+/// this many (the one it is merging and the two after): measured against 1, 2, 4 and 8 in
+/// `docs/benchmarks.md` ("Changes measured alone").
 pub const MERGER_TURNS: usize = 3;
 
 /// Longest sleep of an idle worker between checks (a safety net; wake-ups are explicit).
@@ -399,7 +400,7 @@ mod tests {
         for tx in 0..8 {
             session.push(tx, 0);
         }
-        // Merged 2: the merger is at 2, and the next turns are 3 and 4.
+        // Merged 2: the merger is at 2, and its next turns follow.
         for tx in 2..2 + MERGER_TURNS {
             assert!(session.leave_to_merger(tx, 2), "{tx}");
             assert!(!session.is_queued(tx), "{tx} is the merger's now");

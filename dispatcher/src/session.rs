@@ -17,7 +17,9 @@
 //!   predecessor is committed there, so that execution is exact, needs no read set, and needs no
 //!   thread hop;
 //! - gives the owner's thread a lane of the dispatch ([`Dispatcher::with_merger_lane`]): the
-//!   transactions of that lane it executes itself, the same way, when their turn comes.
+//!   transactions of that lane it executes itself, the same way, when their turn comes, and so
+//!   too those a worker reaches only at the owner's next turns, which the worker leaves to it
+//!   ([`Scheduler::for_session`]), and any other that nobody holds when its turn comes.
 //!
 //! Dropping a session ends its workers; the caller's state holds exactly the merged transactions.
 
