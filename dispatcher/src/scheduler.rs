@@ -72,12 +72,19 @@ pub struct Scheduler {
     busy: Vec<AtomicBool>,
     shadow_wanted: Vec<AtomicBool>,
     epoch: AtomicU64,
-    /// Workers inside `wait`: announcing to nobody skips the wake-up, which matters when a
+    /// Primaries inside `wait`: announcing to nobody skips the wake-up, which matters when a
     /// session pushes transactions one by one.
     sleepers: AtomicUsize,
+    /// Shadows inside `wait`, on a condition variable of their own: new work is not theirs, and
+    /// a session announces every transaction it is handed. When they shared the primaries' one,
+    /// each announcement woke the sleeping shadow for nothing, a futex call on the caller's
+    /// thread and a context switch on a core the other two threads were using (the drop-in at 2
+    /// slots: 0.90x geomean with shadows, 0.94x without; ERC-20 transfers 0.71x and 0.83x).
+    shadow_sleepers: AtomicUsize,
     done: AtomicBool,
     idle: Mutex<()>,
     wakeup: Condvar,
+    shadow_wakeup: Condvar,
     /// Transactions taken from another slot's queue.
     pub steals: AtomicU64,
     /// Transactions a lane's owner skipped, their sender's previous one running elsewhere (see
@@ -137,9 +144,11 @@ impl Scheduler {
             shadow_wanted: (0..slots).map(|_| AtomicBool::new(false)).collect(),
             epoch: AtomicU64::new(0),
             sleepers: AtomicUsize::new(0),
+            shadow_sleepers: AtomicUsize::new(0),
             done: AtomicBool::new(false),
             idle: Mutex::new(()),
             wakeup: Condvar::new(),
+            shadow_wakeup: Condvar::new(),
             steals: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
         }
@@ -171,7 +180,7 @@ impl Scheduler {
     pub fn all_asleep(&self, workers: usize) -> bool {
         // SeqCst: like every access to `sleepers` (see `announce`); a stale "no" only delays the
         // release to the next merge.
-        self.sleepers.load(Ordering::SeqCst) >= workers
+        self.sleepers.load(Ordering::SeqCst) + self.shadow_sleepers.load(Ordering::SeqCst) >= workers
     }
 
     /// Ends the block: every worker returns from its loop.
@@ -179,6 +188,7 @@ impl Scheduler {
         // SeqCst: a worker about to park must see it or be woken (see `announce`).
         self.done.store(true, Ordering::SeqCst);
         self.announce();
+        self.wake_shadows();
     }
 
     fn announce(&self) {
@@ -190,6 +200,16 @@ impl Scheduler {
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             let _guard = self.idle.lock();
             self.wakeup.notify_all();
+        }
+    }
+
+    /// Wakes the sleeping shadows, after raising a `shadow_wanted` flag or `done`.
+    fn wake_shadows(&self) {
+        // SeqCst: the same pattern as `announce`, with the flag (or `done`) stored before this
+        // load and a shadow counting itself before it looks at them.
+        if self.shadow_sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.idle.lock();
+            self.shadow_wakeup.notify_all();
         }
     }
 
@@ -280,9 +300,13 @@ impl TaskSource for Scheduler {
 
     fn wait(&self, slot: usize, role: Role, seen: u64) {
         let mut guard = self.idle.lock();
-        // SeqCst: see `announce`.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let _counted = Uncount(&self.sleepers);
+        let (sleepers, wakeup) = match role {
+            Role::Shadow => (&self.shadow_sleepers, &self.shadow_wakeup),
+            Role::Primary | Role::Merger => (&self.sleepers, &self.wakeup),
+        };
+        // SeqCst: see `announce` and `wake_shadows`.
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        let _counted = Uncount(sleepers);
         loop {
             if self.is_done() {
                 return;
@@ -297,7 +321,7 @@ impl TaskSource for Scheduler {
                 // sleeper is either seen here or answered with a wake-up (see `announce`).
                 Role::Shadow => self.shadow_wanted[slot].swap(false, Ordering::SeqCst),
             };
-            if woken || self.wakeup.wait_for(&mut guard, IDLE_WAIT).timed_out() {
+            if woken || wakeup.wait_for(&mut guard, IDLE_WAIT).timed_out() {
                 return;
             }
         }
@@ -333,6 +357,7 @@ impl Scheduler {
         if self.shadows && home != NO_SLOT && self.busy[home].load(Ordering::Relaxed) {
             // SeqCst: see `wait`.
             self.shadow_wanted[home].store(true, Ordering::SeqCst);
+            self.wake_shadows();
         }
         self.announce();
     }
