@@ -25,8 +25,9 @@
 //! So a session's primary leaves the merger's next [`MERGER_TURNS`] transactions to it; a primary
 //! running ahead of the merger, the usual case, never meets the rule.
 //!
-//! Idle workers block on a condition variable, woken whenever work is added or the block ends;
-//! the wait has a short timeout only as a safety net, so no worker ever spins.
+//! Idle primaries block on a condition variable, woken whenever work is added or the block ends;
+//! shadows on one of their own, woken only for a redo their busy primary cannot take and at the
+//! end. The wait has a short timeout only as a safety net, so no worker ever spins.
 
 use std::{
     sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
