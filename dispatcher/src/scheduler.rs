@@ -94,17 +94,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Empty queues for `slots` slots over the claims in `table`; fill them with
-    /// [`Scheduler::push`].
-    pub fn new(table: TaskTable, slots: usize, steal: bool, shadows: bool) -> Self {
-        Self::with_plan(table, &vec![Vec::new(); slots.max(1)], Vec::new(), steal, shadows)
-    }
-
-    /// Empty queues for a session's `slots` slots, filled as transactions arrive
-    /// ([`Scheduler::push`]), whose primaries leave the merger's next turns to it (see the
-    /// module's notes).
+    /// Empty queues for a session's `slots` slots over the claims in `table`, filled as
+    /// transactions arrive ([`Scheduler::push`]), whose primaries leave the merger's next turns
+    /// to it (see the module's notes).
     pub fn for_session(table: TaskTable, slots: usize, steal: bool, shadows: bool) -> Self {
-        Self { leave_turns: true, ..Self::new(table, slots, steal, shadows) }
+        let empty = vec![Vec::new(); slots.max(1)];
+        Self { leave_turns: true, ..Self::with_plan(table, &empty, Vec::new(), steal, shadows) }
     }
 
     /// Queues built from a static dispatch plan (`plan[slot]` = its transactions in order), with
@@ -333,8 +328,10 @@ impl TaskSource for Scheduler {
         self.wake_for_redo(tx);
     }
 
-    fn leave_to_merger(&self, tx: TxIndex, merged: usize) -> bool {
-        if !self.leave_turns || tx >= merged + MERGER_TURNS {
+    fn leave_to_merger(&self, tx: TxIndex, merged: &AtomicUsize) -> bool {
+        // Relaxed: a hint; a stale count only makes the check err towards the primary running it.
+        // Loaded only in a session: the batch path's primaries never leave a turn.
+        if !self.leave_turns || tx >= merged.load(Ordering::Relaxed) + MERGER_TURNS {
             return false;
         }
         // Relaxed: as in `push`. The merger's loop then runs it at its turn instead of waiting
@@ -427,20 +424,21 @@ mod tests {
             session.push(tx, 0);
         }
         // Merged 2: the merger is at 2, and its next turns follow.
+        let merged = AtomicUsize::new(2);
         for tx in 2..2 + MERGER_TURNS {
-            assert!(session.leave_to_merger(tx, 2), "{tx}");
+            assert!(session.leave_to_merger(tx, &merged), "{tx}");
             assert!(!session.is_queued(tx), "{tx} is the merger's now");
         }
-        assert!(!session.leave_to_merger(2 + MERGER_TURNS, 2), "ahead of the merger: the primary's");
+        assert!(!session.leave_to_merger(2 + MERGER_TURNS, &merged), "ahead of the merger: the primary's");
         assert!(session.is_queued(2 + MERGER_TURNS));
         let batch = Scheduler::with_plan(TaskTable::new(2), &[vec![0, 1]], Vec::new(), true, true);
-        assert!(!batch.leave_to_merger(0, 0), "the batch path's merger runs its own lane");
+        assert!(!batch.leave_to_merger(0, &AtomicUsize::new(0)), "the batch path's merger runs its own lane");
         assert!(batch.is_queued(0));
     }
 
     #[test]
     fn workers_count_as_asleep_only_while_they_wait_and_finish_wakes_them() {
-        let scheduler = Scheduler::new(TaskTable::new(4), 1, true, true);
+        let scheduler = Scheduler::for_session(TaskTable::new(4), 1, true, true);
         assert!(!scheduler.all_asleep(2), "nobody waits yet");
         std::thread::scope(|scope| {
             for role in [Role::Primary, Role::Shadow] {
