@@ -36,6 +36,16 @@ pub const DEFAULT_SEQUENTIAL_BELOW_GAS: u64 = 40_000;
 /// fifteen contract calls, or seventy plain transfers.
 pub const SMALL_BLOCK_GAS: u64 = 1_500_000;
 
+/// Whether a block of `txs` transactions within a gas limit of `block_gas_limit` is cheap by
+/// what it can spend: its transactions cannot use `threshold` gas each on average, since they
+/// use at most the block's limit in all (0 turns the rule off). This is the rule as a caller
+/// can judge it before seeing any transaction (a session's: it knows the count from its hint);
+/// it is not the rule above, which judges limits and takes a block that can spend more per
+/// transaction than it does (a pre-London block is full: what it can spend is what it spent).
+pub(crate) fn cheap_by_block_gas_limit(block_gas_limit: u64, txs: usize, threshold: u64) -> bool {
+    txs > 0 && u128::from(block_gas_limit) < u128::from(threshold) * txs as u128
+}
+
 /// The running mean of a block's capped gas limits.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct CappedGas {
@@ -76,6 +86,17 @@ impl CappedGas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_that_cannot_spend_the_threshold_per_transaction_is_cheap() {
+        // 14396881: 1,346 transactions in 30 M, at most 22,300 each.
+        assert!(cheap_by_block_gas_limit(30_000_000, 1_346, DEFAULT_SEQUENTIAL_BELOW_GAS));
+        // 30 M over 750 transactions is exactly 40,000: not under.
+        assert!(!cheap_by_block_gas_limit(30_000_000, 750, DEFAULT_SEQUENTIAL_BELOW_GAS));
+        assert!(cheap_by_block_gas_limit(30_000_000, 751, DEFAULT_SEQUENTIAL_BELOW_GAS));
+        assert!(!cheap_by_block_gas_limit(30_000_000, 1_346, 0), "rule off");
+        assert!(!cheap_by_block_gas_limit(30_000_000, 0, DEFAULT_SEQUENTIAL_BELOW_GAS), "nothing to judge");
+    }
 
     #[test]
     fn a_block_of_transfers_is_cheap() {

@@ -44,7 +44,7 @@ use revm::{
 use crate::{
     BlockStats, Engine,
     chain_rule::{self, ChainRule},
-    cheap_rule::CappedGas,
+    cheap_rule::{self, CappedGas},
     dispatch::Dispatcher,
     job::BlockJob,
     metrics,
@@ -109,6 +109,21 @@ struct Serving {
 }
 
 impl Engine {
+    /// The cheap-block rule as a session's caller judges it before the first transaction, when
+    /// all it knows of the block is its gas limit and, from a hint, its number of transactions:
+    /// `Some` if those cannot average `EngineConfig::sequential_below_gas` each, with the
+    /// counters of such a block handed back (recorded in the metrics, as a session's are). The
+    /// caller then runs the block sequentially and never starts a session. A session judges the
+    /// rule again on the gas limits it is handed, once a window is in.
+    pub fn hand_back_cheap_block(&self, block_gas_limit: u64, txs: usize) -> Option<BlockStats> {
+        if !cheap_rule::cheap_by_block_gas_limit(block_gas_limit, txs, self.config.sequential_below_gas) {
+            return None;
+        }
+        let stats = BlockStats { txs, sequential_from: Some(0), ..BlockStats::default() };
+        metrics::record_block(&stats);
+        Some(stats)
+    }
+
     /// Starts a session for a block of at most `capacity` transactions, whose database `owner`
     /// holds; `None` if the engine is busy with another block or has a single slot (the caller
     /// then executes sequentially rather than wait).

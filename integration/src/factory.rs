@@ -14,7 +14,8 @@
 //! Parallel mode needs all of: an engine (the factory is not a [`sequential`] copy), a
 //! transaction count hint of at least two and at least `EngineConfig::session_min_txs` (a
 //! window of 32 with the cheap-block rule on; reth gives a hint when validating blocks, none when
-//! building them), no inspector, a fork the
+//! building them), a block gas limit that lets that many transactions spend the cheap-block
+//! rule's threshold each on average (`Engine::hand_back_cheap_block`), no inspector, a fork the
 //! engine is verified on ([`LATEST_PARALLEL_SPEC`]), and the engine not busy with another block.
 //! Otherwise the executor is exactly the Ethereum one. Callers that need a transaction's result
 //! at once (`execute_transaction_without_commit`, the closure variants, `commit_transaction`)
@@ -137,16 +138,22 @@ where
         // name: reth's validation builds its EVMs with `NoOpInspector`, tracing with others.
         let no_inspector = type_name::<I>() == type_name::<NoOpInspector>();
         let capacity = ctx.tx_count_hint.unwrap_or(0);
-        let engine =
-            self.engine.as_deref().filter(|engine| no_inspector && capacity >= engine.config().session_min_txs());
+        let verified = evm.cfg_env().spec <= LATEST_PARALLEL_SPEC;
+        let engine = self
+            .engine
+            .as_deref()
+            .filter(|engine| no_inspector && verified && capacity >= engine.config().session_min_txs());
+        // A block that cannot spend enough gas per transaction never starts a session (see
+        // `Engine::hand_back_cheap_block`).
+        let stats = engine.and_then(|engine| engine.hand_back_cheap_block(evm.block().gas_limit, capacity));
         let mode = match engine {
-            Some(engine) => Mode::Pending { engine, capacity },
-            None => Mode::Sequential,
+            Some(engine) if stats.is_none() => Mode::Pending { engine, capacity },
+            _ => Mode::Sequential,
         };
         ParallelBlockExecutor {
             eth: EthBlockExecutor::new(evm, ctx, self.eth.spec(), self.eth.receipt_builder()),
             mode,
-            stats: None,
+            stats,
         }
     }
 }
@@ -297,10 +304,6 @@ where
     fn start(&mut self) {
         let Mode::Pending { engine, capacity } = self.mode else { return };
         let evm = self.eth.evm();
-        if evm.cfg_env().spec > LATEST_PARALLEL_SPEC {
-            self.mode = Mode::Sequential;
-            return;
-        }
         let (block, cfg) = (evm.block().clone(), evm.cfg_env().clone());
         let mut exact_errors = Vec::new();
         let mut owner = EthOwner { eth: &mut self.eth, txs: &mut [], exact_errors: &mut exact_errors };

@@ -152,6 +152,35 @@ fn a_block_shorter_than_a_window_runs_sequentially_with_the_rules_on() {
     assert_eq!(common::config(2).session_min_txs(), 1);
 }
 
+/// With the cheap-block rule on, a block whose gas limit cannot give the transactions the hint
+/// announces `sequential_below_gas` each on average never starts a session, however many they
+/// are: the Ethereum executor runs it from the first transaction, and the counters say it was
+/// handed back. One gas more per transaction and the engine takes it. Both are sequential's.
+#[test]
+fn a_block_that_cannot_spend_the_threshold_per_transaction_never_starts_a_session() {
+    let engine = Arc::new(Engine::new(EngineConfig::with_slots(2).unwrap()).unwrap());
+    let threshold = engine.config().sequential_below_gas;
+    let factory = Factory::new(RethReceiptBuilder, ChainSpec::from_genesis("Cancun").unwrap(), engine.clone());
+    let txs = 2 * CHAIN_RULE_WINDOW;
+    for (gas_limit, parallel) in [(threshold * txs as u64 - 1, false), (threshold * txs as u64, true)] {
+        let mut synthetic = mixed_block(txs, txs);
+        synthetic.header.gas_limit = gas_limit;
+        let (chain, block, db) = (&synthetic.chain, synthetic.block(), &synthetic.db);
+        let mut state = state(db);
+        let mut executor = started(&factory, &mut state, chain, &block);
+        assert_eq!(executor.is_parallel(), parallel, "gas limit {gas_limit}, before the first transaction");
+        for tx in &block.txs {
+            executor.execute_transaction(tx).unwrap();
+        }
+        let (_, result, stats) = executor.finish_with_stats().unwrap();
+        let stats = stats.expect("the engine reports on every block it was offered");
+        assert_eq!(stats.sequential_from, (!parallel).then_some(0), "gas limit {gas_limit}");
+        assert_eq!(stats.executions == 0, !parallel, "gas limit {gas_limit}: {} executions", stats.executions);
+        let driven = Driven { result: Ok(result), bundle: bundle_of(state), parallel };
+        assert_same(driven, &sequential(chain, &block, db), &format!("gas limit {gas_limit}"));
+    }
+}
+
 #[test]
 fn execution_overlaps_the_callers_loop() {
     let synthetic = mixed_block(40, 40);
