@@ -156,10 +156,24 @@ impl ChainProbe {
     /// large enough for the engine to have most of it after the probe. Costs a look at the first
     /// transactions' recipients, nothing more; a block that fails it goes straight to the engine.
     pub fn wanted(txs: &(impl TxSource + ?Sized)) -> bool {
-        if txs.len() < 4 * PROBE_TXS {
+        let opening = Self::opening(txs.len());
+        Self::wanted_opening(txs.len(), (0..opening).map(|tx| txs.summary(tx).recipient))
+    }
+
+    /// How many of a block of `len` transactions [`ChainProbe::wanted`] looks at: its first
+    /// `PROBE_TXS` (16), or none if the block is too short to be probed. A caller that is handed
+    /// the block one transaction at a time (a session's) holds that many back before deciding.
+    pub fn opening(len: usize) -> usize {
+        if len < 4 * PROBE_TXS { 0 } else { PROBE_TXS }
+    }
+
+    /// [`ChainProbe::wanted`] from the block's length and the recipients of its first
+    /// [`ChainProbe::opening`] transactions (`None`: a contract creation).
+    pub fn wanted_opening(len: usize, recipients: impl IntoIterator<Item = Option<Address>>) -> bool {
+        if Self::opening(len) == 0 {
             return false;
         }
-        let recipients: Vec<Address> = (0..PROBE_TXS).filter_map(|tx| txs.summary(tx).recipient).collect();
+        let recipients: Vec<Address> = recipients.into_iter().take(PROBE_TXS).flatten().collect();
         recipients.iter().any(|to| recipients.iter().filter(|other| *other == to).count() >= PROBE_CHAIN)
     }
 

@@ -42,7 +42,7 @@ use revm::{
 };
 
 use crate::{
-    BlockStats, Engine,
+    BlockStats, Engine, Prefix,
     chain_rule::{self, ChainRule},
     cheap_rule::{self, CappedGas},
     dispatch::Dispatcher,
@@ -88,6 +88,8 @@ pub struct Session<'e> {
     requests: Requests,
     dispatcher: Dispatcher,
     merger: Merger,
+    /// Transactions the caller executed before the session started.
+    prefix: usize,
     rule: ChainRule,
     /// The transactions' gas limits so far, for the cheap-block rule.
     gas: CappedGas,
@@ -116,22 +118,31 @@ impl Engine {
     /// caller then runs the block sequentially and never starts a session. A session judges the
     /// rule again on the gas limits it is handed, once a window is in.
     pub fn hand_back_cheap_block(&self, block_gas_limit: u64, txs: usize) -> Option<BlockStats> {
-        if !cheap_rule::cheap_by_block_gas_limit(block_gas_limit, txs, self.config.sequential_below_gas) {
-            return None;
-        }
-        let stats = BlockStats { txs, sequential_from: Some(0), ..BlockStats::default() };
-        metrics::record_block(&stats);
-        Some(stats)
+        cheap_rule::cheap_by_block_gas_limit(block_gas_limit, txs, self.config.sequential_below_gas)
+            .then(|| self.handed_back(txs))
     }
 
-    /// Starts a session for a block of at most `capacity` transactions, whose database `owner`
-    /// holds; `None` if the engine is busy with another block or has a single slot (the caller
-    /// then executes sequentially rather than wait).
+    /// The counters of a block of `txs` transactions that its caller runs sequentially from the
+    /// first because a rule said so before the engine started (the cheap-block rule judged up
+    /// front, a [`ChainProbe`](crate::ChainProbe)'s chain), recorded in the metrics like every
+    /// block the engine runs.
+    pub fn handed_back(&self, txs: usize) -> BlockStats {
+        let stats = BlockStats { txs, sequential_from: Some(0), ..BlockStats::default() };
+        metrics::record_block(&stats);
+        stats
+    }
+
+    /// Starts a session for at most `capacity` transactions of a block, whose database `owner`
+    /// holds, after the `prefix` the caller executed and committed itself (a probe's); `None` if
+    /// the engine is busy with another block or has a single slot (the caller then executes
+    /// sequentially rather than wait). The session's transactions are numbered from 0; its
+    /// counters count the prefix in.
     pub fn try_session(
         &self,
         block: BlockEnv,
         cfg: CfgEnv,
         capacity: usize,
+        prefix: Prefix,
         owner: &mut impl Owner,
     ) -> Option<Session<'_>> {
         if self.config.worker_slots() == 0 {
@@ -167,7 +178,8 @@ impl Engine {
             job,
             requests,
             dispatcher,
-            merger: Merger::new(),
+            merger: Merger::starting_at(0, prefix.gas_used, prefix.logs),
+            prefix: prefix.txs,
             rule: ChainRule::new(self.config.chain_rule),
             gas: CappedGas::default(),
             hand_back: false,
@@ -278,7 +290,7 @@ impl Session<'_> {
 
     fn stats(&self) -> BlockStats {
         BlockStats {
-            txs: self.job.txs.len(),
+            txs: self.prefix + self.job.txs.len(),
             executions: self.job.executions(),
             // Relaxed: statistics (workers may still be finishing a stale execution).
             shadow_takeovers: self.job.shadow_executions.load(Ordering::Relaxed),
@@ -288,7 +300,7 @@ impl Session<'_> {
             execution_time: std::time::Duration::ZERO,
             // Handed back only if the caller had more to come.
             sequential_from: (self.hand_back && self.merger.next() < self.job.txs.capacity())
-                .then_some(self.merger.next()),
+                .then_some(self.prefix + self.merger.next()),
         }
     }
 

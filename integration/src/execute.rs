@@ -26,14 +26,17 @@ use alloy_evm::{
 use std::sync::Arc;
 
 use parevm_dispatcher::{BlockStats, ChainProbe, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
-use parevm_statedb::{BlockDb, BlockTxs, TxSource};
+use parevm_statedb::{BlockDb, BlockTxs};
 use revm::{
     context::result::ResultAndState,
     database::{BundleState, State, states::bundle_state::BundleRetention},
     database_interface::DBErrorMarker,
 };
 
-use crate::{BlockInput, ChainSpec, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder, factory::block_error};
+use crate::{
+    BlockInput, ChainSpec, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder,
+    factory::{block_error, probe_opening},
+};
 
 /// What executing a block produced.
 #[derive(Debug, Clone)]
@@ -125,30 +128,13 @@ impl Executor {
                         // never reaches the engine (`ChainProbe`).
                         let mut prefix = Prefix::default();
                         if engine.config().chain_rule.is_some() && ChainProbe::wanted(block) {
-                            let mut probe = ChainProbe::new(env.block_env.beneficiary);
-                            while probe.verdict().is_none() {
-                                let tx = probe.observed();
-                                let result = executor.execute_transaction_without_commit(&block.txs[tx])?;
-                                let cache = &executor.evm().db().cache.accounts;
-                                probe.observe(&block.tx_env(tx), &result.result.state, |address| {
-                                    cache.get(address).and_then(|account| account.account.as_ref()).map(|a| &a.info)
-                                });
-                                executor.commit_transaction(result);
-                            }
-                            prefix = Prefix {
-                                txs: probe.observed(),
-                                gas_used: executor.receipts().last().map_or(0, |r| r.cumulative_gas_used),
-                                logs: executor.receipts().iter().map(|r| r.logs.len()).sum(),
-                            };
-                            if probe.verdict() == Some(true) {
+                            let chain;
+                            (prefix, chain) = probe_opening(&mut executor, &block.txs)?;
+                            if chain {
                                 for tx in &block.txs[prefix.txs..] {
                                     executor.execute_transaction(tx)?;
                                 }
-                                stats = Some(BlockStats {
-                                    txs: block.txs.len(),
-                                    sequential_from: Some(0),
-                                    ..BlockStats::default()
-                                });
+                                stats = Some(engine.handed_back(block.txs.len()));
                                 break 'engine;
                             }
                         }

@@ -9,7 +9,9 @@
 //! `execute_transaction` hands the transaction to an engine [`Session`] and returns at once; the
 //! session executes it on the slots while the caller hands in the next, and commits confirmed
 //! transactions, in order, into the caller's `State` whenever the caller is back in the
-//! executor. `finish` waits for the rest.
+//! executor. `finish` waits for the rest. A block long enough for the engine's chain probe (64
+//! transactions by the hint) has its first 16 held back and judged first, as the engine's own
+//! entry point judges them (see `ParallelBlockExecutor::start`).
 //!
 //! Parallel mode needs all of: an engine (the factory is not a [`sequential`] copy), a
 //! transaction count hint of at least two and at least `EngineConfig::session_min_txs` (a
@@ -29,13 +31,13 @@
 
 use std::{any::type_name, sync::Arc};
 
-use alloy_consensus::{Transaction, TransactionEnvelope, TxReceipt};
+use alloy_consensus::{Transaction, TransactionEnvelope, TxReceipt, transaction::Recovered};
 use alloy_eips::Encodable2718;
 use alloy_evm::{
     Evm, EvmEnv, EvmFactory, FromRecoveredTx, FromTxWithEncoded, RecoveredTx,
     block::{
         BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory, BlockValidationError,
-        ExecutableTx, GasOutput, StateDB,
+        ExecutableTx, ExecutableTxParts, GasOutput, StateDB,
     },
     eth::{
         EthBlockExecutionCtx, EthBlockExecutor, EthBlockExecutorFactory, EthEvm, EthEvmBuilder, EthEvmContext,
@@ -45,8 +47,8 @@ use alloy_evm::{
     },
     precompiles::PrecompilesMap,
 };
-use alloy_primitives::{B256, Log};
-use parevm_dispatcher::{BlockError, BlockStats, Engine, MergedTx, Owner, Session};
+use alloy_primitives::{Address, B256, Log, map::HashMap};
+use parevm_dispatcher::{BlockError, BlockStats, ChainProbe, Engine, MergedTx, Owner, Prefix, Session};
 use parevm_statedb::{DbError, ExecOutcome, Requests, ServingDb, TxIndex};
 use revm::{
     Inspector,
@@ -54,6 +56,7 @@ use revm::{
     context_interface::result::{HaltReason, ResultAndState},
     inspector::NoOpInspector,
     primitives::hardfork::SpecId,
+    state::AccountInfo,
 };
 
 use crate::RethReceiptBuilder;
@@ -107,7 +110,7 @@ type TxTypeOf<R> = <<R as ReceiptBuilder>::Transaction as TransactionEnvelope>::
 
 impl<R, Spec> BlockExecutorFactory for ParallelBlockExecutorFactory<R, Spec>
 where
-    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718 + Clone, Receipt: TxReceipt<Log = Log>>,
     Spec: EthExecutorSpec,
     TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
     TxTypeOf<R>: Send + 'static,
@@ -147,7 +150,12 @@ where
         // `Engine::hand_back_cheap_block`).
         let stats = engine.and_then(|engine| engine.hand_back_cheap_block(evm.block().gas_limit, capacity));
         let mode = match engine {
-            Some(engine) if stats.is_none() => Mode::Pending { engine, capacity },
+            Some(engine) if stats.is_none() => {
+                // The opening a probe would judge the block by is held back (see `start`).
+                let opening = if engine.config().chain_rule.is_some() { ChainProbe::opening(capacity) } else { 0 };
+                let opening = opening.max(1);
+                Mode::Pending { engine, capacity, opening, held: Vec::with_capacity(opening) }
+            }
             _ => Mode::Sequential,
         };
         ParallelBlockExecutor {
@@ -162,7 +170,7 @@ where
 /// module docs), and is alloy-evm's `EthBlockExecutor` otherwise.
 pub struct ParallelBlockExecutor<'a, DB: alloy_evm::Database, I, Spec, R: ReceiptBuilder> {
     eth: EthBlockExecutor<'a, EthEvm<DB, I, PrecompilesMap>, &'a Spec, &'a R>,
-    mode: Mode<'a, TxTypeOf<R>>,
+    mode: Mode<'a, TxTypeOf<R>, R::Transaction>,
     /// The engine's counters, once the parallel part is merged.
     stats: Option<BlockStats>,
 }
@@ -181,14 +189,19 @@ impl<DB: alloy_evm::Database, I, Spec, R: ReceiptBuilder> std::fmt::Debug
     }
 }
 
-enum Mode<'a, T> {
+enum Mode<'a, T, Tx> {
     /// alloy-evm's executor, one transaction at a time.
     Sequential,
-    /// Parallel once the first transaction arrives (after the pre-block system calls, whose
-    /// changes the session then reads through the caller's `State`).
+    /// Parallel once the block's opening is in (its first transaction, or the first
+    /// `ChainProbe::opening` when the chain rule is on: see `start`), after the pre-block system
+    /// calls, whose changes the session then reads through the caller's `State`.
     Pending {
         engine: &'a Engine,
         capacity: usize,
+        /// How many transactions the opening is.
+        opening: usize,
+        /// The opening so far, handed in and not yet executed.
+        held: Vec<(TxEnv, Recovered<Tx>)>,
     },
     Parallel(Box<Parallel<'a, T>>),
     /// The block failed; the error was returned.
@@ -222,7 +235,7 @@ impl<DB, I, Spec, R> Owner for EthOwner<'_, '_, DB, I, Spec, R>
 where
     DB: StateDB,
     I: Inspector<EthEvmContext<DB>>,
-    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718 + Clone, Receipt: TxReceipt<Log = Log>>,
     TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
     TxTypeOf<R>: Send + 'static,
     Spec: EthExecutorSpec,
@@ -276,7 +289,7 @@ impl<'a, DB, I, Spec, R> ParallelBlockExecutor<'a, DB, I, Spec, R>
 where
     DB: StateDB,
     I: Inspector<EthEvmContext<DB>>,
-    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718 + Clone, Receipt: TxReceipt<Log = Log>>,
     TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
     TxTypeOf<R>: Send + 'static,
     Spec: EthExecutorSpec,
@@ -300,23 +313,94 @@ where
         Ok((evm, result, self.stats))
     }
 
-    /// Starts the session if the mode is pending; falls back to sequential if it cannot.
-    fn start(&mut self) {
-        let Mode::Pending { engine, capacity } = self.mode else { return };
-        let evm = self.eth.evm();
-        let (block, cfg) = (evm.block().clone(), evm.cfg_env().clone());
-        let mut exact_errors = Vec::new();
-        let mut owner = EthOwner { eth: &mut self.eth, txs: &mut [], exact_errors: &mut exact_errors };
-        self.mode = match engine.try_session(block, cfg, capacity, &mut owner) {
-            Some(session) => {
-                Mode::Parallel(Box::new(Parallel { session, txs: Vec::with_capacity(capacity), exact_errors }))
-            }
-            None => Mode::Sequential,
+    /// Ends a pending mode once the block's opening is in (or the caller wants results): starts
+    /// the session, or continues sequentially, and executes the transactions held so far.
+    ///
+    /// A block that opens with calls to one contract is probed first, as the engine's own entry
+    /// point does (`integration/src/execute.rs`): its opening runs here, one transaction at a time
+    /// on the Ethereum executor, observed by a [`ChainProbe`]; a chain runs sequentially to the
+    /// end, anything else goes to the session after the probed transactions. Through the
+    /// drop-in such a block (6196166) otherwise ran its chain on the engine, every transaction
+    /// redone at its turn, until the chain rule tripped a window later. Holding the opening back
+    /// costs a block that is not probed nothing measurable: the caller hands its transactions in
+    /// without waiting, and the slots start with them queued.
+    fn start(&mut self) -> Result<(), BlockExecutionError> {
+        let Mode::Pending { engine, capacity, .. } = self.mode else { return Ok(()) };
+        let Mode::Pending { held, .. } = std::mem::replace(&mut self.mode, Mode::Sequential) else {
+            unreachable!("matched above")
         };
+        let mut held = held.into_iter();
+        let mut prefix = Prefix::default();
+        let recipients = held.as_slice().iter().map(|(env, _)| env.kind.to().copied());
+        if engine.config().chain_rule.is_some() && ChainProbe::wanted_opening(capacity, recipients) {
+            let chain;
+            (prefix, chain) = probe_opening(&mut self.eth, held.by_ref())?;
+            if chain {
+                self.stats = Some(engine.handed_back(capacity));
+            }
+        }
+        if self.stats.is_none() {
+            let evm = self.eth.evm();
+            let (block, cfg) = (evm.block().clone(), evm.cfg_env().clone());
+            let mut exact_errors = Vec::new();
+            let mut owner = EthOwner { eth: &mut self.eth, txs: &mut [], exact_errors: &mut exact_errors };
+            let capacity = capacity.saturating_sub(prefix.txs);
+            if let Some(session) = engine.try_session(block, cfg, capacity, prefix, &mut owner) {
+                let txs = Vec::with_capacity(capacity);
+                self.mode = Mode::Parallel(Box::new(Parallel { session, txs, exact_errors }));
+            }
+        }
+        for (env, recovered) in held {
+            self.execute_parts(env, recovered)?;
+        }
+        Ok(())
     }
 
-    /// Merges everything handed in so far and continues sequentially.
+    /// Executes one transaction in a mode that is not pending: hands it to the session, or to
+    /// the Ethereum executor.
+    fn execute_parts(
+        &mut self,
+        env: TxEnv,
+        recovered: impl RecoveredTx<R::Transaction>,
+    ) -> Result<GasOutput, BlockExecutionError> {
+        let full = match &self.mode {
+            Mode::Parallel(parallel) => parallel.session.is_full(),
+            Mode::Failed => return Err(failed()),
+            _ => false,
+        };
+        if full {
+            // More transactions than the hint said: the rest of the block runs sequentially.
+            self.flush()?;
+        }
+        let Mode::Parallel(parallel) = &mut self.mode else {
+            return self.eth.execute_transaction((env, recovered));
+        };
+        let signed = recovered.tx();
+        parallel.txs.push(TxMeta {
+            hash: signed.trie_hash(),
+            tx_type: Some(signed.tx_type()),
+            blob_gas_used: signed.blob_gas_used().unwrap_or_default(),
+        });
+        let Parallel { session, txs, exact_errors } = &mut **parallel;
+        let mut owner = EthOwner { eth: &mut self.eth, txs, exact_errors };
+        match session.push(&mut owner, env) {
+            // A rule tripped (chain, cheap block, payout): merge what was handed in, and run the rest
+            // sequentially.
+            Ok(()) if session.wants_sequential() => self.flush().map(|()| GasOutput::default()),
+            Ok(()) => Ok(GasOutput::default()),
+            Err(error) => {
+                let Mode::Parallel(parallel) = std::mem::replace(&mut self.mode, Mode::Failed) else {
+                    unreachable!("matched above")
+                };
+                let Parallel { txs, exact_errors, .. } = *parallel;
+                Err(session_error(error, &txs, exact_errors))
+            }
+        }
+    }
+
+    /// Executes and merges everything handed in so far, and continues sequentially.
     fn flush(&mut self) -> Result<(), BlockExecutionError> {
+        self.start()?;
         match std::mem::replace(&mut self.mode, Mode::Sequential) {
             Mode::Parallel(parallel) => {
                 let Parallel { session, mut txs, mut exact_errors } = *parallel;
@@ -339,6 +423,50 @@ where
             Mode::Sequential | Mode::Pending { .. } => Ok(()),
         }
     }
+}
+
+/// Runs a block's opening on the Ethereum executor one transaction at a time, each observed by a
+/// [`ChainProbe`] before it is committed, until the probe's verdict is certain. Returns what ran
+/// (the engine then starts after it) and whether the block is a chain (it then runs
+/// sequentially to the end). Both ways into the engine probe this way: the engine's own entry
+/// point (`execute.rs`) and the drop-in (`ParallelBlockExecutor::start`).
+pub(crate) fn probe_opening<'a, DB, I, Spec, R>(
+    eth: &mut EthBlockExecutor<'a, EthEvm<DB, I, PrecompilesMap>, &'a Spec, &'a R>,
+    opening: impl IntoIterator<Item = impl ExecutableTxParts<TxEnv, R::Transaction>>,
+) -> Result<(Prefix, bool), BlockExecutionError>
+where
+    DB: StateDB,
+    I: Inspector<EthEvmContext<DB>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
+    TxTypeOf<R>: Send + 'static,
+    Spec: EthExecutorSpec,
+{
+    let mut probe = ChainProbe::new(eth.evm().block().beneficiary);
+    let mut opening = opening.into_iter();
+    while probe.verdict().is_none()
+        && let Some(tx) = opening.next()
+    {
+        let (env, recovered) = tx.into_parts();
+        let result = eth.execute_transaction_without_commit((env.clone(), recovered))?;
+        // What each account held before the transaction, as its execution loaded it: the
+        // executor's database need not be a `State` whose cache the probe could look into.
+        let state = &result.result.state;
+        let before: HashMap<Address, AccountInfo> = state
+            .iter()
+            .filter(|(_, account)| !account.is_loaded_as_not_existing())
+            .map(|(address, account)| (*address, account.original_info()))
+            .collect();
+        probe.observe(&env, state, |address| before.get(address));
+        eth.commit_transaction(result);
+    }
+    let receipts = eth.receipts();
+    let prefix = Prefix {
+        txs: probe.observed(),
+        gas_used: receipts.last().map_or(0, |r| r.cumulative_gas_used()),
+        logs: receipts.iter().map(|r| r.logs().len()).sum(),
+    };
+    Ok((prefix, probe.verdict() == Some(true)))
 }
 
 fn failed() -> BlockExecutionError {
@@ -380,7 +508,7 @@ impl<'a, DB, I, Spec, R> BlockExecutor for ParallelBlockExecutor<'a, DB, I, Spec
 where
     DB: StateDB,
     I: Inspector<EthEvmContext<DB>>,
-    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718 + Clone, Receipt: TxReceipt<Log = Log>>,
     TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
     TxTypeOf<R>: Send + 'static,
     Spec: EthExecutorSpec,
@@ -395,41 +523,16 @@ where
     }
 
     fn execute_transaction(&mut self, tx: impl ExecutableTx<Self>) -> Result<GasOutput, BlockExecutionError> {
-        self.start();
-        let full = match &self.mode {
-            Mode::Parallel(parallel) => parallel.session.is_full(),
-            Mode::Failed => return Err(failed()),
-            _ => false,
-        };
-        if full {
-            // More transactions than the hint said: the rest of the block runs sequentially.
-            self.flush()?;
-        }
-        let Mode::Parallel(parallel) = &mut self.mode else {
-            return self.eth.execute_transaction(tx);
-        };
         let (env, recovered) = tx.into_parts();
-        let signed = recovered.tx();
-        parallel.txs.push(TxMeta {
-            hash: signed.trie_hash(),
-            tx_type: Some(signed.tx_type()),
-            blob_gas_used: signed.blob_gas_used().unwrap_or_default(),
-        });
-        let Parallel { session, txs, exact_errors } = &mut **parallel;
-        let mut owner = EthOwner { eth: &mut self.eth, txs, exact_errors };
-        match session.push(&mut owner, env) {
-            // A rule tripped (chain, cheap block, payout): merge what was handed in, and run the rest
-            // sequentially.
-            Ok(()) if session.wants_sequential() => self.flush().map(|()| GasOutput::default()),
-            Ok(()) => Ok(GasOutput::default()),
-            Err(error) => {
-                let Mode::Parallel(parallel) = std::mem::replace(&mut self.mode, Mode::Failed) else {
-                    unreachable!("matched above")
-                };
-                let Parallel { txs, exact_errors, .. } = *parallel;
-                Err(session_error(error, &txs, exact_errors))
+        if let Mode::Pending { held, opening, .. } = &mut self.mode {
+            // Held until the opening is in (see `start`), then executed in order.
+            held.push((env, Recovered::new_unchecked(recovered.tx().clone(), *recovered.signer())));
+            if held.len() >= *opening {
+                self.start()?;
             }
+            return Ok(GasOutput::default());
         }
+        self.execute_parts(env, recovered)
     }
 
     fn execute_transaction_without_commit(

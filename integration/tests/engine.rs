@@ -301,17 +301,19 @@ fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_
 }
 
 /// A block that opens with calls to one contract is probed: its first transactions run on the
-/// caller's executor, and a chain never reaches the engine.
+/// caller's executor, and a chain never reaches the engine, through either way in (the drop-in
+/// holds the opening back to judge it).
 #[test]
 fn a_chain_of_calls_to_one_contract_is_judged_by_the_probe_and_never_reaches_the_engine() {
     let synthetic = chain_block(300, 300);
     let block = synthetic.block();
     for slots in [2, 3, 8] {
-        let executor = common::parallel(slots);
-        let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
-        assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
-        let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
-        assert_eq!((stats.sequential_from, stats.executions), (Some(0), 0), "{}", executor.name());
+        for executor in [common::parallel(slots), &common::own_drop_in(slots)] {
+            let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
+            assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
+            let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
+            assert_eq!((stats.sequential_from, stats.executions), (Some(0), 0), "{}", executor.name());
+        }
     }
 }
 
@@ -324,13 +326,14 @@ fn after_a_probe_that_finds_no_chain_the_engine_takes_over_with_the_same_result(
     let mut synthetic = parevm::workloads::generate_txs(parevm::workloads::Workload::Erc20, 120, 3, &erc20);
     let n = synthetic.block.txs.len();
     for slots in [2, 3, 8] {
-        let executor = common::parallel(slots);
-        let diffs = common::differences(&synthetic.chain, &synthetic.block, &synthetic.db, executor);
-        assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
-        let stats = executor.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap().stats.unwrap();
-        assert_eq!(stats.sequential_from, None, "{}", executor.name());
-        // The probed transactions ran on the caller's executor, not the engine's.
-        assert!(stats.executions < n as u64, "{}: {} executions", executor.name(), stats.executions);
+        for executor in [common::parallel(slots), &common::own_drop_in(slots)] {
+            let diffs = common::differences(&synthetic.chain, &synthetic.block, &synthetic.db, executor);
+            assert!(diffs.is_empty(), "{}: {diffs:?}", executor.name());
+            let stats = executor.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap().stats.unwrap();
+            assert_eq!((stats.txs, stats.sequential_from), (n, None), "{}", executor.name());
+            // The probed transactions ran on the caller's executor, not the engine's.
+            assert!(stats.executions < n as u64, "{}: {} executions", executor.name(), stats.executions);
+        }
     }
     // A block gas limit that the 31st transaction exceeds, counting the probed ones' gas.
     let sequential = Executor::Sequential.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap();
@@ -339,7 +342,7 @@ fn after_a_probe_that_finds_no_chain_the_engine_takes_over_with_the_same_result(
     synthetic.block.header.gas_limit = used + tx_gas_limit - 1;
     let expected = Executor::Sequential.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap_err();
     assert!(expected.to_string().contains("gas"), "{expected}");
-    for executor in [2, 3, 8].map(common::parallel) {
+    for executor in [2, 3, 8].into_iter().flat_map(|slots| [common::parallel(slots), common::drop_in(slots)]) {
         let error = executor.execute(&synthetic.chain, &synthetic.block, &synthetic.db).unwrap_err();
         assert_eq!(error.to_string(), expected.to_string(), "{}", executor.name());
     }
@@ -358,7 +361,7 @@ fn an_invalid_transaction_fails_a_probed_block_like_sequential() {
         block.txs[at] = alloy_consensus::transaction::Recovered::new_unchecked(block.txs[at].inner().clone(), poor);
         let expected = Executor::Sequential.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
         assert!(expected.contains("lack of funds"), "{expected}");
-        for executor in [2, 3, 8].map(common::parallel) {
+        for executor in [2, 3, 8].into_iter().flat_map(|slots| [common::parallel(slots), common::drop_in(slots)]) {
             let error = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap_err().to_string();
             assert_eq!(error, expected, "tx {at}, {}", executor.name());
         }
