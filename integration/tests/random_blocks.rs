@@ -33,7 +33,7 @@ fn sender(i: u8) -> Address {
     Address::left_padding_from(&[0x10, i])
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 enum Op {
     /// Value transfer to a sender, a never-seen address, or the beneficiary.
     Transfer {
@@ -122,6 +122,11 @@ struct Case {
     tight_gas: bool,
     txs: Vec<TxSpec>,
     slots: usize,
+    /// Whether the block opens with calls to one contract, for the engine's chain probe (both
+    /// ways in judge such a block before the engine starts, when it is 64 transactions or more):
+    /// `Some(true)` its first 16 all bump one counter (a chain), `Some(false)` four counters
+    /// in turn (no chain: the engine takes over after the probed transactions).
+    opening: Option<bool>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -131,13 +136,15 @@ fn case() -> impl Strategy<Value = Case> {
         prop::bool::weighted(0.05),
         prop::collection::vec(tx_spec(), 1..300),
         2usize..=8,
+        prop::option::weighted(0.3, any::<bool>()),
     )
-        .prop_map(|(network, beneficiary, tight_gas, txs, slots)| Case {
+        .prop_map(|(network, beneficiary, tight_gas, txs, slots, opening)| Case {
             network,
             beneficiary,
             tight_gas,
             txs,
             slots,
+            opening,
         })
 }
 
@@ -176,10 +183,14 @@ fn build(case: &Case) -> SyntheticBlock {
     let berlin = block.chain.is_berlin_active_at_block(1);
     let cancun = block.chain.is_cancun_active_at_timestamp(12);
     let prague = block.chain.is_prague_active_at_timestamp(12);
-    for spec in &case.txs {
+    for (i, spec) in case.txs.iter().enumerate() {
         let from = sender(spec.sender);
         let word = |n: u8| Bytes::from(B256::with_last_byte(n).0.to_vec());
-        let (to, value, input) = match spec.op {
+        let op = match case.opening {
+            Some(chain) if i < 16 => Op::Counter { slot: if chain { 0 } else { i as u8 % 4 } },
+            _ => spec.op,
+        };
+        let (to, value, input) = match op {
             Op::Transfer { to, value } => {
                 let to = match to {
                     0..=7 => sender(to),
@@ -210,8 +221,8 @@ fn build(case: &Case) -> SyntheticBlock {
             Op::Withdraw { value } => (TxKind::Call(PAYER), U256::from(value), Bytes::new()),
         };
         let fee = match (london, spec.fee % 4) {
-            _ if prague && matches!(spec.op, Op::Delegate { .. }) => {
-                let Op::Delegate { authority, .. } = spec.op else { unreachable!() };
+            _ if prague && matches!(op, Op::Delegate { .. }) => {
+                let Op::Delegate { authority, .. } = op else { unreachable!() };
                 Fee::SetCode(20, u128::from(spec.fee % 3), authority)
             }
             (false, 0) => Fee::Legacy(0),
@@ -255,7 +266,7 @@ fn generator_reaches_failures_and_conflicts() {
         rng_seed: RngSeed::Fixed(7),
         ..ProptestConfig::default()
     });
-    let (mut failed, mut redone, mut heavy_first) = (0, 0, 0);
+    let (mut failed, mut redone, mut heavy_first, mut probed) = (0, 0, 0, 0);
     for _ in 0..40 {
         let case = case().new_tree(&mut runner).unwrap().current();
         let synthetic = build(&case);
@@ -267,10 +278,12 @@ fn generator_reaches_failures_and_conflicts() {
         let summaries: Vec<_> = (0..block.txs.len()).map(|tx| parevm_statedb::TxSource::summary(&block, tx)).collect();
         let plan = parevm_dispatcher::dispatch::static_dispatch(&summaries, 0, 1, block.header.beneficiary, false);
         heavy_first += u64::from(!plan[0].is_sorted());
+        probed += u64::from(parevm_dispatcher::ChainProbe::wanted(&block));
     }
     assert!(failed > 0, "no failing block generated");
     assert!(redone > 0, "no block needed a redo");
     assert!(heavy_first > 0, "no block had a heavy transaction moved to the front");
+    assert!(probed > 0, "no block opened with calls to one contract");
 }
 
 /// The EIP-7702 ops do what they claim: an authority's delegation is set, and a later call runs
@@ -287,6 +300,7 @@ fn delegations_take_effect() {
             TxSpec { sender: 3, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false, heavy: false },
         ],
         slots: 2,
+        opening: None,
     };
     let synthetic = build(&case);
     let block = synthetic.block();
