@@ -319,11 +319,12 @@ where
     /// A block that opens with calls to one contract is probed first, as the engine's own entry
     /// point does (`integration/src/execute.rs`): its opening runs here, one transaction at a time
     /// on the Ethereum executor, observed by a [`ChainProbe`]; a chain runs sequentially to the
-    /// end, anything else goes to the session after the probed transactions. Through the
-    /// drop-in such a block (6196166) otherwise ran its chain on the engine, every transaction
-    /// redone at its turn, until the chain rule tripped a window later. Holding the opening back
-    /// costs a block that is not probed nothing measurable: the caller hands its transactions in
-    /// without waiting, and the slots start with them queued.
+    /// end, anything else goes to the session after the probed transactions. Without the probe
+    /// the drop-in ran such a chain (the `hot` workload: every transaction bumps one counter)
+    /// on the engine, every transaction redone at its turn, until the chain rule tripped a
+    /// window later. Holding the opening back costs a block that is not probed nothing
+    /// measurable: the caller hands its transactions in without waiting, and the slots start
+    /// with them queued.
     fn start(&mut self) -> Result<(), BlockExecutionError> {
         let Mode::Pending { engine, capacity, .. } = self.mode else { return Ok(()) };
         let Mode::Pending { held, .. } = std::mem::replace(&mut self.mode, Mode::Sequential) else {
