@@ -169,6 +169,13 @@ impl Scheduler {
         self.announce();
     }
 
+    /// A session's: leaves queued transaction `tx` to the merger, which runs it at its turn; a
+    /// primary that takes it from its queue drops it. Relaxed: a hint, as in `push`; a primary
+    /// that misses it runs the transaction speculatively, as it would have anyway.
+    pub fn leave(&self, tx: TxIndex) {
+        self.home_slot[tx].store(NO_SLOT, Ordering::Relaxed);
+    }
+
     /// Whether all `workers` of the block sleep in [`TaskSource::wait`]: each found nothing to
     /// take, and nothing is pushed during a batch block but requeued redos, which the merger's
     /// thread can take itself. Workers count themselves under the idle lock before they park and
@@ -329,9 +336,16 @@ impl TaskSource for Scheduler {
     }
 
     fn leave_to_merger(&self, tx: TxIndex, merged: &AtomicUsize) -> bool {
+        if !self.leave_turns {
+            return false;
+        }
+        // Relaxed: a hint (see `leave`).
+        if self.home_slot[tx].load(Ordering::Relaxed) == NO_SLOT {
+            return true;
+        }
         // Relaxed: a hint; a stale count only makes the check err towards the primary running it.
         // Loaded only in a session: the batch path's primaries never leave a turn.
-        if !self.leave_turns || tx >= merged.load(Ordering::Relaxed) + MERGER_TURNS {
+        if tx >= merged.load(Ordering::Relaxed) + MERGER_TURNS {
             return false;
         }
         // Relaxed: as in `push`. The merger's loop then runs it at its turn instead of waiting
@@ -434,6 +448,20 @@ mod tests {
         let batch = Scheduler::with_plan(TaskTable::new(2), &[vec![0, 1]], Vec::new(), true, true);
         assert!(!batch.leave_to_merger(0, &AtomicUsize::new(0)), "the batch path's merger runs its own lane");
         assert!(batch.is_queued(0));
+    }
+
+    #[test]
+    fn a_transaction_left_to_the_merger_is_dropped_by_a_primary_however_far_ahead() {
+        let session = Scheduler::for_session(TaskTable::new(8), 1, true, true);
+        for tx in 0..8 {
+            session.push(tx, 0);
+        }
+        let merged = AtomicUsize::new(0);
+        assert!(!session.leave_to_merger(6, &merged), "far ahead of the merger: the primary's");
+        session.leave(6);
+        assert!(!session.is_queued(6), "the merger's now");
+        assert!(session.leave_to_merger(6, &merged), "dropped by the primary that takes it");
+        assert!(!session.leave_to_merger(7, &merged) && session.is_queued(7), "the others stay");
     }
 
     #[test]
