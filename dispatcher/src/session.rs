@@ -421,6 +421,8 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, O> {
         // run at their turn here, exactly, like the rest of the owner's lane, instead of on a
         // slot on state about to change; and so do those handed in later (`push`). Drop-in AMM
         // swaps 0.56x -> 0.69x, their redos 0.14 -> 0.00 per transaction (docs/benchmarks.md).
+        // One pass over the block's summaries per recipient, the first time it is redone: a few
+        // nanoseconds a transaction, against the microseconds of the redo itself.
         if redo
             && let Some(to) = tx_recipient(job, tx)
             && self.demoted.insert(to)
