@@ -431,12 +431,18 @@ mod tests {
         assert_eq!(scheduler.skipped.load(Ordering::Relaxed), 2);
     }
 
-    #[test]
-    fn a_sessions_primary_leaves_the_mergers_next_turns_to_it() {
-        let session = Scheduler::for_session(TaskTable::new(8), 1, true, true);
-        for tx in 0..8 {
+    /// A session's scheduler of one slot with transactions `0..n` queued on it.
+    fn session_with_queued(n: usize) -> Scheduler {
+        let session = Scheduler::for_session(TaskTable::new(n), 1, true, true);
+        for tx in 0..n {
             session.push(tx, 0);
         }
+        session
+    }
+
+    #[test]
+    fn a_sessions_primary_leaves_the_mergers_next_turns_to_it() {
+        let session = session_with_queued(8);
         // Merged 2: the merger is at 2, and its next turns follow.
         let merged = AtomicUsize::new(2);
         for tx in 2..2 + MERGER_TURNS {
@@ -452,10 +458,7 @@ mod tests {
 
     #[test]
     fn a_transaction_left_to_the_merger_is_dropped_by_a_primary_however_far_ahead() {
-        let session = Scheduler::for_session(TaskTable::new(8), 1, true, true);
-        for tx in 0..8 {
-            session.push(tx, 0);
-        }
+        let session = session_with_queued(8);
         let merged = AtomicUsize::new(0);
         assert!(!session.leave_to_merger(6, &merged), "far ahead of the merger: the primary's");
         session.leave(6);
