@@ -348,9 +348,9 @@ impl TaskSource for Scheduler {
         if tx >= merged.load(Ordering::Relaxed) + MERGER_TURNS {
             return false;
         }
-        // Relaxed: as in `push`. The merger's loop then runs it at its turn instead of waiting
-        // for a slot (`Session::merge_ready`); a merger that looked just before waits a little.
-        self.home_slot[tx].store(NO_SLOT, Ordering::Relaxed);
+        // The merger's loop then runs it at its turn instead of waiting for a slot
+        // (`Session::merge_ready`); a merger that looked just before waits a little.
+        self.leave(tx);
         true
     }
 

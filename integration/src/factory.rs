@@ -151,10 +151,7 @@ where
         let stats = engine.and_then(|engine| engine.hand_back_cheap_block(evm.block().gas_limit, capacity));
         let mode = match engine {
             Some(engine) if stats.is_none() => {
-                // The opening a probe would judge the block by is held back (see `start`).
-                let opening = if engine.config().chain_rule.is_some() { ChainProbe::opening(capacity) } else { 0 };
-                let opening = opening.max(1);
-                Mode::Pending { engine, capacity, opening, held: Vec::with_capacity(opening) }
+                Mode::Pending { engine, capacity, held: Vec::with_capacity(probed_opening(engine, capacity)) }
             }
             _ => Mode::Sequential,
         };
@@ -192,15 +189,14 @@ impl<DB: alloy_evm::Database, I, Spec, R: ReceiptBuilder> std::fmt::Debug
 enum Mode<'a, T, Tx> {
     /// alloy-evm's executor, one transaction at a time.
     Sequential,
-    /// Parallel once the block's opening is in (its first transaction, or the first
-    /// `ChainProbe::opening` when the chain rule is on: see `start`), after the pre-block system
-    /// calls, whose changes the session then reads through the caller's `State`.
+    /// Parallel from the first transaction, or once the opening a probe judges the block by is in
+    /// (see `start`), after the pre-block system calls, whose changes the session then reads
+    /// through the caller's `State`.
     Pending {
         engine: &'a Engine,
         capacity: usize,
-        /// How many transactions the opening is.
-        opening: usize,
-        /// The opening so far, handed in and not yet executed.
+        /// The opening a probe judges the block by (`probed_opening`), as far as it is in,
+        /// handed in and not yet executed.
         held: Vec<(TxEnv, Recovered<Tx>)>,
     },
     Parallel(Box<Parallel<'a, T>>),
@@ -333,7 +329,7 @@ where
         let mut held = held.into_iter();
         let mut prefix = Prefix::default();
         let recipients = held.as_slice().iter().map(|(env, _)| env.kind.to().copied());
-        if engine.config().chain_rule.is_some() && ChainProbe::wanted_opening(capacity, recipients) {
+        if probed_opening(engine, capacity) > 0 && ChainProbe::wanted_opening(capacity, recipients) {
             let chain;
             (prefix, chain) = probe_opening(&mut self.eth, held.by_ref())?;
             if chain {
@@ -470,6 +466,12 @@ where
     Ok((prefix, probe.verdict() == Some(true)))
 }
 
+/// How many of a block's first transactions the drop-in holds back for a chain probe: those
+/// `ChainProbe::wanted` looks at, with the chain rule on; none otherwise.
+fn probed_opening(engine: &Engine, capacity: usize) -> usize {
+    if engine.config().chain_rule.is_some() { ChainProbe::opening(capacity) } else { 0 }
+}
+
 fn failed() -> BlockExecutionError {
     BlockExecutionError::msg("parevm: the block already failed")
 }
@@ -525,13 +527,19 @@ where
 
     fn execute_transaction(&mut self, tx: impl ExecutableTx<Self>) -> Result<GasOutput, BlockExecutionError> {
         let (env, recovered) = tx.into_parts();
-        if let Mode::Pending { held, opening, .. } = &mut self.mode {
-            // Held until the opening is in (see `start`), then executed in order.
-            held.push((env, Recovered::new_unchecked(recovered.tx().clone(), *recovered.signer())));
-            if held.len() >= *opening {
+        if let Mode::Pending { engine, capacity, held } = &mut self.mode {
+            let opening = probed_opening(engine, *capacity);
+            if opening == 0 {
+                // Nothing to judge: the session starts with this transaction.
                 self.start()?;
+            } else {
+                // Held until the opening is in (see `start`), then executed in order.
+                held.push((env, Recovered::new_unchecked(recovered.tx().clone(), *recovered.signer())));
+                if held.len() >= opening {
+                    self.start()?;
+                }
+                return Ok(GasOutput::default());
             }
-            return Ok(GasOutput::default());
         }
         self.execute_parts(env, recovered)
     }
