@@ -26,7 +26,9 @@ pub use base::{BaseCache, BaseState};
 pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
 pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
-pub use remote::{Answer, Query, RemoteDb, Request, Requests, ServingDb};
+pub use remote::{
+    Answer, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,
+};
 pub use slot_db::SlotDb;
 pub use txs::{BlockTxs, OwnedTxs, TxSource, TxSummary};
 pub use unconfirmed::{ExecOutcome, TxResult, Unconfirmed};

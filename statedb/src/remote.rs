@@ -10,12 +10,20 @@
 //! answer is cached in the base state, so a key crosses threads at most once per block (twice
 //! if two slots miss it at the same moment).
 //!
+//! A caller that can give the slots a `Sync` view of the state the block starts from (a
+//! [`ParentState`]) spares them the round trip: [`RemoteDb::reading_parent`] reads every account
+//! from that view except those the caller changed before the session started (the pre-block
+//! system calls' contracts, a probed opening's accounts), which still go to the owner. Code is
+//! content-addressed, so it comes from the view whenever the view has it.
+//!
 //! The owner never asks itself: [`RemoteDb`] refuses requests from the owner's thread with an
 //! error instead of deadlocking. The merger's own reads never go to the database: validation
 //! only looks at what the base holds (see `parevm_merger::validate`), and the beneficiary, whose
 //! deferred fees the merger credits, is loaded before the first merge.
 
 use std::{
+    cell::Cell,
+    ptr::NonNull,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -28,7 +36,7 @@ use std::{
 /// How long an asker polls for the answer before parking.
 const REPLY_SPIN: Duration = Duration::from_micros(20);
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256, U256, map::AddressSet};
 use revm::{Database, DatabaseRef, bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 
 use crate::{DbError, Wakeup};
@@ -66,10 +74,10 @@ pub struct Request {
     reply: mpsc::SyncSender<Result<Answer, DbError>>,
 }
 
-impl Request {
-    /// Answers it from `db`.
-    pub fn answer_from<DB: Database>(self, db: &mut DB) -> Result<(), DbError> {
-        let answer = match self.query {
+impl Query {
+    /// Its answer from `db`.
+    fn answer<DB: Database>(self, db: &mut DB) -> Result<Answer, DbError> {
+        match self {
             // With the code attached, or the slot would have to ask a second time for it.
             Query::Basic(address) => db.basic(address).and_then(|info| match info {
                 Some(mut info) if info.code.is_none() && info.code_hash != KECCAK_EMPTY => {
@@ -82,7 +90,14 @@ impl Request {
             Query::Code(hash) => db.code_by_hash(hash).map(Answer::Code),
             Query::BlockHash(number) => db.block_hash(number).map(Answer::BlockHash),
         }
-        .map_err(DbError::from_display);
+        .map_err(DbError::from_display)
+    }
+}
+
+impl Request {
+    /// Answers it from `db`.
+    pub fn answer_from<DB: Database>(self, db: &mut DB) -> Result<(), DbError> {
+        let answer = self.query.answer(db);
         let failed = answer.as_ref().err().cloned();
         // The asker may have given up (timed out); nothing to do then.
         let _ = self.reply.send(answer);
@@ -193,14 +208,55 @@ impl<DB: Database> Database for ServingDb<'_, DB> {
     }
 }
 
-/// The slots' end: a `DatabaseRef` whose every read is a request to the owner.
-#[derive(Debug, Clone)]
+/// A view of the state a block starts from that any thread may read: the state after the
+/// block's parent, exactly as the owner's database reads it for every account the block's
+/// pre-block changes leave alone. reth can build one per block (its state providers are
+/// `Send + Sync`); the owner's own `State` is neither.
+pub type ParentState = Arc<dyn DatabaseRef<Error = DbError> + Send + Sync>;
+
+/// A [`ParentState`] over any shareable database, its errors carried as [`DbError`].
+#[derive(Debug)]
+pub struct SharedParent<D>(pub D);
+
+impl<D: DatabaseRef<Error: std::fmt::Display>> DatabaseRef for SharedParent<D> {
+    type Error = DbError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        self.0.basic_ref(address).map_err(DbError::from_display)
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, DbError> {
+        self.0.code_by_hash_ref(code_hash).map_err(DbError::from_display)
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {
+        self.0.storage_ref(address, index).map_err(DbError::from_display)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, DbError> {
+        self.0.block_hash_ref(number).map_err(DbError::from_display)
+    }
+}
+
+/// The slots' end: a `DatabaseRef` whose reads are requests to the owner, or, with a
+/// [`ParentState`], reads of that view for the accounts the owner has not changed.
+#[derive(Clone)]
 pub struct RemoteDb {
     queue: mpsc::Sender<Request>,
     pending: Arc<AtomicUsize>,
     wakeup: Arc<Wakeup>,
     owner: ThreadId,
     timeout: Duration,
+    parent: Option<(ParentState, Arc<AddressSet>)>,
+}
+
+impl std::fmt::Debug for RemoteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteDb")
+            .field("owner", &self.owner)
+            .field("reads_parent", &self.parent.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RemoteDb {
@@ -211,14 +267,27 @@ impl RemoteDb {
         let pending = Arc::new(AtomicUsize::new(0));
         let owner = std::thread::current().id();
         (
-            Self { queue: sender, pending: pending.clone(), wakeup, owner, timeout },
+            Self { queue: sender, pending: pending.clone(), wakeup, owner, timeout, parent: None },
             Requests { queue, pending, served: Default::default() },
         )
     }
 
+    /// Reads from `parent` instead of asking the owner, except the accounts in `changed`: those
+    /// the owner changed before the slots started, whose values only its database holds.
+    pub fn reading_parent(self, parent: ParentState, changed: AddressSet) -> Self {
+        Self { parent: Some((parent, Arc::new(changed))), ..self }
+    }
+
+    /// The parent view, if `address` may be read from it.
+    fn parent_for(&self, address: Address) -> Option<&ParentState> {
+        self.parent.as_ref().filter(|(_, changed)| !changed.contains(&address)).map(|(parent, _)| parent)
+    }
+
     fn ask(&self, query: Query) -> Result<Answer, DbError> {
         if std::thread::current().id() == self.owner {
-            return Err(DbError(format!("{query:?} asked on the database owner's own thread (an engine bug)")));
+            return own_answer(query).unwrap_or_else(|| {
+                Err(DbError(format!("{query:?} asked on the database owner's own thread (an engine bug)")))
+            });
         }
         let (reply, answer) = mpsc::sync_channel(1);
         // Counted before it is sent (see `Requests::has_pending`), uncounted if it cannot be.
@@ -248,6 +317,48 @@ impl RemoteDb {
     }
 }
 
+/// The owner's database, type-erased, while the owner executes speculatively on the slots'
+/// state (see [`answering_own_reads`]).
+type OwnDb = NonNull<dyn FnMut(Query) -> Result<Answer, DbError>>;
+
+thread_local! {
+    static OWN_DB: Cell<Option<OwnDb>> = const { Cell::new(None) };
+}
+
+/// Runs `f` on the owner's thread with `db`, the owner's database, answering the misses of the
+/// owner's own executions on the slots' state (a session's merger helping from its lane while it
+/// waits): a slot asks the owner, the owner asks itself. Outside `f` the owner asking itself is
+/// an error, as it would otherwise wait for itself.
+pub fn answering_own_reads<DB: Database, R>(db: &mut DB, f: impl FnOnce() -> R) -> R {
+    /// Puts back what was there before, however `f` ends.
+    struct Restore(Option<OwnDb>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OWN_DB.set(self.0.take());
+        }
+    }
+    let mut answer = |query: Query| query.answer(db);
+    let erased: NonNull<dyn FnMut(Query) -> Result<Answer, DbError> + '_> = NonNull::from(&mut answer);
+    // SAFETY: only the lifetime changes (same fat pointer). The pointer is reachable only from
+    // this thread's `OWN_DB`, and only until `Restore` runs at the end of this function, while
+    // `answer` (and the `db` it borrows) is still alive; `own_answer` takes it out of the cell
+    // while calling it, so it is never called reentrantly or twice at once.
+    let erased: OwnDb = unsafe { std::mem::transmute(erased) };
+    let _restore = Restore(OWN_DB.replace(Some(erased)));
+    f()
+}
+
+/// The owner's answer to its own query, inside [`answering_own_reads`].
+fn own_answer(query: Query) -> Option<Result<Answer, DbError>> {
+    let mut own = OWN_DB.take()?;
+    // SAFETY: set by `answering_own_reads` on this thread, whose frame (and so the closure) is
+    // still live: the cell is cleared before that frame returns. Taken out of the cell for the
+    // call, so no other `&mut` to the closure exists meanwhile.
+    let answer = unsafe { own.as_mut() }(query);
+    OWN_DB.set(Some(own));
+    Some(answer)
+}
+
 fn unexpected(query: Query, answer: Answer) -> DbError {
     DbError(format!("{query:?} answered with {answer:?}"))
 }
@@ -256,6 +367,9 @@ impl DatabaseRef for RemoteDb {
     type Error = DbError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        if let Some(parent) = self.parent_for(address) {
+            return parent.basic_ref(address);
+        }
         let query = Query::Basic(address);
         match self.ask(query)? {
             Answer::Basic(info) => Ok(info),
@@ -264,6 +378,14 @@ impl DatabaseRef for RemoteDb {
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, DbError> {
+        // Code the view lacks (deployed by a transaction the owner ran before the session)
+        // reads as empty there, as revm's databases read unknown code; the owner has it.
+        if let Some((parent, _)) = &self.parent {
+            let code = parent.code_by_hash_ref(code_hash)?;
+            if !code.is_empty() || code_hash == KECCAK_EMPTY {
+                return Ok(code);
+            }
+        }
         let query = Query::Code(code_hash);
         match self.ask(query)? {
             Answer::Code(code) => Ok(code),
@@ -272,6 +394,9 @@ impl DatabaseRef for RemoteDb {
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {
+        if let Some(parent) = self.parent_for(address) {
+            return parent.storage_ref(address, index);
+        }
         let query = Query::Storage(address, index);
         match self.ask(query)? {
             Answer::Storage(value) => Ok(value),
@@ -280,6 +405,9 @@ impl DatabaseRef for RemoteDb {
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, DbError> {
+        if let Some((parent, _)) = &self.parent {
+            return parent.block_hash_ref(number);
+        }
         let query = Query::BlockHash(number);
         match self.ask(query)? {
             Answer::BlockHash(hash) => Ok(hash),
@@ -339,6 +467,87 @@ mod tests {
             assert_eq!(asker.join().unwrap().unwrap(), asked_value);
         });
         assert!(!requests.has_pending());
+    }
+
+    /// The owner's database after it changed account 1 (what a pre-block call or a probed
+    /// opening leaves in its `State`), and the unchanged view of the parent state.
+    fn changed_owner_and_parent() -> (revm::database::WrapDatabaseRef<InMemoryDb>, ParentState) {
+        let parent = InMemoryDb::synthetic(2, 2);
+        let mut owner = parent.clone();
+        let changed = InMemoryDb::synthetic_address(1);
+        owner.accounts.get_mut(&changed).unwrap().storage.insert(U256::from(1), U256::from(777));
+        owner.accounts.get_mut(&changed).unwrap().info.nonce = 9;
+        (revm::database::WrapDatabaseRef(owner), Arc::new(SharedParent(parent)))
+    }
+
+    #[test]
+    fn with_the_parent_state_only_the_accounts_the_owner_changed_are_asked_for() {
+        let wakeup = Arc::new(Wakeup::default());
+        let (remote, requests) = RemoteDb::served_here(wakeup.clone(), Duration::from_secs(10));
+        let (mut owner, parent) = changed_owner_and_parent();
+        let (unchanged, changed) = (InMemoryDb::synthetic_address(0), InMemoryDb::synthetic_address(1));
+        let remote = remote.reading_parent(parent.clone(), [changed].into_iter().collect());
+        std::thread::scope(|s| {
+            let asker = s.spawn(|| {
+                let direct =
+                    (remote.basic_ref(unchanged).unwrap(), remote.storage_ref(unchanged, U256::from(1)).unwrap());
+                (direct, remote.basic_ref(changed).unwrap(), remote.storage_ref(changed, U256::from(1)).unwrap())
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !asker.is_finished() {
+                if let Some(request) =
+                    wakeup.wait_until(deadline.min(Instant::now() + Duration::from_millis(5)), || requests.next())
+                {
+                    request.answer_from(&mut owner).unwrap();
+                }
+                assert!(Instant::now() < deadline, "not answered within 10 s");
+            }
+            let (direct, info, value) = asker.join().unwrap();
+            assert_eq!(
+                direct,
+                (parent.basic_ref(unchanged).unwrap(), parent.storage_ref(unchanged, U256::from(1)).unwrap())
+            );
+            assert_eq!(info.unwrap().nonce, 9, "the owner's account, not the view's");
+            assert_eq!(value, U256::from(777), "the owner's storage, not the view's");
+        });
+        assert_eq!(requests.served(), 2, "only the changed account's two reads were asked for");
+    }
+
+    #[test]
+    fn code_the_parent_state_lacks_comes_from_the_owner() {
+        let wakeup = Arc::new(Wakeup::default());
+        let (remote, requests) = RemoteDb::served_here(wakeup.clone(), Duration::from_secs(10));
+        let (mut owner, parent) = changed_owner_and_parent();
+        let code = Bytecode::new_raw(alloy_primitives::Bytes::from_static(&[0x60, 0x01, 0x00]));
+        let hash = code.hash_slow();
+        owner.0.contracts.insert(hash, code.clone());
+        let remote = remote.reading_parent(parent, AddressSet::default());
+        std::thread::scope(|s| {
+            let asker = s.spawn(|| remote.code_by_hash_ref(hash));
+            let request = wakeup.wait_until(Instant::now() + Duration::from_secs(10), || requests.next()).unwrap();
+            request.answer_from(&mut owner).unwrap();
+            assert_eq!(asker.join().unwrap().unwrap(), code);
+        });
+    }
+
+    #[test]
+    fn the_owner_answers_itself_only_inside_answering_own_reads() {
+        let wakeup = Arc::new(Wakeup::default());
+        let (remote, _requests) = RemoteDb::served_here(wakeup, Duration::from_secs(10));
+        let (mut owner, _) = changed_owner_and_parent();
+        let changed = InMemoryDb::synthetic_address(1);
+        assert!(remote.storage_ref(changed, U256::from(1)).is_err(), "refused: it would wait for itself");
+        let value = answering_own_reads(&mut owner, || remote.storage_ref(changed, U256::from(1)));
+        assert_eq!(value.unwrap(), U256::from(777));
+        assert!(remote.storage_ref(changed, U256::from(1)).is_err(), "refused again once outside");
+        let nested = answering_own_reads(&mut owner, || {
+            let inner = answering_own_reads(&mut revm::database::WrapDatabaseRef(InMemoryDb::default()), || {
+                remote.storage_ref(changed, U256::from(1))
+            });
+            (inner, remote.storage_ref(changed, U256::from(1)))
+        });
+        assert_eq!(nested.0.unwrap(), U256::ZERO, "the innermost database answers");
+        assert_eq!(nested.1.unwrap(), U256::from(777), "the outer one again once the inner scope ends");
     }
 
     #[test]
