@@ -32,9 +32,11 @@
 //! stale: a chain of calls to one contract in the middle of a block (mainnet 6196166) was then
 //! executed twice, and the chain rule handed the block back at 0.74–0.86x; with the lane the
 //! chain stays on one thread and the block runs at 1.02–1.17x. A session (the alloy-evm
-//! executor) gives the merger's thread a lane too, but the caller's thread owns the database
-//! there, so it cannot execute speculatively: it executes the transactions of its lane at their
-//! turn, exactly, on its own EVM, while the slots run ahead with the others.
+//! executor) gives the merger's thread a lane too. Where the caller's thread must answer the
+//! slots' reads (it owns the database), its lane is not a queue: it executes the lane's
+//! transactions at their turn, exactly, on its own EVM, while the slots run ahead with the
+//! others. Where the slots read the block's parent state themselves, its lane is a queue as in
+//! the batch path, with the same share.
 
 use alloy_primitives::{Address, map::AddressMap};
 use parevm_statedb::TxSummary;
@@ -69,9 +71,9 @@ impl Dispatcher {
     }
 
     /// A pass over `slots` slots and one more lane for the merger's thread that is a queue (the
-    /// batch path's; a session's merger lane is not, see [`Dispatcher::with_merger_lane`]), whose
-    /// load counts double: the merger also merges and commits every transaction.
-    fn with_merger_queue(slots: usize, beneficiary: Address) -> Self {
+    /// batch path's, and a session's whose slots read the parent state themselves), whose load
+    /// counts double: the merger also merges and commits every transaction.
+    pub fn with_merger_queue(slots: usize, beneficiary: Address) -> Self {
         Self { last_lane_weight: MERGER_LANE_WEIGHT, ..Self::with_lanes(slots.max(1) + 1, 0, beneficiary) }
     }
 

@@ -7,7 +7,8 @@
 //! perf report --sort comm,sym
 //! ```
 //!
-//! EXECUTOR: `seq`, `N` (the engine with N slots) or `dropin:N`. WHAT: a workload
+//! EXECUTOR: `seq`, `N` (the engine with N slots), `dropin:N`, or `parent:N` (the drop-in given
+//! each block's pre-state as its parent state). WHAT: a workload
 //! (`transfers`, `erc20`, `amm`, `hot`, 30 Mgas, seed 1) or `mainnet` (the blocks with 100+
 //! transactions from $PAREVM_DATA or ../shared/data/mainnet). ROUNDS (default 50): passes over
 //! the blocks. It prints the median time of one pass, so two executors can also be compared
@@ -20,7 +21,7 @@ use parevm::{
     workloads::{self, Erc20Code},
 };
 use parevm_dispatcher::{Engine, EngineConfig};
-use parevm_statedb::InMemoryDb;
+use parevm_statedb::{InMemoryDb, ParentState, SharedParent};
 
 /// The binary's allocator, so the profile shows what `parevm` runs.
 #[global_allocator]
@@ -28,16 +29,17 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: profile seq|N|dropin:N transfers|erc20|amm|hot|mainnet [ROUNDS]";
+    let usage = "usage: profile seq|N|dropin:N|parent:N transfers|erc20|amm|hot|mainnet [ROUNDS]";
     let (Some(executor), Some(what)) = (args.first(), args.get(1)) else { panic!("{usage}") };
     let rounds: usize = args.get(2).map_or(50, |r| r.parse().expect("ROUNDS: a number")).max(1);
     let engine = |slots: &str| {
         let slots = slots.parse().expect("slots: a number");
         Engine::new(EngineConfig { slots, ..EngineConfig::default() }).expect("a valid configuration")
     };
+    let with_parent = executor.starts_with("parent:");
     let executor = match executor.as_str() {
         "seq" => Executor::Sequential,
-        e => match e.strip_prefix("dropin:") {
+        e => match e.strip_prefix("dropin:").or_else(|| e.strip_prefix("parent:")) {
             Some(slots) => Executor::DropIn(Arc::new(engine(slots))),
             None => Executor::Parallel(engine(e)),
         },
@@ -56,11 +58,15 @@ fn main() {
         let generated = workloads::generate(workload, workloads::DEFAULT_GAS, 1, &Erc20Code::locate(&data));
         vec![(generated.chain, generated.block, generated.db)]
     };
+    let parents: Vec<Option<ParentState>> = blocks
+        .iter()
+        .map(|(_, _, db)| with_parent.then(|| Arc::new(SharedParent(db.clone())) as ParentState))
+        .collect();
     let mut passes = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let started = Instant::now();
-        for (chain, block, db) in &blocks {
-            executor.execute(chain, block, db).expect("a valid block");
+        for ((chain, block, db), parent) in blocks.iter().zip(&parents) {
+            executor.execute_with_parent(chain, block, db, parent.as_ref()).expect("a valid block");
         }
         passes.push(started.elapsed());
     }

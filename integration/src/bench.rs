@@ -35,6 +35,7 @@ use std::{
     io::IsTerminal,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
     time::Instant,
 };
 
@@ -42,7 +43,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use parevm_dispatcher::{Engine, EngineConfig};
 use serde::Serialize;
 
-use parevm_statedb::InMemoryDb;
+use parevm_statedb::{InMemoryDb, ParentState, SharedParent};
 
 use crate::{
     BlockInput, ChainSpec, Executor, LoadError, alloc_count, host,
@@ -82,6 +83,11 @@ pub struct BenchArgs {
     /// (transactions handed in one at a time, database reads served by the calling thread).
     #[arg(long)]
     pub drop_in: bool,
+    /// With --drop-in: give the executors a shareable view of each block's pre-state
+    /// (ParallelBlockExecutorFactory::with_parent_states, which reth could provide), so that the
+    /// slots read it directly instead of asking the calling thread.
+    #[arg(long, requires = "drop_in")]
+    pub parent_state: bool,
     /// Run blocks with fewer than N transactions sequentially in every parallel configuration
     /// (the small-block rule; 0 = off), to measure the rule's effect.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -137,11 +143,14 @@ pub struct BenchOptions {
     pub warmup: usize,
     /// Drive the engines through the drop-in executor factory ([`Executor::DropIn`]).
     pub drop_in: bool,
+    /// Give the drop-in each block's pre-state as its parent state
+    /// ([`Executor::execute_with_parent`]).
+    pub parent_state: bool,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { runs: 7, warmup: 2, drop_in: false }
+        Self { runs: 7, warmup: 2, drop_in: false, parent_state: false }
     }
 }
 
@@ -459,10 +468,15 @@ pub fn bench_cases(
     Ok(BenchReport { options, cores, configs, summary: summarize(&results), blocks: results })
 }
 
-/// One timed execution: the wall time of `Executor::execute` in milliseconds, and the output.
-fn timed(case: &BenchCase<'_>, executor: &Executor) -> Result<(f64, crate::BlockOutput), BenchError> {
+/// One timed execution: the wall time of `Executor::execute_with_parent` in milliseconds, and
+/// the output.
+fn timed(
+    case: &BenchCase<'_>,
+    executor: &Executor,
+    parent: Option<&ParentState>,
+) -> Result<(f64, crate::BlockOutput), BenchError> {
     let started = Instant::now();
-    let outcome = executor.execute(case.chain, case.block, case.db);
+    let outcome = executor.execute_with_parent(case.chain, case.block, case.db, parent);
     let millis = started.elapsed().as_secs_f64() * 1e3;
     let output = outcome.map_err(|e| BenchError::Execution {
         block: case.label.to_string(),
@@ -473,6 +487,9 @@ fn timed(case: &BenchCase<'_>, executor: &Executor) -> Result<(f64, crate::Block
 }
 
 fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptions) -> Result<BlockBench, BenchError> {
+    // A copy of the pre-state the drop-in's slots may share, made before anything is timed.
+    let parent = options.parent_state.then(|| Arc::new(SharedParent(case.db.clone())) as ParentState);
+    let timed = |case: &BenchCase<'_>, executor: &Executor| timed(case, executor, parent.as_ref());
     // Verification: every parallel output must equal the sequential one.
     let (_, reference) = timed(case, &executors[0])?;
     let mut stats = Vec::with_capacity(executors.len() - 1);
@@ -927,7 +944,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         }))
         .collect();
 
-    let drop_in = if args.drop_in { ", drop-in" } else { "" };
+    let drop_in = match (args.drop_in, args.parent_state) {
+        (true, true) => ", drop-in, parent state",
+        (true, false) => ", drop-in",
+        _ => "",
+    };
     let names: Vec<String> = configs.iter().map(|c| format!("parallel({}{drop_in})", c.slots)).collect();
     println!(
         "benchmarking {} block(s){}: sequential vs {} (shadows {}, steal {}, chain rule {}, cheap rule {}); \
@@ -949,7 +970,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"));
         bar
     });
-    let options = BenchOptions { runs: args.runs, warmup: args.warmup, drop_in: args.drop_in };
+    let options =
+        BenchOptions { runs: args.runs, warmup: args.warmup, drop_in: args.drop_in, parent_state: args.parent_state };
     let report = bench_cases(&cases, &configs, options, |done, _, result| {
         if let Some(bar) = &bar {
             bar.set_position(done as u64);

@@ -26,7 +26,7 @@ use alloy_evm::{
 use std::sync::Arc;
 
 use parevm_dispatcher::{BlockStats, ChainProbe, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
-use parevm_statedb::{BlockDb, BlockTxs};
+use parevm_statedb::{BlockDb, BlockTxs, ParentState};
 use revm::{
     context::result::ResultAndState,
     database::{BundleState, State, states::bundle_state::BundleRetention},
@@ -35,7 +35,7 @@ use revm::{
 
 use crate::{
     BlockInput, ChainSpec, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder,
-    factory::{block_error, probe_opening},
+    factory::{OneParentState, block_error, probe_opening},
 };
 
 /// What executing a block produced.
@@ -86,13 +86,35 @@ impl Executor {
         D: BlockDb + std::fmt::Debug,
         D::Error: DBErrorMarker,
     {
+        self.execute_with_parent(chain, block, db, None)
+    }
+
+    /// [`Executor::execute`], the drop-in given `parent`, a shareable view of `db`, as the
+    /// block's parent state (`ParallelBlockExecutorFactory::with_parent_states`, what reth could
+    /// give it). The other executors ignore it.
+    pub fn execute_with_parent<D>(
+        &self,
+        chain: &ChainSpec,
+        block: &BlockInput,
+        db: &D,
+        parent: Option<&ParentState>,
+    ) -> Result<BlockOutput, BlockExecutionError>
+    where
+        D: BlockDb + std::fmt::Debug,
+        D::Error: DBErrorMarker,
+    {
         let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
         let env = block.evm_env(chain);
         let evm = EthEvmFactory::default().create_evm(&mut state, env.clone());
         let (result, stats) = match self {
             Self::DropIn(engine) => {
-                let factory = ParallelBlockExecutorFactory::new(RethReceiptBuilder, chain.clone(), engine.clone());
-                let mut executor = factory.create_executor(evm, block.execution_ctx());
+                let mut factory = ParallelBlockExecutorFactory::new(RethReceiptBuilder, chain.clone(), engine.clone());
+                let ctx = block.execution_ctx();
+                if let Some(state) = parent {
+                    let parent = OneParentState { parent_hash: ctx.parent_hash, state: state.clone() };
+                    factory = factory.with_parent_states(Arc::new(parent));
+                }
+                let mut executor = factory.create_executor(evm, ctx);
                 executor.apply_pre_execution_changes()?;
                 for tx in &block.txs {
                     executor.execute_transaction(tx)?;
@@ -128,9 +150,9 @@ impl Executor {
                         // never reaches the engine (`ChainProbe`).
                         let mut prefix = Prefix::default();
                         if engine.config().chain_rule.is_some() && ChainProbe::wanted(block) {
-                            let chain;
-                            (prefix, chain) = probe_opening(&mut executor, &block.txs)?;
-                            if chain {
+                            let opening = probe_opening(&mut executor, &block.txs)?;
+                            prefix = opening.prefix;
+                            if opening.chain {
                                 for tx in &block.txs[prefix.txs..] {
                                     executor.execute_transaction(tx)?;
                                 }

@@ -23,6 +23,12 @@
 //! at once (`execute_transaction_without_commit`, the closure variants, `commit_transaction`)
 //! get the parallel part flushed first and the rest of the block sequentially.
 //!
+//! The slots cannot read the caller's database (`&mut State`, on the caller's thread): they ask
+//! the caller and wait for its answer, which holds the drop-in under sequential speed at 2
+//! slots. A caller that can give a `Sync` view of each block's parent state
+//! ([`ParallelBlockExecutorFactory::with_parent_states`]) spares them that; the caller's thread
+//! then also executes speculatively while it waits, as the engine's own merger does.
+//!
 //! In parallel mode `execute_transaction` returns `GasOutput::default()`: the gas is known only
 //! once the transaction is merged. reth's block validation ignores the value (see docs/reth.md);
 //! `receipts()` grows as transactions are merged.
@@ -47,9 +53,12 @@ use alloy_evm::{
     },
     precompiles::PrecompilesMap,
 };
-use alloy_primitives::{Address, B256, Log, map::HashMap};
+use alloy_primitives::{
+    Address, B256, Log,
+    map::{AddressSet, HashMap},
+};
 use parevm_dispatcher::{BlockError, BlockStats, ChainProbe, Engine, MergedTx, Owner, Prefix, Session};
-use parevm_statedb::{DbError, ExecOutcome, Requests, ServingDb, TxIndex};
+use parevm_statedb::{DbError, ExecOutcome, ParentState, Requests, ServingDb, TxIndex};
 use revm::{
     Inspector,
     context::{TxEnv, result::EVMError},
@@ -67,12 +76,51 @@ use crate::RethReceiptBuilder;
 /// sequentially.
 pub const LATEST_PARALLEL_SPEC: SpecId = SpecId::OSAKA;
 
+/// The accounts the Ethereum executor's pre-block system calls may change, up to
+/// [`LATEST_PARALLEL_SPEC`]: the EIP-2935 block hash history and the EIP-4788 beacon roots
+/// contracts (each call drops the system caller and the beneficiary from what it commits). A
+/// session's slots never read these from a [`ParentStates`] view.
+pub const PRE_BLOCK_CONTRACTS: [Address; 2] =
+    [alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS, alloy_eips::eip4788::BEACON_ROOTS_ADDRESS];
+
+/// Where the drop-in finds the state a block starts from, for its slots to read without asking
+/// the caller's thread (see [`ParallelBlockExecutorFactory::with_parent_states`]).
+pub trait ParentStates: Send + Sync + std::fmt::Debug {
+    /// A view of the state after the block `parent_hash`, exactly as the executor's database
+    /// reads it before the block's own changes; `None` if there is none (the slots then ask the
+    /// caller's thread for every value, as without a source).
+    fn after(&self, parent_hash: B256) -> Option<ParentState>;
+}
+
+/// The parent state of one block, known by its hash: a source for a caller that executes one
+/// block at a time, as `parevm bench` and `parevm replay` do with their pre-states.
+#[derive(Clone)]
+pub struct OneParentState {
+    /// The parent block's hash.
+    pub parent_hash: B256,
+    /// The state after it.
+    pub state: ParentState,
+}
+
+impl std::fmt::Debug for OneParentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneParentState").field("parent_hash", &self.parent_hash).finish_non_exhaustive()
+    }
+}
+
+impl ParentStates for OneParentState {
+    fn after(&self, parent_hash: B256) -> Option<ParentState> {
+        (parent_hash == self.parent_hash).then(|| self.state.clone())
+    }
+}
+
 /// alloy-evm's Ethereum executor factory, with blocks executed by parevm's engine.
 #[derive(Debug, Clone)]
 pub struct ParallelBlockExecutorFactory<R = RethReceiptBuilder, Spec = EthSpec> {
     eth: EthBlockExecutorFactory<R, Spec, EthEvmFactory>,
     /// `None`: a sequential copy.
     engine: Option<Arc<Engine>>,
+    parents: Option<Arc<dyn ParentStates>>,
 }
 
 impl<R, Spec> ParallelBlockExecutorFactory<R, Spec> {
@@ -83,7 +131,23 @@ impl<R, Spec> ParallelBlockExecutorFactory<R, Spec> {
 
     /// Wraps an Ethereum factory; `None` makes it sequential.
     pub fn from_eth(eth: EthBlockExecutorFactory<R, Spec, EthEvmFactory>, engine: Option<Arc<Engine>>) -> Self {
-        Self { eth, engine }
+        Self { eth, engine, parents: None }
+    }
+
+    /// Gives the executors a view of each block's parent state, which the engine's slots read
+    /// directly where they would otherwise ask the caller's thread, which owns the database, and
+    /// wait for its answer (on the mainnet blocks about one read per transaction, each waiting
+    /// until the caller is back in the engine: see docs/benchmarks.md, "The drop-in").
+    ///
+    /// The views must be exact: what the executor's database returns before the block's first
+    /// pre-block change. A `State` reused across blocks (reth's backfill) holds the earlier
+    /// blocks' changes, which a view of the parent block's persisted state would not: give none
+    /// there. The accounts the pre-block system calls change ([`PRE_BLOCK_CONTRACTS`]) and those
+    /// of transactions the executor ran before its session started are read from the caller's
+    /// database whatever the view says.
+    pub fn with_parent_states(mut self, parents: Arc<dyn ParentStates>) -> Self {
+        self.parents = Some(parents);
+        self
     }
 
     /// A copy that always executes sequentially (for block building).
@@ -92,7 +156,7 @@ impl<R, Spec> ParallelBlockExecutorFactory<R, Spec> {
         R: Clone,
         Spec: Clone,
     {
-        Self { eth: self.eth.clone(), engine: None }
+        Self { eth: self.eth.clone(), engine: None, parents: None }
     }
 
     /// The engine, unless sequential.
@@ -150,9 +214,12 @@ where
         // `Engine::hand_back_cheap_block`).
         let stats = engine.and_then(|engine| engine.hand_back_cheap_block(evm.block().gas_limit, capacity));
         let mode = match engine {
-            Some(engine) if stats.is_none() => {
-                Mode::Pending { engine, capacity, held: Vec::with_capacity(probed_opening(engine, capacity)) }
-            }
+            Some(engine) if stats.is_none() => Mode::Pending {
+                engine,
+                capacity,
+                held: Vec::with_capacity(probed_opening(engine, capacity)),
+                parent: self.parents.as_ref().and_then(|parents| parents.after(ctx.parent_hash)),
+            },
             _ => Mode::Sequential,
         };
         ParallelBlockExecutor {
@@ -198,6 +265,8 @@ enum Mode<'a, T, Tx> {
         /// The opening a probe judges the block by (`probed_opening`), as far as it is in,
         /// handed in and not yet executed.
         held: Vec<(TxEnv, Recovered<Tx>)>,
+        /// The block's parent state, from the factory's [`ParentStates`].
+        parent: Option<ParentState>,
     },
     Parallel(Box<Parallel<'a, T>>),
     /// The block failed; the error was returned.
@@ -323,26 +392,32 @@ where
     /// with them queued.
     fn start(&mut self) -> Result<(), BlockExecutionError> {
         let Mode::Pending { engine, capacity, .. } = self.mode else { return Ok(()) };
-        let Mode::Pending { held, .. } = std::mem::replace(&mut self.mode, Mode::Sequential) else {
+        let Mode::Pending { held, parent, .. } = std::mem::replace(&mut self.mode, Mode::Sequential) else {
             unreachable!("matched above")
         };
         let mut held = held.into_iter();
-        let mut prefix = Prefix::default();
+        let mut opening = Opening::default();
         let recipients = held.as_slice().iter().map(|(env, _)| env.kind.to().copied());
         if probed_opening(engine, capacity) > 0 && ChainProbe::wanted_opening(capacity, recipients) {
-            let chain;
-            (prefix, chain) = probe_opening(&mut self.eth, held.by_ref())?;
-            if chain {
+            opening = probe_opening(&mut self.eth, held.by_ref())?;
+            if opening.chain {
                 self.stats = Some(engine.handed_back(capacity));
             }
         }
+        let prefix = opening.prefix;
         if self.stats.is_none() {
             let evm = self.eth.evm();
             let (block, cfg) = (evm.block().clone(), evm.cfg_env().clone());
             let mut exact_errors = Vec::new();
             let mut owner = EthOwner { eth: &mut self.eth, txs: &mut [], exact_errors: &mut exact_errors };
             let capacity = capacity.saturating_sub(prefix.txs);
-            if let Some(session) = engine.try_session(block, cfg, capacity, prefix, &mut owner) {
+            // What the caller changed before the session is in its database, not in the view.
+            let parent = parent.map(|view| {
+                let mut changed = opening.touched;
+                changed.extend(PRE_BLOCK_CONTRACTS);
+                (view, changed)
+            });
+            if let Some(session) = engine.try_session(block, cfg, capacity, prefix, parent, &mut owner) {
                 let txs = Vec::with_capacity(capacity);
                 self.mode = Mode::Parallel(Box::new(Parallel { session, txs, exact_errors }));
             }
@@ -422,15 +497,25 @@ where
     }
 }
 
+/// What [`probe_opening`] ran.
+#[derive(Debug, Default)]
+pub(crate) struct Opening {
+    /// The transactions executed and committed: the engine starts after them.
+    pub prefix: Prefix,
+    /// The block is a chain: it runs sequentially to the end.
+    pub chain: bool,
+    /// The accounts those transactions loaded or changed.
+    pub touched: AddressSet,
+}
+
 /// Runs a block's opening on the Ethereum executor one transaction at a time, each observed by a
-/// [`ChainProbe`] before it is committed, until the probe's verdict is certain. Returns what ran
-/// (the engine then starts after it) and whether the block is a chain (it then runs
-/// sequentially to the end). Both ways into the engine probe this way: the engine's own entry
-/// point (`execute.rs`) and the drop-in (`ParallelBlockExecutor::start`).
+/// [`ChainProbe`] before it is committed, until the probe's verdict is certain. Both ways into
+/// the engine probe this way: the engine's own entry point (`execute.rs`) and the drop-in
+/// (`ParallelBlockExecutor::start`).
 pub(crate) fn probe_opening<'a, DB, I, Spec, R>(
     eth: &mut EthBlockExecutor<'a, EthEvm<DB, I, PrecompilesMap>, &'a Spec, &'a R>,
     opening: impl IntoIterator<Item = impl ExecutableTxParts<TxEnv, R::Transaction>>,
-) -> Result<(Prefix, bool), BlockExecutionError>
+) -> Result<Opening, BlockExecutionError>
 where
     DB: StateDB,
     I: Inspector<EthEvmContext<DB>>,
@@ -440,6 +525,7 @@ where
     Spec: EthExecutorSpec,
 {
     let mut probe = ChainProbe::new(eth.evm().block().beneficiary);
+    let mut touched = AddressSet::default();
     let mut opening = opening.into_iter();
     while probe.verdict().is_none()
         && let Some(tx) = opening.next()
@@ -455,6 +541,7 @@ where
             .map(|(address, account)| (*address, account.original_info()))
             .collect();
         probe.observe(&env, state, |address| before.get(address));
+        touched.extend(state.keys().copied());
         eth.commit_transaction(result);
     }
     let receipts = eth.receipts();
@@ -463,7 +550,7 @@ where
         gas_used: receipts.last().map_or(0, |r| r.cumulative_gas_used()),
         logs: receipts.iter().map(|r| r.logs().len()).sum(),
     };
-    Ok((prefix, probe.verdict() == Some(true)))
+    Ok(Opening { prefix, chain: probe.verdict() == Some(true), touched })
 }
 
 /// How many of a block's first transactions the drop-in holds back for a chain probe: those
@@ -527,7 +614,7 @@ where
 
     fn execute_transaction(&mut self, tx: impl ExecutableTx<Self>) -> Result<GasOutput, BlockExecutionError> {
         let (env, recovered) = tx.into_parts();
-        if let Mode::Pending { engine, capacity, held } = &mut self.mode {
+        if let Mode::Pending { engine, capacity, held, .. } = &mut self.mode {
             let opening = probed_opening(engine, *capacity);
             if opening == 0 {
                 // Nothing to judge: the session starts with this transaction.

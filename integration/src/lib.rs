@@ -43,5 +43,7 @@ pub use block::BlockInput;
 pub use chain::ChainSpec;
 pub use error::LoadError;
 pub use execute::{BlockOutput, Executor};
-pub use factory::{ParallelBlockExecutor, ParallelBlockExecutorFactory};
+pub use factory::{
+    OneParentState, PRE_BLOCK_CONTRACTS, ParallelBlockExecutor, ParallelBlockExecutorFactory, ParentStates,
+};
 pub use receipt::{Receipt, RethReceiptBuilder};

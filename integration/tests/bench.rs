@@ -24,7 +24,7 @@ fn bench_two_blocks() {
         &ChainSpec::mainnet(),
         &blocks,
         &configs,
-        BenchOptions { runs: 1, warmup: 0, drop_in: false },
+        BenchOptions { runs: 1, warmup: 0, drop_in: false, parent_state: false },
         |done, total, block| seen.push((done, total, block.number)),
     )
     .expect("benchmark completes");
@@ -106,7 +106,7 @@ fn zero_runs_is_refused() {
         &ChainSpec::mainnet(),
         &[],
         &[],
-        BenchOptions { runs: 0, warmup: 0, drop_in: false },
+        BenchOptions { runs: 0, warmup: 0, drop_in: false, parent_state: false },
         |_, _, _| {},
     );
     assert!(result.is_err());

@@ -14,7 +14,8 @@ use alloy_evm::{
 };
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use parevm::{
-    BlockInput, ChainSpec, Executor, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder,
+    BlockInput, ChainSpec, Executor, OneParentState, PRE_BLOCK_CONTRACTS, ParallelBlockExecutorFactory, ParentStates,
+    Receipt, RethReceiptBuilder,
     replay::compare_outputs,
     synthetic::{Fee, SyntheticBlock, contracts},
     workloads::Workload,
@@ -274,21 +275,34 @@ fn a_caller_that_outruns_the_slots_gets_the_sequential_result() {
 /// nearly one by one, and AMM swaps often. A redo goes to the workers' queue; a primary that
 /// takes it among the merger's next turns leaves it to the merger (`Scheduler::for_session`),
 /// which must then run it itself: waiting for a result nobody computes stalled the block (a 2 s
-/// stall timeout here makes that a failure, not a hang). Every result is sequential's.
+/// stall timeout here makes that a failure, not a hang). Every result is sequential's. The same
+/// with the parent state, where the caller also executes speculatively from its own lane while
+/// it waits, and the worker steals from that lane.
 #[test]
 fn redos_left_to_the_merger_never_stall_the_block() {
     let code = parevm::workloads::Erc20Code::locate(&common::mainnet_dir());
     let blocks: Vec<_> = [Workload::Hot, Workload::Amm]
         .into_iter()
         .map(|workload| parevm::workloads::generate(workload, 2_000_000, 7, &code))
+        .map(|block| {
+            let parent = common::parent_of(&block.db);
+            (block, parent)
+        })
         .collect();
     for slots in [2, 3, 4] {
         let config = EngineConfig { chain_rule: None, stall_timeout: Duration::from_secs(2), ..common::config(slots) };
         let drop_in = Executor::DropIn(Arc::new(Engine::new(config).unwrap()));
         for round in 0..300 {
-            for block in &blocks {
-                let diffs = common::differences(&block.chain, &block.block, &block.db, &drop_in);
-                assert!(diffs.is_empty(), "{} at {slots} slots, round {round}: {diffs:#?}", block.workload.name());
+            for (block, parent) in &blocks {
+                for parent in [None, Some(parent)] {
+                    let diffs = common::differences_with(&block.chain, &block.block, &block.db, &drop_in, parent);
+                    let with = if parent.is_some() { "with" } else { "without" };
+                    let name = block.workload.name();
+                    assert!(
+                        diffs.is_empty(),
+                        "{name} at {slots} slots {with} the parent state, round {round}: {diffs:#?}"
+                    );
+                }
             }
         }
     }
@@ -472,4 +486,86 @@ fn an_invalid_transaction_fails_the_block_with_the_same_error_and_the_same_commi
 fn the_factory_is_what_reth_requires_of_an_evm_config_part() {
     fn assert_config_part<T: Send + Sync + Clone + std::fmt::Debug + Unpin + 'static>() {}
     assert_config_part::<Factory>();
+}
+
+/// A block whose transactions read what the pre-block system calls wrote: every other one asks
+/// the EIP-4788 contract for this block's beacon root, which succeeds only if it sees the root
+/// the block's own pre-block call stored (the parent state holds none for this timestamp: the
+/// call reverts there). The rest are plain transfers, so that no probe runs the opening first.
+fn beacon_root_block(network: &str) -> SyntheticBlock {
+    let mut block = SyntheticBlock::new(network, 30_000_000, Address::with_last_byte(0xee));
+    // Non-zero, so that the EIP-2935 call (Prague on) changes its contract's storage.
+    block.header.parent_hash = B256::with_last_byte(0x42);
+    block.deploy(alloy_eips::eip4788::BEACON_ROOTS_ADDRESS, &alloy_eips::eip4788::BEACON_ROOTS_CODE, []);
+    block.deploy(alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS, &alloy_eips::eip2935::HISTORY_STORAGE_CODE, []);
+    for i in 0..80 {
+        block.fund(sender(i), U256::from(10).pow(U256::from(18)));
+    }
+    let timestamp = Bytes::from(U256::from(block.header.timestamp).to_be_bytes::<32>().to_vec());
+    for i in 0..80 {
+        let (to, value, input) = if i % 2 == 1 {
+            (alloy_eips::eip4788::BEACON_ROOTS_ADDRESS, U256::ZERO, timestamp.clone())
+        } else {
+            (Address::left_padding_from(&(0x9000 + i as u32).to_be_bytes()), U256::from(7), Bytes::new())
+        };
+        block.push(sender(i), TxKind::Call(to), value, input, 60_000, Fee::Dynamic(20, 1), 0);
+    }
+    block
+}
+
+/// The pre-block system calls change only [`PRE_BLOCK_CONTRACTS`] (what a session never reads
+/// from the parent state), on every fork the engine runs: a new system call would show here.
+#[test]
+fn the_pre_block_calls_change_only_the_contracts_a_session_never_reads_from_the_parent_state() {
+    for network in ["Cancun", "Prague", "Osaka"] {
+        let synthetic = beacon_root_block(network);
+        let block = synthetic.block();
+        let eth = alloy_evm::eth::EthBlockExecutorFactory::new(
+            RethReceiptBuilder,
+            synthetic.chain.clone(),
+            EthEvmFactory::default(),
+        );
+        let mut state = state(&synthetic.db);
+        let evm = EthEvmFactory::default().create_evm(&mut state, block.evm_env(&synthetic.chain));
+        let mut executor = eth.create_executor(evm, block.execution_ctx());
+        executor.apply_pre_execution_changes().unwrap();
+        drop(executor);
+        let changed: Vec<Address> = bundle_of(state).state.keys().copied().collect();
+        assert!(!changed.is_empty(), "{network}: the calls changed nothing, the test proves nothing");
+        assert!(changed.iter().all(|a| PRE_BLOCK_CONTRACTS.contains(a)), "{network}: {changed:?}");
+        if network != "Cancun" {
+            assert_eq!(changed.len(), 2, "{network}: both contracts written");
+        }
+    }
+}
+
+/// With the parent state, the slots read the beacon-roots contract from the caller's `State`,
+/// where the block's pre-block call wrote this block's root: every lookup succeeds, as in the
+/// sequential run. Read from the parent state, half the block's transactions would revert.
+#[test]
+fn with_the_parent_state_transactions_see_what_the_pre_block_calls_wrote() {
+    for network in ["Cancun", "Prague"] {
+        let synthetic = beacon_root_block(network);
+        let block = synthetic.block();
+        let expected = sequential(&synthetic.chain, &block, &synthetic.db);
+        assert!(
+            expected.result.receipts.iter().all(alloy_consensus::TxReceipt::status),
+            "{network}: every lookup succeeds sequentially"
+        );
+        let executor = common::own_drop_in(2);
+        let parent = common::parent_of(&synthetic.db);
+        let output = executor.execute_with_parent(&synthetic.chain, &block, &synthetic.db, Some(&parent)).unwrap();
+        assert_eq!(output.stats.as_ref().and_then(|s| s.sequential_from), None, "{network}: ran on the engine");
+        let diffs = compare_outputs(&expected, &output);
+        assert!(diffs.is_empty(), "{network}: {diffs:#?}");
+    }
+}
+
+/// A source is asked for the block's parent by hash: a view of another block is never used.
+#[test]
+fn a_parent_state_is_used_only_for_its_own_block() {
+    let parent =
+        OneParentState { parent_hash: B256::with_last_byte(1), state: common::parent_of(&InMemoryDb::default()) };
+    assert!(parent.after(B256::with_last_byte(1)).is_some());
+    assert!(parent.after(B256::with_last_byte(2)).is_none());
 }

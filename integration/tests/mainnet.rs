@@ -51,6 +51,24 @@ fn parallel_equals_sequential_on_every_block() {
     }
 }
 
+/// The drop-in given each block's parent state, which its slots read directly instead of asking
+/// the caller (`ParallelBlockExecutorFactory::with_parent_states`), and whose caller executes
+/// from its own lane while it waits, equals the sequential executor on every block. The Cancun
+/// blocks' beacon-root call changes a contract the view does not hold.
+#[test]
+fn the_drop_in_with_the_parent_state_equals_sequential_on_every_block() {
+    let chain = ChainSpec::mainnet();
+    for dir in blocks() {
+        let block = load_block(&dir).unwrap();
+        let parent = common::parent_of(&block.db);
+        for slots in [2, 3] {
+            let executor = common::drop_in(slots);
+            let diffs = common::differences_with(&chain, &block.block, &block.db, executor, Some(&parent));
+            assert!(diffs.is_empty(), "block {} with {}: {diffs:#?}", block.block.number(), executor.name());
+        }
+    }
+}
+
 /// The drop-in's caller answers the slots' reads from inside its own executions once slots wait
 /// on them (on an EVM of its own over the same `State`), and blocks run that way still equal the
 /// sequential executor's. The blocks of 100+ transactions read about one value per transaction

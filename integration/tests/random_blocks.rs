@@ -255,6 +255,11 @@ proptest! {
             let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
             prop_assert!(diffs.is_empty(), "{}, {} txs on {}: {:#?}", executor.name(), case.txs.len(), case.network, diffs);
         }
+        // The drop-in reading the parent state directly, except what the pre-block calls and a
+        // probed opening changed (the opening's senders send again later).
+        let parent = common::parent_of(&synthetic.db);
+        let diffs = common::differences_with(&synthetic.chain, &block, &synthetic.db, common::drop_in(case.slots), Some(&parent));
+        prop_assert!(diffs.is_empty(), "drop-in with the parent state, {} txs on {}: {:#?}", case.txs.len(), case.network, diffs);
     }
 }
 

@@ -144,8 +144,13 @@ fn bench_runs_on_generated_blocks() {
     let code = erc20_code();
     let blocks: Vec<_> = Workload::ALL.iter().map(|&w| generate(w, 200_000, SEED, &code)).collect();
     let configs = [EngineConfig::with_slots(2).unwrap()];
-    let report = bench_generated(&blocks, &configs, BenchOptions { runs: 1, warmup: 0, drop_in: false }, |_, _, _| {})
-        .expect("benchmark completes");
+    let report = bench_generated(
+        &blocks,
+        &configs,
+        BenchOptions { runs: 1, warmup: 0, drop_in: false, parent_state: false },
+        |_, _, _| {},
+    )
+    .expect("benchmark completes");
     let labels: Vec<&str> = report.blocks.iter().map(|b| b.label.as_str()).collect();
     assert_eq!(labels, ["transfers", "erc20", "amm", "hot"]);
     let table = parevm::bench::render_table(&report);

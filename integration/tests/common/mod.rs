@@ -2,11 +2,14 @@
 
 #![allow(dead_code)]
 
-use std::{path::PathBuf, sync::OnceLock};
+use std::{
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+};
 
 use parevm::{BlockInput, ChainSpec, Executor, replay::compare_outputs};
 use parevm_dispatcher::{Engine, EngineConfig};
-use parevm_statedb::InMemoryDb;
+use parevm_statedb::{InMemoryDb, ParentState, SharedParent};
 
 /// The mainnet blocks folder.
 pub fn mainnet_dir() -> PathBuf {
@@ -53,8 +56,24 @@ pub fn engines() -> impl Iterator<Item = &'static Executor> {
 /// Runs `block` sequentially and with `executor`; returns a description of every difference
 /// (results, state changes, or errors), empty if they agree.
 pub fn differences(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb, executor: &Executor) -> Vec<String> {
+    differences_with(chain, block, db, executor, None)
+}
+
+/// A view of `db` that the drop-in's slots may share, as its parent state.
+pub fn parent_of(db: &InMemoryDb) -> ParentState {
+    Arc::new(SharedParent(db.clone()))
+}
+
+/// [`differences`], the drop-in given `parent` as the block's parent state.
+pub fn differences_with(
+    chain: &ChainSpec,
+    block: &BlockInput,
+    db: &InMemoryDb,
+    executor: &Executor,
+    parent: Option<&ParentState>,
+) -> Vec<String> {
     let sequential = Executor::Sequential.execute(chain, block, db);
-    let parallel = executor.execute(chain, block, db);
+    let parallel = executor.execute_with_parent(chain, block, db, parent);
     match (sequential, parallel) {
         (Ok(s), Ok(p)) => compare_outputs(&s, &p),
         (Err(s), Err(p)) if s.to_string() == p.to_string() => Vec::new(),
