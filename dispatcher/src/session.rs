@@ -49,8 +49,8 @@ use alloy_primitives::{Address, map::AddressSet};
 use parevm_merger::{BlockError, MergeDriver, MergeStats, MergedTx, Merger};
 use parevm_slots::{ExecCtx, Role, TaskTable, TxStatus, Worker};
 use parevm_statedb::{
-    BaseState, BlockTxs, ExecOutcome, ParentState, RemoteDb, Requests, TxIndex, TxResult, Unconfirmed, Wakeup,
-    answering_own_reads,
+    BaseState, BlockTxs, ExecOutcome, OwnerChanges, ParentState, RemoteDb, Requests, TxIndex, TxResult, Unconfirmed,
+    Wakeup, answering_own_reads,
 };
 use revm::{
     Database,
@@ -161,17 +161,16 @@ impl Engine {
     /// sequentially rather than wait). The session's transactions are numbered from 0; its
     /// counters count the prefix in.
     ///
-    /// With `parent`, a view of the state the block starts from and the accounts the caller
-    /// changed before the session (pre-block system calls, the prefix), the slots read every
-    /// other account from the view instead of asking the owner
-    /// ([`RemoteDb::reading_parent`]).
+    /// With `parent`, a view of the state the block starts from and what the caller changed
+    /// before the session (pre-block system calls, the prefix), the slots read everything else
+    /// from the view instead of asking the owner ([`RemoteDb::reading_parent`]).
     pub fn try_session(
         &self,
         block: BlockEnv,
         cfg: CfgEnv,
         capacity: usize,
         prefix: Prefix,
-        parent: Option<(ParentState, AddressSet)>,
+        parent: Option<(ParentState, OwnerChanges)>,
         owner: &mut impl Owner,
     ) -> Option<Session<'_>> {
         if self.config.worker_slots() == 0 {

@@ -53,12 +53,9 @@ use alloy_evm::{
     },
     precompiles::PrecompilesMap,
 };
-use alloy_primitives::{
-    Address, B256, Log,
-    map::{AddressSet, HashMap},
-};
+use alloy_primitives::{Address, B256, Log, map::HashMap};
 use parevm_dispatcher::{BlockError, BlockStats, ChainProbe, Engine, MergedTx, Owner, Prefix, Session};
-use parevm_statedb::{DbError, ExecOutcome, ParentState, Requests, ServingDb, TxIndex};
+use parevm_statedb::{DbError, ExecOutcome, OwnerChanges, ParentState, Requests, ServingDb, TxIndex};
 use revm::{
     Inspector,
     context::{TxEnv, result::EVMError},
@@ -414,7 +411,7 @@ where
             // What the caller changed before the session is in its database, not in the view.
             let parent = parent.map(|view| {
                 let mut changed = opening.touched;
-                changed.extend(PRE_BLOCK_CONTRACTS);
+                changed.accounts.extend(PRE_BLOCK_CONTRACTS);
                 (view, changed)
             });
             if let Some(session) = engine.try_session(block, cfg, capacity, prefix, parent, &mut owner) {
@@ -504,8 +501,8 @@ pub(crate) struct Opening {
     pub prefix: Prefix,
     /// The block is a chain: it runs sequentially to the end.
     pub chain: bool,
-    /// The accounts those transactions loaded or changed.
-    pub touched: AddressSet,
+    /// What those transactions loaded or changed.
+    pub touched: OwnerChanges,
 }
 
 /// Runs a block's opening on the Ethereum executor one transaction at a time, each observed by a
@@ -525,7 +522,7 @@ where
     Spec: EthExecutorSpec,
 {
     let mut probe = ChainProbe::new(eth.evm().block().beneficiary);
-    let mut touched = AddressSet::default();
+    let mut touched = OwnerChanges::default();
     let mut opening = opening.into_iter();
     while probe.verdict().is_none()
         && let Some(tx) = opening.next()
@@ -541,7 +538,13 @@ where
             .map(|(address, account)| (*address, account.original_info()))
             .collect();
         probe.observe(&env, state, |address| before.get(address));
-        touched.extend(state.keys().copied());
+        for (address, account) in state {
+            touched.infos.insert(*address);
+            if account.is_created() || account.is_selfdestructed() {
+                touched.accounts.insert(*address);
+            }
+            touched.slots.extend(account.storage.keys().map(|slot| (*address, *slot)));
+        }
         eth.commit_transaction(result);
     }
     let receipts = eth.receipts();

@@ -27,7 +27,7 @@ pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
 pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
 pub use remote::{
-    Answer, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,
+    Answer, OwnerChanges, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,
 };
 pub use slot_db::SlotDb;
 pub use txs::{BlockTxs, OwnedTxs, TxSource, TxSummary};

@@ -11,10 +11,10 @@
 //! if two slots miss it at the same moment).
 //!
 //! A caller that can give the slots a `Sync` view of the state the block starts from (a
-//! [`ParentState`]) spares them the round trip: [`RemoteDb::reading_parent`] reads every account
-//! from that view except those the caller changed before the session started (the pre-block
-//! system calls' contracts, a probed opening's accounts), which still go to the owner. Code is
-//! content-addressed, so it comes from the view whenever the view has it.
+//! [`ParentState`]) spares them the round trip: [`RemoteDb::reading_parent`] reads from that view
+//! everything but what the caller changed before the session started ([`OwnerChanges`]: the
+//! pre-block system calls' contracts, a probed opening's accounts and slots), which still goes
+//! to the owner. Code is content-addressed, so it comes from the view whenever the view has it.
 //!
 //! The owner never asks itself: [`RemoteDb`] refuses requests from the owner's thread with an
 //! error instead of deadlocking. The merger's own reads never go to the database: validation
@@ -36,7 +36,10 @@ use std::{
 /// How long an asker polls for the answer before parking.
 const REPLY_SPIN: Duration = Duration::from_micros(20);
 
-use alloy_primitives::{Address, B256, U256, map::AddressSet};
+use alloy_primitives::{
+    Address, B256, U256,
+    map::{AddressSet, HashSet},
+};
 use revm::{Database, DatabaseRef, bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 
 use crate::{DbError, Wakeup};
@@ -238,6 +241,29 @@ impl<D: DatabaseRef<Error: std::fmt::Display>> DatabaseRef for SharedParent<D> {
     }
 }
 
+/// What the owner changed before a session's slots started, which a [`ParentState`] does not
+/// hold: those reads go to the owner.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerChanges {
+    /// Accounts whose info and every storage slot may differ from the view's (the pre-block
+    /// system calls' contracts, whose slots nobody lists; an account created or destroyed).
+    pub accounts: AddressSet,
+    /// Accounts whose info may differ from the view's (loaded by a transaction the owner ran).
+    pub infos: AddressSet,
+    /// Storage slots that may differ from the view's (loaded by a transaction the owner ran).
+    pub slots: HashSet<(Address, U256)>,
+}
+
+impl OwnerChanges {
+    fn has_info(&self, address: &Address) -> bool {
+        self.accounts.contains(address) || self.infos.contains(address)
+    }
+
+    fn has_slot(&self, address: Address, index: U256) -> bool {
+        self.accounts.contains(&address) || (!self.slots.is_empty() && self.slots.contains(&(address, index)))
+    }
+}
+
 /// The slots' end: a `DatabaseRef` whose reads are requests to the owner, or, with a
 /// [`ParentState`], reads of that view for the accounts the owner has not changed.
 #[derive(Clone)]
@@ -247,7 +273,7 @@ pub struct RemoteDb {
     wakeup: Arc<Wakeup>,
     owner: ThreadId,
     timeout: Duration,
-    parent: Option<(ParentState, Arc<AddressSet>)>,
+    parent: Option<(ParentState, Arc<OwnerChanges>)>,
 }
 
 impl std::fmt::Debug for RemoteDb {
@@ -272,15 +298,10 @@ impl RemoteDb {
         )
     }
 
-    /// Reads from `parent` instead of asking the owner, except the accounts in `changed`: those
-    /// the owner changed before the slots started, whose values only its database holds.
-    pub fn reading_parent(self, parent: ParentState, changed: AddressSet) -> Self {
+    /// Reads from `parent` instead of asking the owner, except what is in `changed`: what the
+    /// owner changed before the slots started, whose values only its database holds.
+    pub fn reading_parent(self, parent: ParentState, changed: OwnerChanges) -> Self {
         Self { parent: Some((parent, Arc::new(changed))), ..self }
-    }
-
-    /// The parent view, if `address` may be read from it.
-    fn parent_for(&self, address: Address) -> Option<&ParentState> {
-        self.parent.as_ref().filter(|(_, changed)| !changed.contains(&address)).map(|(parent, _)| parent)
     }
 
     fn ask(&self, query: Query) -> Result<Answer, DbError> {
@@ -367,7 +388,9 @@ impl DatabaseRef for RemoteDb {
     type Error = DbError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
-        if let Some(parent) = self.parent_for(address) {
+        if let Some((parent, changed)) = &self.parent
+            && !changed.has_info(&address)
+        {
             return parent.basic_ref(address);
         }
         let query = Query::Basic(address);
@@ -394,7 +417,9 @@ impl DatabaseRef for RemoteDb {
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {
-        if let Some(parent) = self.parent_for(address) {
+        if let Some((parent, changed)) = &self.parent
+            && !changed.has_slot(address, index)
+        {
             return parent.storage_ref(address, index);
         }
         let query = Query::Storage(address, index);
@@ -481,17 +506,28 @@ mod tests {
     }
 
     #[test]
-    fn with_the_parent_state_only_the_accounts_the_owner_changed_are_asked_for() {
+    fn with_the_parent_state_only_what_the_owner_changed_is_asked_for() {
         let wakeup = Arc::new(Wakeup::default());
         let (remote, requests) = RemoteDb::served_here(wakeup.clone(), Duration::from_secs(10));
         let (mut owner, parent) = changed_owner_and_parent();
         let (unchanged, changed) = (InMemoryDb::synthetic_address(0), InMemoryDb::synthetic_address(1));
-        let remote = remote.reading_parent(parent.clone(), [changed].into_iter().collect());
+        let changes = OwnerChanges {
+            infos: [changed].into_iter().collect(),
+            slots: [(changed, U256::from(1))].into_iter().collect(),
+            ..OwnerChanges::default()
+        };
+        let remote = remote.reading_parent(parent.clone(), changes);
         std::thread::scope(|s| {
             let asker = s.spawn(|| {
                 let direct =
                     (remote.basic_ref(unchanged).unwrap(), remote.storage_ref(unchanged, U256::from(1)).unwrap());
-                (direct, remote.basic_ref(changed).unwrap(), remote.storage_ref(changed, U256::from(1)).unwrap())
+                let other_slot = remote.storage_ref(changed, U256::ZERO).unwrap();
+                (
+                    direct,
+                    other_slot,
+                    remote.basic_ref(changed).unwrap(),
+                    remote.storage_ref(changed, U256::from(1)).unwrap(),
+                )
             });
             let deadline = Instant::now() + Duration::from_secs(10);
             while !asker.is_finished() {
@@ -502,7 +538,8 @@ mod tests {
                 }
                 assert!(Instant::now() < deadline, "not answered within 10 s");
             }
-            let (direct, info, value) = asker.join().unwrap();
+            let (direct, other_slot, info, value) = asker.join().unwrap();
+            assert_eq!(other_slot, parent.storage_ref(changed, U256::ZERO).unwrap(), "a slot it did not change");
             assert_eq!(
                 direct,
                 (parent.basic_ref(unchanged).unwrap(), parent.storage_ref(unchanged, U256::from(1)).unwrap())
@@ -510,7 +547,7 @@ mod tests {
             assert_eq!(info.unwrap().nonce, 9, "the owner's account, not the view's");
             assert_eq!(value, U256::from(777), "the owner's storage, not the view's");
         });
-        assert_eq!(requests.served(), 2, "only the changed account's two reads were asked for");
+        assert_eq!(requests.served(), 2, "only the changed info and slot were asked for");
     }
 
     #[test]
@@ -521,7 +558,7 @@ mod tests {
         let code = Bytecode::new_raw(alloy_primitives::Bytes::from_static(&[0x60, 0x01, 0x00]));
         let hash = code.hash_slow();
         owner.0.contracts.insert(hash, code.clone());
-        let remote = remote.reading_parent(parent, AddressSet::default());
+        let remote = remote.reading_parent(parent, OwnerChanges::default());
         std::thread::scope(|s| {
             let asker = s.spawn(|| remote.code_by_hash_ref(hash));
             let request = wakeup.wait_until(Instant::now() + Duration::from_secs(10), || requests.next()).unwrap();
