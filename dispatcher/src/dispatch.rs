@@ -21,8 +21,13 @@
 //! and the block then waits for it to the end: on mainnet blocks with one transaction of 1-4 ms
 //! (12244000, 18426253, 18988207, 19929064) the other thread idled or waited for most of that.
 //! Started first, it runs beside the rest of the block; if a predecessor changes what it read,
-//! it is redone at its turn, which is where it would have run anyway. Only the batch path does
-//! this: a session is handed transactions one at a time and cannot see the block's limits ahead.
+//! it is redone at its turn, which is where it would have run anyway. A session is handed
+//! transactions one at a time and cannot see the block's limits ahead: it measures against the
+//! block's gas limit instead ([`HeavyArrivals`]), and a heavy transaction goes ahead of every
+//! lane's queue as it arrives (`Scheduler::push_heavy`). On the 100+ transaction mainnet blocks
+//! through the drop-in with the parent state, 18426253 went from 1.28x to 1.78x and 19929064
+//! from 1.23x to 1.63x (geomean 1.271 -> 1.308x); without the parent state the slot waits on
+//! the caller's answers anyway, and nothing changed (0.949 -> 0.956x).
 //!
 //! The merger's thread has a lane of its own. In the batch path it is the last queue, which that
 //! thread executes from between merges (`Role::Merger`), with affinity like a slot's and half a
@@ -38,7 +43,10 @@
 //! others. Where the slots read the block's parent state themselves, its lane is a queue as in
 //! the batch path, with the same share.
 
-use alloy_primitives::{Address, map::AddressMap};
+use alloy_primitives::{
+    Address,
+    map::{AddressMap, AddressSet},
+};
 use parevm_statedb::TxSummary;
 
 /// The dispatch pass, one transaction at a time: a block handed in transaction by transaction
@@ -120,6 +128,28 @@ impl Dispatcher {
 /// to no slot (every fee credits the beneficiary, so they depend on all their predecessors).
 pub(crate) fn is_beneficiary_tx(beneficiary: Address, from: Address, to: Option<Address>) -> bool {
     from == beneficiary || to == Some(beneficiary)
+}
+
+/// A session's test for heavy transactions (see the module's notes) as they arrive: a sixteenth
+/// of the block's gas limit and a million gas, and no earlier transaction from the same sender.
+#[derive(Debug)]
+pub struct HeavyArrivals {
+    line: u64,
+    senders: AddressSet,
+}
+
+impl HeavyArrivals {
+    /// For a block of `block_gas_limit`.
+    pub fn new(block_gas_limit: u64) -> Self {
+        let line = u64::try_from(u128::from(block_gas_limit) / HEAVY_SHARE).unwrap_or(u64::MAX).max(HEAVY_MIN_GAS);
+        Self { line, senders: AddressSet::default() }
+    }
+
+    /// Whether `tx`, the block's next transaction, is heavy. Called for every transaction, in
+    /// order: it records the sender.
+    pub fn arrives(&mut self, tx: &TxSummary) -> bool {
+        self.senders.insert(tx.sender) && tx.gas_limit >= self.line
+    }
 }
 
 /// The batch path's merger lane gets 1/this of a worker's share of the block's gas.
@@ -206,6 +236,20 @@ mod tests {
 
     fn tx(from: Address, to: Address, gas: u64) -> TxEnv {
         TxEnv { caller: from, kind: TxKind::Call(to), gas_limit: gas, ..Default::default() }
+    }
+
+    #[test]
+    fn a_session_sees_a_heavy_transaction_by_the_blocks_gas_limit_and_its_senders_first() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let mut heavy = HeavyArrivals::new(32_000_000);
+        let summary = |from, gas| TxSummary::from(&tx(from, NOBODY, gas));
+        assert!(!heavy.arrives(&summary(a, 21_000)), "light");
+        assert!(!heavy.arrives(&summary(a, 5_000_000)), "its sender sent before: its nonce is not there yet");
+        assert!(!heavy.arrives(&summary(b, 1_999_999)), "under a sixteenth of the block");
+        let mut heavy = HeavyArrivals::new(32_000_000);
+        assert!(heavy.arrives(&summary(b, 2_000_000)));
+        assert!(HeavyArrivals::new(1_000_000).arrives(&summary(a, 1_000_000)), "a million gas at least");
+        assert!(!HeavyArrivals::new(1_000_000).arrives(&summary(a, 999_999)));
     }
 
     fn dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {

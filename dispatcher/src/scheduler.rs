@@ -25,6 +25,9 @@
 //! So a session's primary leaves the merger's next [`MERGER_TURNS`] transactions to it; a primary
 //! running ahead of the merger, the usual case, never meets the rule.
 //!
+//! A session's heavy transactions (see `dispatch.rs`) go to a queue of their own that every
+//! primary, and the merger's thread, looks at right after the redos.
+//!
 //! Idle primaries block on a condition variable, woken whenever work is added or the block ends;
 //! shadows on one of their own, woken only for a redo their busy primary cannot take and at the
 //! end. The wait has a short timeout only as a safety net, so no worker ever spins.
@@ -59,6 +62,8 @@ pub struct Scheduler {
     locals: Vec<Mutex<Deque<TxIndex>>>,
     stealers: Vec<Stealer<TxIndex>>,
     redos: Injector<TxIndex>,
+    /// A session's heavy transactions (see `dispatch.rs`), taken before any lane's.
+    heavy: Injector<TxIndex>,
     /// Per lane, transactions a thief gave back (see the module's notes); only the lane's owner
     /// takes from it.
     returned: Vec<Injector<TxIndex>>,
@@ -130,6 +135,7 @@ impl Scheduler {
             locals,
             stealers,
             redos: Injector::new(),
+            heavy: Injector::new(),
             returned: (0..slots).map(|_| Injector::new()).collect(),
             predecessors,
             home_slot,
@@ -166,6 +172,14 @@ impl Scheduler {
         // Relaxed: read only as a hint for waking a shadow (see `wake_for_redo`).
         self.home_slot[tx].store(slot, Ordering::Relaxed);
         self.locals[slot].lock().push(tx);
+        self.announce();
+    }
+
+    /// Queues a newly arrived heavy transaction of `slot` ahead of every lane's.
+    pub fn push_heavy(&self, tx: TxIndex, slot: usize) {
+        // Relaxed: as in `push`.
+        self.home_slot[tx].store(slot, Ordering::Relaxed);
+        self.heavy.push(tx);
         self.announce();
     }
 
@@ -284,6 +298,9 @@ impl TaskSource for Scheduler {
         }
         if role == Role::Shadow {
             return None;
+        }
+        if let Some(tx) = take(&self.heavy) {
+            return Some(tx);
         }
         // Given back by a thief first: lower indices than anything left in the lane. Either way,
         // skip a transaction whose sender's previous one has no result yet (see the module's
@@ -438,6 +455,21 @@ mod tests {
             session.push(tx, 0);
         }
         session
+    }
+
+    #[test]
+    fn a_sessions_heavy_transaction_is_taken_before_any_lanes_and_after_the_redos() {
+        let session = Scheduler::for_session(TaskTable::new(4), 1, true, true);
+        for tx in 0..3 {
+            session.push(tx, 0);
+        }
+        session.push_heavy(3, 0);
+        session.requeue(2);
+        assert_eq!(session.next_task(0, Role::Primary), Some(2), "a redo first: the merger waits for it");
+        assert_eq!(session.next_task(0, Role::Shadow), None, "not a shadow's");
+        assert_eq!(session.next_task(0, Role::Merger), Some(3), "then the heavy one, whoever asks");
+        assert_eq!(session.next_task(0, Role::Primary), Some(0), "then the lane, in order");
+        assert!(session.is_queued(3));
     }
 
     #[test]

@@ -49,8 +49,8 @@ use alloy_primitives::{Address, map::AddressSet};
 use parevm_merger::{BlockError, MergeDriver, MergeStats, MergedTx, Merger};
 use parevm_slots::{ExecCtx, Role, TaskTable, TxStatus, Worker};
 use parevm_statedb::{
-    BaseState, BlockTxs, ExecOutcome, OwnerChanges, ParentState, RemoteDb, Requests, TxIndex, TxResult, Unconfirmed,
-    Wakeup, answering_own_reads,
+    BaseState, BlockTxs, ExecOutcome, OwnerChanges, ParentState, RemoteDb, Requests, TxIndex, TxResult, TxSummary,
+    Unconfirmed, Wakeup, answering_own_reads,
 };
 use revm::{
     Database,
@@ -62,7 +62,7 @@ use crate::{
     BlockStats, Engine, Prefix,
     chain_rule::{self, ChainRule},
     cheap_rule::{self, CappedGas},
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, HeavyArrivals},
     job::BlockJob,
     metrics,
     scheduler::Scheduler,
@@ -121,6 +121,7 @@ pub struct Session<'e> {
     /// The owner's lane, a queue it executes from speculatively while it waits (see
     /// `OwnerDriver::wait`); `None`: its lane's transactions run at their turn only.
     helper_lane: Option<usize>,
+    heavy: HeavyArrivals,
 }
 
 /// The owner answering the slots' reads from inside its executions (see
@@ -194,6 +195,7 @@ impl Engine {
         } else {
             (Dispatcher::with_merger_lane(self.config.worker_slots(), block.beneficiary), self.config.worker_slots())
         };
+        let heavy = HeavyArrivals::new(block.gas_limit);
         let job = Arc::new(BlockJob {
             base: BaseState::with_capacity(db, capacity),
             unconfirmed: Unconfirmed::with_wakeup(capacity, wakeup),
@@ -223,6 +225,7 @@ impl Engine {
             serving: Serving::default(),
             demoted: AddressSet::default(),
             helper_lane: helps.then_some(lanes - 1),
+            heavy,
         };
         // The merger credits deferred fees to the beneficiary on its own thread, where it
         // cannot ask itself for the account: load it now.
@@ -260,12 +263,18 @@ impl Session<'_> {
                 self.preload(owner, to);
             }
         }
-        let slot = self.dispatcher.assign((&tx).into());
+        let summary = TxSummary::from(&tx);
+        let heavy = self.heavy.arrives(&summary);
+        let slot = self.dispatcher.assign(summary);
         let index = self.job.txs.push(tx).expect("not full: checked above");
         if let Some(slot) = slot
             && !recipient.is_some_and(|to| self.demoted.contains(&to))
         {
-            self.job.scheduler.push(index, slot);
+            if heavy {
+                self.job.scheduler.push_heavy(index, slot);
+            } else {
+                self.job.scheduler.push(index, slot);
+            }
         }
         let serial = self.dispatcher.beneficiary_txs();
         self.hand_back |= chain_rule::mostly_beneficiary_txs(self.engine.config.chain_rule, serial, index + 1);
