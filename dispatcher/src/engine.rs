@@ -99,6 +99,10 @@ pub struct BlockStats {
     /// [`Owner::execute_exact`](crate::Owner::execute_exact)); zero in the batch path, which
     /// has no owner.
     pub served_while_executing: u64,
+    /// Reads of the slots that a session's owner answered (whenever it did); zero in the batch
+    /// path, which has no owner. With the parent state, only what the owner changed before the
+    /// session is asked.
+    pub owner_reads: u64,
     /// Set when a rule (the chain rule, the cheap-block rule, a payout block's) handed the block
     /// back after this many transactions: the caller executes the rest sequentially (see
     /// [`Engine::execute`]).

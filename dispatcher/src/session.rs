@@ -10,7 +10,7 @@
 //!   ([`parevm_statedb::RemoteDb`]) and answered whenever the owner is inside the session,
 //!   during its own executions too once slots have been found waiting on them;
 //!   sender, recipient and beneficiary are loaded by the owner up front, so most transactions
-//!   never have to ask;
+//!   never have to ask (with the parent state, below, only the beneficiary);
 //! - merges on the owner's thread, committing each confirmed transaction through the
 //!   [`Owner`] (the caller's own executor) as soon as it is confirmed;
 //! - re-executes a transaction found stale at its turn on the owner's own EVM: every
@@ -29,8 +29,9 @@
 //!   mainnet 126–133 -> 141–154 ms a pass); with it the drop-in runs the 100+ transaction
 //!   mainnet blocks at 1.24x instead of 0.96x (docs/benchmarks.md). The owner's lane then runs
 //!   when the owner waits: in `finish`, or past the look-ahead, not while transactions are
-//!   handed in, so the commits come in a burst at the end (measured against running its lane at
-//!   each turn as it is handed in: 1.17–1.21x, AMM 0.51x against 0.78–0.80x);
+//!   handed in (`merge_ready` stops at it), so most commits come in a burst at the end. Running
+//!   its lane at each turn as it is handed in instead was slower: mainnet 1.17–1.21x against
+//!   1.24–1.26x, AMM swaps 0.51x against 0.78–0.80x;
 //! - once a transaction is redone at its turn, makes its recipient the owner's: the later
 //!   transactions to it that no slot has started are left to the owner's turns too
 //!   ([`Scheduler::leave`]).
@@ -49,8 +50,8 @@ use alloy_primitives::{Address, map::AddressSet};
 use parevm_merger::{BlockError, MergeDriver, MergeStats, MergedTx, Merger};
 use parevm_slots::{ExecCtx, Role, TaskTable, TxStatus, Worker};
 use parevm_statedb::{
-    BaseState, BlockTxs, ExecOutcome, OwnerChanges, ParentState, RemoteDb, Requests, TxIndex, TxResult, TxSummary,
-    Unconfirmed, Wakeup, answering_own_reads,
+    BaseState, BlockTxs, ExecOutcome, OwnerChanges, ParentState, RemoteDb, Requests, ServingDb, TxIndex, TxResult,
+    TxSummary, Unconfirmed, Wakeup, answering_own_reads,
 };
 use revm::{
     Database,
@@ -300,7 +301,9 @@ impl Session<'_> {
 
     /// Answers pending reads and merges every transaction that is ready: its result is there,
     /// or it is the owner's to execute at its turn (it went to no slot). Does not wait for
-    /// results not yet produced (a result found stale is redone, and waited for, at once).
+    /// results not yet produced (a result found stale is redone, and waited for, at once). With
+    /// the parent state the owner's lane is a queue, and its transactions wait for `finish` or
+    /// for the look-ahead (see the module's notes).
     ///
     /// Running the owner's transactions as soon as their turn comes keeps the stream of
     /// committed transactions going (reth's state root task consumes it as it comes). Leaving
@@ -371,6 +374,7 @@ impl Session<'_> {
             steals: self.job.scheduler.steals.load(Ordering::Relaxed),
             merge: MergeStats::clone(self.merger.stats()),
             served_while_executing: self.serving.served,
+            owner_reads: self.requests.served(),
             execution_time: std::time::Duration::ZERO,
             // Handed back only if the caller had more to come.
             sequential_from: (self.hand_back && self.merger.next() < self.job.txs.capacity())
@@ -460,7 +464,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
             if woken.is_none()
                 && let Some(helper) = self.helper.as_deref_mut()
                 && Instant::now() < deadline
-                && answering_own_reads(self.owner.db(), || helper.step(&job.scheduler))
+                && answering_own_reads(&mut ServingDb::new(self.owner.db(), requests), || helper.step(&job.scheduler))
             {
                 continue;
             }

@@ -137,7 +137,9 @@ impl<R, Spec> ParallelBlockExecutorFactory<R, Spec> {
     /// until the caller is back in the engine: see docs/benchmarks.md, "The drop-in").
     ///
     /// The views must be exact: what the executor's database returns before the block's first
-    /// pre-block change. A `State` reused across blocks (reth's backfill) holds the earlier
+    /// pre-block change, with code they do not hold read as empty. Anything the caller writes
+    /// to the executor's database itself (through `evm_mut().db_mut()`) before the block's
+    /// transactions is not seen: give no view for such a block. A `State` reused across blocks (reth's backfill) holds the earlier
     /// blocks' changes, which a view of the parent block's persisted state would not: give none
     /// there. The accounts the pre-block system calls change ([`PRE_BLOCK_CONTRACTS`]) and those
     /// of transactions the executor ran before its session started are read from the caller's

@@ -41,9 +41,10 @@ pub trait TaskSource: Sync {
     fn wait(&self, slot: usize, role: Role, seen: u64);
     /// A redo was requested while `tx` executed; it is `Ready` again and must be queued.
     fn requeue(&self, tx: TxIndex);
-    /// Whether a primary that just took `tx` should leave it to the merger, which publishes its
-    /// count of merged transactions in `merged`: it is then the merger's to run at its turn, and
-    /// the primary drops it (see the dispatcher's scheduler).
+    /// Whether a primary (or the merger's thread, between merges) that just took `tx` should
+    /// leave it to the merger's turn; the merger publishes its count of merged transactions in
+    /// `merged`. The transaction then runs at its turn, exactly, on the merger's thread, and the
+    /// worker drops it (see the dispatcher's scheduler).
     fn leave_to_merger(&self, tx: TxIndex, merged: &AtomicUsize) -> bool;
     /// The slot's primary starts (`true`) or ends (`false`) an execution.
     fn set_busy(&self, slot: usize, busy: bool);
@@ -103,7 +104,7 @@ where
     /// Returns whether there was a task.
     pub fn step(&mut self, source: &impl TaskSource) -> bool {
         let Some(tx) = source.next_task(self.slot, self.role) else { return false };
-        if self.role == Role::Primary && source.leave_to_merger(tx, self.ctx.merged) {
+        if self.role != Role::Shadow && source.leave_to_merger(tx, self.ctx.merged) {
             // The merger may be waiting for this very transaction (a requeued redo): it runs it.
             self.ctx.unconfirmed.wakeup().notify();
             return true;

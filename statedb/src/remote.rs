@@ -16,10 +16,12 @@
 //! pre-block system calls' contracts, a probed opening's accounts and slots), which still goes
 //! to the owner. Code is content-addressed, so it comes from the view whenever the view has it.
 //!
-//! The owner never asks itself: [`RemoteDb`] refuses requests from the owner's thread with an
-//! error instead of deadlocking. The merger's own reads never go to the database: validation
-//! only looks at what the base holds (see `parevm_merger::validate`), and the beneficiary, whose
-//! deferred fees the merger credits, is loaded before the first merge.
+//! The owner never waits for itself: [`RemoteDb`] refuses requests from the owner's thread with
+//! an error instead of deadlocking, except inside [`answering_own_reads`], where the owner,
+//! executing speculatively on the slots' state, answers its own misses from its database
+//! directly. The merger's own reads never go to the database: validation only looks at what the
+//! base holds (see `parevm_merger::validate`), and the beneficiary, whose deferred fees the
+//! merger credits, is loaded before the first merge.
 
 use std::{
     cell::Cell,
@@ -213,8 +215,9 @@ impl<DB: Database> Database for ServingDb<'_, DB> {
 
 /// A view of the state a block starts from that any thread may read: the state after the
 /// block's parent, exactly as the owner's database reads it for every account the block's
-/// pre-block changes leave alone. reth can build one per block (its state providers are
-/// `Send + Sync`); the owner's own `State` is neither.
+/// pre-block changes leave alone, and code it does not hold read as empty (as revm's databases
+/// read unknown code; the owner is then asked). reth can build one per block (its state
+/// providers are `Send + Sync`); the owner's own `State` is neither.
 pub type ParentState = Arc<dyn DatabaseRef<Error = DbError> + Send + Sync>;
 
 /// A [`ParentState`] over any shareable database, its errors carried as [`DbError`].
@@ -344,6 +347,10 @@ type OwnDb = NonNull<dyn FnMut(Query) -> Result<Answer, DbError>>;
 
 thread_local! {
     static OWN_DB: Cell<Option<OwnDb>> = const { Cell::new(None) };
+    /// A panic of the owner's database inside [`answering_own_reads`], raised again when `f`
+    /// returns: the execution that read catches its panics (a slot's must not take the thread
+    /// down), but the owner's database is the caller's, whose panics are the caller's.
+    static OWN_PANIC: Cell<Option<Box<dyn std::any::Any + Send>>> = const { Cell::new(None) };
 }
 
 /// Runs `f` on the owner's thread with `db`, the owner's database, answering the misses of the
@@ -365,8 +372,13 @@ pub fn answering_own_reads<DB: Database, R>(db: &mut DB, f: impl FnOnce() -> R) 
     // `answer` (and the `db` it borrows) is still alive; `own_answer` takes it out of the cell
     // while calling it, so it is never called reentrantly or twice at once.
     let erased: OwnDb = unsafe { std::mem::transmute(erased) };
-    let _restore = Restore(OWN_DB.replace(Some(erased)));
-    f()
+    let restore = Restore(OWN_DB.replace(Some(erased)));
+    let result = f();
+    drop(restore);
+    if let Some(panic) = OWN_PANIC.take() {
+        std::panic::resume_unwind(panic);
+    }
+    result
 }
 
 /// The owner's answer to its own query, inside [`answering_own_reads`].
@@ -375,9 +387,18 @@ fn own_answer(query: Query) -> Option<Result<Answer, DbError>> {
     // SAFETY: set by `answering_own_reads` on this thread, whose frame (and so the closure) is
     // still live: the cell is cleared before that frame returns. Taken out of the cell for the
     // call, so no other `&mut` to the closure exists meanwhile.
-    let answer = unsafe { own.as_mut() }(query);
-    OWN_DB.set(Some(own));
-    Some(answer)
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { own.as_mut() }(query)));
+    match answer {
+        Ok(answer) => {
+            OWN_DB.set(Some(own));
+            Some(answer)
+        }
+        // Left out of the cell: the database panicked midway and is asked nothing more.
+        Err(panic) => {
+            OWN_PANIC.set(Some(panic));
+            Some(Err(DbError(format!("{query:?}: the database owner's own read panicked"))))
+        }
+    }
 }
 
 fn unexpected(query: Query, answer: Answer) -> DbError {
@@ -445,6 +466,7 @@ impl DatabaseRef for RemoteDb {
 mod tests {
     use super::*;
     use crate::InMemoryDb;
+    use std::panic::AssertUnwindSafe;
 
     #[test]
     fn a_slot_thread_is_answered_by_the_owner_and_the_owner_never_asks_itself() {
@@ -585,6 +607,42 @@ mod tests {
         });
         assert_eq!(nested.0.unwrap(), U256::ZERO, "the innermost database answers");
         assert_eq!(nested.1.unwrap(), U256::from(777), "the outer one again once the inner scope ends");
+    }
+
+    /// A database that panics on every read.
+    struct Panicky;
+
+    impl Database for Panicky {
+        type Error = DbError;
+        fn basic(&mut self, _: Address) -> Result<Option<AccountInfo>, DbError> {
+            panic!("the owner's database broke")
+        }
+        fn code_by_hash(&mut self, _: B256) -> Result<Bytecode, DbError> {
+            panic!("the owner's database broke")
+        }
+        fn storage(&mut self, _: Address, _: U256) -> Result<U256, DbError> {
+            panic!("the owner's database broke")
+        }
+        fn block_hash(&mut self, _: u64) -> Result<B256, DbError> {
+            panic!("the owner's database broke")
+        }
+    }
+
+    #[test]
+    fn a_panic_of_the_owners_database_reaches_the_owner_even_if_the_reader_catches_it() {
+        let (remote, _requests) = RemoteDb::served_here(Arc::new(Wakeup::default()), Duration::from_secs(10));
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            answering_own_reads(&mut Panicky, || {
+                // The reader (a slot's execution) catches panics and goes on.
+                let read = std::panic::catch_unwind(AssertUnwindSafe(|| remote.basic_ref(Address::ZERO)));
+                let error = read.expect("the reader sees an error, not the panic").unwrap_err();
+                assert!(error.0.contains("panicked"), "{error}");
+                assert!(remote.basic_ref(Address::ZERO).is_err(), "asked nothing more");
+            })
+        }));
+        let panic = caught.expect_err("raised again when the scope ends");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"the owner's database broke"));
+        assert!(remote.basic_ref(Address::ZERO).is_err(), "and refused outside it, as ever");
     }
 
     #[test]
