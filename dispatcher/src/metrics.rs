@@ -20,6 +20,9 @@ pub(crate) fn record_block(stats: &BlockStats) {
         metrics::counter!("parevm_redos_total", "cause" => cause.label()).increment(stats.redos(cause));
     }
     metrics::counter!("parevm_rebased_credits_total").increment(stats.merge.rebased_credits);
+    // A session's slots' reads answered by the caller's thread, a round trip each: thousands per
+    // block without the parent state, almost none with it (`with_parent_states`).
+    metrics::counter!("parevm_owner_reads_total").increment(stats.owner_reads);
     metrics::histogram!("parevm_merge_wait_seconds").record(stats.merge.merge_wait.as_secs_f64());
     // Batch path only (see `BlockStats::execution_time`); divided by the executions, the mean
     // cost of one execution, to set against the sequential executor's per transaction.
