@@ -393,8 +393,8 @@ impl Session<'_> {
     }
 
     /// Loads an account the block will surely read into the base state, from the owner's
-    /// thread (without the parent state: see `push`). A database error is ignored here: the slot that needs the account asks again
-    /// and fails with it, at the right transaction.
+    /// thread (without the parent state: see `push`). A database error is ignored here: the
+    /// slot that needs the account asks again and fails with it, at the right transaction.
     fn preload(&self, owner: &mut impl Owner, address: Address) {
         if self.job.base.has_account(address) {
             return;
@@ -457,7 +457,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
                 .or_else(|| (job.scheduler.table().status(tx) == TxStatus::Ready).then_some(Woken::Ready))
         };
         loop {
-            let mut woken = woken_now();
+            let woken = woken_now();
             // Nothing to do for the merge yet: execute from the owner's lane, speculatively on
             // the slots' state, its misses answered from its own database. Bounded: each step
             // consumes a queue entry.
@@ -468,7 +468,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
             {
                 continue;
             }
-            let woken = match woken.take() {
+            let woken = match woken {
                 Some(woken) => woken,
                 None => unconfirmed.wakeup().wait_until(deadline, woken_now)?,
             };
