@@ -141,7 +141,7 @@ pub struct HeavyArrivals {
 impl HeavyArrivals {
     /// For a block of `block_gas_limit`.
     pub fn new(block_gas_limit: u64) -> Self {
-        let line = u64::try_from(u128::from(block_gas_limit) / HEAVY_SHARE).unwrap_or(u64::MAX).max(HEAVY_MIN_GAS);
+        let line = u64::try_from(heavy_line(u128::from(block_gas_limit))).unwrap_or(u64::MAX);
         Self { line, senders: AddressSet::default() }
     }
 
@@ -150,6 +150,12 @@ impl HeavyArrivals {
     pub fn arrives(&mut self, tx: &TxSummary) -> bool {
         self.senders.insert(tx.sender) && tx.gas_limit >= self.line
     }
+}
+
+/// The least gas limit of a heavy transaction, against `gas`: the block's total of gas limits
+/// (the batch path), or its gas limit (a session, which does not see the rest ahead).
+fn heavy_line(gas: u128) -> u128 {
+    (gas / HEAVY_SHARE).max(u128::from(HEAVY_MIN_GAS))
 }
 
 /// The batch path's merger lane gets 1/this of a worker's share of the block's gas.
@@ -216,7 +222,7 @@ pub fn sender_predecessors(txs: &[TxSummary], first: usize) -> Vec<Option<usize>
 /// usually none.
 fn heavy_txs(txs: &[TxSummary], first: usize) -> Vec<usize> {
     let total: u128 = txs.iter().map(|tx| u128::from(tx.gas_limit)).sum();
-    let line = (total / HEAVY_SHARE).max(u128::from(HEAVY_MIN_GAS));
+    let line = heavy_line(total);
     (0..txs.len())
         .filter(|&i| {
             u128::from(txs[i].gas_limit) >= line && txs[..i].iter().all(|earlier| earlier.sender != txs[i].sender)

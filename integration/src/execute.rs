@@ -150,7 +150,7 @@ impl Executor {
                         // never reaches the engine (`ChainProbe`).
                         let mut prefix = Prefix::default();
                         if engine.config().chain_rule.is_some() && ChainProbe::wanted(block) {
-                            let opening = probe_opening(&mut executor, &block.txs)?;
+                            let opening = probe_opening(&mut executor, &block.txs, false)?;
                             prefix = opening.prefix;
                             if opening.chain {
                                 for tx in &block.txs[prefix.txs..] {

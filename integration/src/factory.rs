@@ -398,7 +398,8 @@ where
         let mut opening = Opening::default();
         let recipients = held.as_slice().iter().map(|(env, _)| env.kind.to().copied());
         if probed_opening(engine, capacity) > 0 && ChainProbe::wanted_opening(capacity, recipients) {
-            opening = probe_opening(&mut self.eth, held.by_ref())?;
+            // What the probed transactions touched matters only to a session reading the view.
+            opening = probe_opening(&mut self.eth, held.by_ref(), parent.is_some())?;
             if opening.chain {
                 self.stats = Some(engine.handed_back(capacity));
             }
@@ -503,7 +504,7 @@ pub(crate) struct Opening {
     pub prefix: Prefix,
     /// The block is a chain: it runs sequentially to the end.
     pub chain: bool,
-    /// What those transactions loaded or changed.
+    /// What those transactions loaded or changed, if asked for (`record_touched`).
     pub touched: OwnerChanges,
 }
 
@@ -514,6 +515,7 @@ pub(crate) struct Opening {
 pub(crate) fn probe_opening<'a, DB, I, Spec, R>(
     eth: &mut EthBlockExecutor<'a, EthEvm<DB, I, PrecompilesMap>, &'a Spec, &'a R>,
     opening: impl IntoIterator<Item = impl ExecutableTxParts<TxEnv, R::Transaction>>,
+    record_touched: bool,
 ) -> Result<Opening, BlockExecutionError>
 where
     DB: StateDB,
@@ -540,7 +542,7 @@ where
             .map(|(address, account)| (*address, account.original_info()))
             .collect();
         probe.observe(&env, state, |address| before.get(address));
-        for (address, account) in state {
+        for (address, account) in state.iter().filter(|_| record_touched) {
             touched.infos.insert(*address);
             if account.is_created() || account.is_selfdestructed() {
                 touched.accounts.insert(*address);
