@@ -17,7 +17,9 @@ pub struct EngineConfig {
     /// sequential executor with the engine's bookkeeping added: the engine hands every block to
     /// the caller's sequential executor instead. Default: cores, at least 1, at most 8.
     pub slots: usize,
-    /// Give every slot a shadow worker that takes redos while the primary is busy.
+    /// Give every slot a shadow worker that takes redos while the primary is busy, where the
+    /// machine has a core to spare for them: the engine starts none when the slots take every
+    /// core ([`Engine::with_cores`](crate::Engine::with_cores)). Default: true.
     pub shadows: bool,
     /// Let a slot with an empty queue steal queued transactions from other slots.
     pub steal: bool,
@@ -110,6 +112,12 @@ impl EngineConfig {
     /// Worker threads the engine keeps: a primary per worker slot, plus a shadow each if enabled.
     pub fn threads(&self) -> usize {
         self.worker_slots() * self.roles().len()
+    }
+
+    /// Whether an engine on a machine with `cores` cores for it starts shadows: if asked, and only
+    /// with a core to spare beyond the slots (see [`Engine::with_cores`](crate::Engine::with_cores)).
+    pub fn shadows_on(&self, cores: usize) -> bool {
+        self.shadows && cores > self.slots
     }
 
     /// The workers each slot runs.

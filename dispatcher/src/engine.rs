@@ -155,9 +155,27 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine's threads.
+    /// Starts the engine's threads, for a machine whose cores are all the engine's to use.
     pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
+        Self::with_cores(config, std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Starts the engine's threads for a machine on which it may use `cores` cores (a node that
+    /// keeps some for other work says so here; tests use it to run the engine as it runs on a
+    /// larger machine). The threads beyond the slots depend on it:
+    /// - shadows only with a core to spare beyond the slots (`cores > slots`), whatever
+    ///   `config.shadows` asks: a shadow is woken for a redo its busy primary cannot take, and
+    ///   at the block's end, and with every core taken by a slot it can only take one from the
+    ///   threads it should help. At 2 slots on 2 cores that cost the mainnet blocks 3% (the
+    ///   geomean of the 100+ transaction blocks, 1.189x with shadows, 1.222x without; 6196166 0.83x
+    ///   and 0.95x: waking the worker and its shadow at once when the worker ran out of work
+    ///   stopped the merger's thread for 40-75 µs in the middle of its merges) and ERC-20
+    ///   transfers 6% (docs/benchmarks.md, "Changes measured alone"). [`Engine::config`] says
+    ///   which way it went;
+    /// - a validation pool only with cores to spare (below).
+    pub fn with_cores(mut config: EngineConfig, cores: usize) -> Result<Self, ConfigError> {
         config.validate()?;
+        config.shadows = config.shadows_on(cores);
         let pool = rayon::ThreadPoolBuilder::new()
             // At least one: rayon reads 0 as "one per core". At 1 slot it is never given work.
             .num_threads(config.threads().max(1))
@@ -169,7 +187,6 @@ impl Engine {
         // executions, and the merger waits for them. On 2 cores, no pool: A/B on the 100+
         // transaction mainnet blocks, 4 alternating pairs, geomean +3% / +6% at what are now 2 / 3 slots
         // (docs/benchmarks.md).
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let busy = config.slots;
         let validation_pool = (cores > busy).then(|| {
             rayon::ThreadPoolBuilder::new()
@@ -188,7 +205,8 @@ impl Engine {
         })
     }
 
-    /// The configuration.
+    /// The configuration in force: as given, but without shadows on a machine with no core to
+    /// spare for them (see [`Engine::with_cores`]).
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }

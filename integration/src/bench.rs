@@ -455,16 +455,16 @@ pub fn bench_cases(
         results.push(result);
     }
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let configs = configs
         .iter()
         .map(|c| ConfigInfo {
             name: format!("parallel({})", c.slots),
             slots: c.slots,
-            shadows: c.shadows,
+            shadows: c.shadows_on(cores),
             steal: c.steal,
         })
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(BenchReport { options, cores, configs, summary: summarize(&results), blocks: results })
 }
 
@@ -944,6 +944,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         }))
         .collect();
 
+    let shadows_started = |configs: &[EngineConfig]| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match configs.iter().filter(|c| c.shadows_on(cores)).count() {
+            _ if args.no_shadow => "off",
+            0 => "not started: no core beyond the slots",
+            n if n == configs.len() => "on",
+            _ => "on where a core is spare",
+        }
+    };
     let drop_in = match (args.drop_in, args.parent_state) {
         (true, true) => ", drop-in, parent state",
         (true, false) => ", drop-in",
@@ -956,7 +965,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         cases.len(),
         if skipped > 0 { format!(" ({skipped} with fewer than {} txs skipped)", args.min_txs) } else { String::new() },
         names.join(", "),
-        if args.no_shadow { "off" } else { "on" },
+        shadows_started(&configs),
         if args.no_steal { "off" } else { "on" },
         if args.no_chain_rule { "off" } else { "on" },
         if args.no_cheap_rule { "off" } else { "on" },

@@ -32,7 +32,9 @@ pub struct ParevmArgs {
     #[arg(id = "parevm_slots", long = "parallel.slots", value_name = "N")]
     pub slots: Option<usize>,
 
-    /// Give every slot a shadow worker that takes redos while the slot's primary is busy.
+    /// Give every slot a shadow worker that takes redos while the slot's primary is busy. The
+    /// engine starts them only on a machine with a core beyond the slots: with every core
+    /// taken, a shadow only takes time from the threads it should help.
     /// `--parallel.shadow` alone means true; `--parallel.shadow=false` turns it off.
     /// [default: true]
     #[arg(

@@ -56,7 +56,7 @@ fn mixed_block(n: usize, senders: usize) -> SyntheticBlock {
 }
 
 fn factory(slots: usize) -> Factory {
-    let engine = Engine::new(common::config(slots)).unwrap();
+    let engine = common::engine(slots);
     Factory::new(RethReceiptBuilder, ChainSpec::from_genesis("Cancun").unwrap(), Arc::new(engine))
 }
 

@@ -44,7 +44,8 @@ fn chain_block(n: usize, senders: usize) -> SyntheticBlock {
 /// An engine without the chain rule, which would otherwise hand most of a chain back to the
 /// sequential executor before the engine's own handling of it is exercised.
 fn without_chain_rule(slots: usize) -> Executor {
-    Executor::Parallel(Engine::new(EngineConfig { chain_rule: None, ..common::config(slots) }).unwrap())
+    let config = EngineConfig { chain_rule: None, ..common::config(slots) };
+    Executor::Parallel(Engine::with_cores(config, slots + 1).unwrap())
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn without_shadows_or_stealing_results_are_the_same() {
     let block = synthetic.block();
     for (shadows, steal) in [(false, true), (true, false), (false, false)] {
         let config = EngineConfig { slots: 3, shadows, steal, ..EngineConfig::default() };
-        let executor = Executor::Parallel(Engine::new(config).unwrap());
+        let executor = Executor::Parallel(Engine::with_cores(config, 4).unwrap());
         let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, &executor);
         assert!(diffs.is_empty(), "shadows {shadows} steal {steal}: {diffs:?}");
         let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
@@ -102,6 +103,29 @@ fn without_shadows_or_stealing_results_are_the_same() {
         if !steal {
             assert_eq!(stats.steals, 0);
         }
+    }
+}
+
+/// Shadows need a core of their own: with every core taken by a slot the engine starts none, and
+/// says so in its configuration; with one to spare it starts one per worker slot.
+#[test]
+fn shadows_start_only_with_a_core_to_spare() {
+    let two = EngineConfig::with_slots(2).unwrap();
+    assert!(two.shadows, "wanted by default");
+    let full = Engine::with_cores(two.clone(), 2).unwrap();
+    assert!(!full.config().shadows);
+    assert_eq!(full.config().threads(), 1, "the worker alone");
+    let spare = Engine::with_cores(two.clone(), 3).unwrap();
+    assert!(spare.config().shadows);
+    assert_eq!(spare.config().threads(), 2, "the worker and its shadow");
+    let unwanted = Engine::with_cores(EngineConfig { shadows: false, ..two }, 16).unwrap();
+    assert!(!unwanted.config().shadows);
+    // Either way the block comes out the same.
+    let synthetic = chain_block(60, 5);
+    let block = synthetic.block();
+    for engine in [full, spare] {
+        let executor = Executor::Parallel(engine);
+        assert!(common::differences(&synthetic.chain, &block, &synthetic.db, &executor).is_empty());
     }
 }
 
@@ -406,7 +430,7 @@ fn a_payout_block_is_handed_to_the_sequential_executor_up_front() {
     }
     let input = block.block();
     for slots in [2, 3] {
-        let engine = Executor::Parallel(Engine::new(common::config(slots)).unwrap());
+        let engine = Executor::Parallel(common::engine(slots));
         let drop_in = common::own_drop_in(slots);
         for executor in [&engine, &drop_in] {
             let name = executor.name();
@@ -476,7 +500,7 @@ fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
             let stats = executor.execute(&tokens.chain, &tokens.block, &tokens.db).unwrap().stats.unwrap();
             assert!(stats.executions > 0 && stats.sequential_from.is_none(), "{name}: {stats:?}");
         }
-        let ruleless = Executor::Parallel(Engine::new(common::config(slots)).unwrap());
+        let ruleless = Executor::Parallel(common::engine(slots));
         let stats = ruleless.execute(&transfers.chain, &transfers.block, &transfers.db).unwrap().stats.unwrap();
         assert!(stats.executions >= 200 && stats.sequential_from.is_none(), "rule off: {stats:?}");
     }
@@ -500,7 +524,7 @@ fn a_block_with_little_gas_is_handed_to_the_sequential_executor_up_front() {
         block
     };
     let engine = Executor::Parallel(Engine::new(EngineConfig::with_slots(2).unwrap()).unwrap());
-    let ruleless = Executor::Parallel(Engine::new(common::config(2)).unwrap());
+    let ruleless = Executor::Parallel(common::engine(2));
     for (txs, small) in [(0, true), (1, true), (12, true), (15, false)] {
         let block = block_of(txs);
         let input = block.block();

@@ -33,8 +33,7 @@ fn describe_failures(summary: &Summary) -> String {
 }
 
 fn parallel() -> Executor {
-    let config = common::config(4);
-    Executor::Parallel(parevm_dispatcher::Engine::new(config).unwrap())
+    Executor::Parallel(common::engine(4))
 }
 
 #[test]
@@ -64,8 +63,7 @@ fn whole_suite_parallel_4_slots() {
 #[test]
 fn whole_suite_drop_in_1_2_8_slots() {
     for slots in [2, 3, 8] {
-        let config = common::config(slots);
-        let executor = Executor::DropIn(parevm_dispatcher::Engine::new(config).unwrap().into());
+        let executor = Executor::DropIn(common::engine(slots).into());
         let summary = run_paths(&[suite()], &executor).expect("suite loads");
         assert_eq!(summary.failed, 0, "{slots} slots: {}\n{}", summary.line(), describe_failures(&summary));
         assert_eq!(summary.passed, 573 - 84, "{slots} slots: {}", summary.line());

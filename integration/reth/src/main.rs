@@ -50,7 +50,7 @@ fn main() -> eyre::Result<()> {
             info!(
                 target: "parevm",
                 slots = settings.engine.slots,
-                shadows = settings.engine.shadows,
+                shadows = engine.config().shadows,
                 steal = settings.engine.steal,
                 verify = settings.verify,
                 "executing blocks with parevm's parallel engine"

@@ -23,11 +23,17 @@ pub fn config(slots: usize) -> EngineConfig {
     EngineConfig { sequential_below_gas: 0, ..EngineConfig::with_slots(slots).unwrap() }
 }
 
+/// An engine with `slots` slots (`config`), started as on a machine with a core to spare beyond
+/// them, so that it has its shadows (and a validation pool) on the 2-core machines the tests
+/// run on too, where `Engine::new` starts neither.
+pub fn engine(slots: usize) -> Engine {
+    Engine::with_cores(config(slots), slots + 1).unwrap()
+}
+
 /// A parallel executor with `slots` slots (1..=8), shared by all tests of the binary.
 pub fn parallel(slots: usize) -> &'static Executor {
     static ENGINES: OnceLock<Vec<Executor>> = OnceLock::new();
-    let engines =
-        ENGINES.get_or_init(|| (1..=8).map(|n| Executor::Parallel(Engine::new(config(n)).unwrap())).collect());
+    let engines = ENGINES.get_or_init(|| (1..=8).map(|n| Executor::Parallel(engine(n))).collect());
     &engines[slots - 1]
 }
 
@@ -35,8 +41,7 @@ pub fn parallel(slots: usize) -> &'static Executor {
 /// (1..=8), shared by all tests of the binary.
 pub fn drop_in(slots: usize) -> &'static Executor {
     static ENGINES: OnceLock<Vec<Executor>> = OnceLock::new();
-    let engines =
-        ENGINES.get_or_init(|| (1..=8).map(|n| Executor::DropIn(Engine::new(config(n)).unwrap().into())).collect());
+    let engines = ENGINES.get_or_init(|| (1..=8).map(|n| Executor::DropIn(engine(n).into())).collect());
     &engines[slots - 1]
 }
 
@@ -44,7 +49,7 @@ pub fn drop_in(slots: usize) -> &'static Executor {
 /// test holds their engine (that is the drop-in's rule); a test that checks the engine's counters
 /// needs an engine nobody else uses.
 pub fn own_drop_in(slots: usize) -> Executor {
-    Executor::DropIn(Engine::new(config(slots)).unwrap().into())
+    Executor::DropIn(engine(slots).into())
 }
 
 /// Every engine configuration the equivalence tests run: the engine's own entry point at 2, 3, 4
