@@ -18,8 +18,8 @@ pub struct EngineConfig {
     /// the caller's sequential executor instead. Default: cores, at least 1, at most 8.
     pub slots: usize,
     /// Give every slot a shadow worker that takes redos while the primary is busy, where the
-    /// machine has a core to spare for them: the engine starts none when the slots take every
-    /// core ([`Engine::with_cores`](crate::Engine::with_cores)). Default: true.
+    /// machine has a core for each beyond the slots' (the engine starts none otherwise:
+    /// [`Engine::with_cores`](crate::Engine::with_cores)). Default: true.
     pub shadows: bool,
     /// Let a slot with an empty queue steal queued transactions from other slots.
     pub steal: bool,
@@ -115,9 +115,10 @@ impl EngineConfig {
     }
 
     /// Whether an engine on a machine with `cores` cores for it starts shadows: if asked, and only
-    /// with a core to spare beyond the slots (see [`Engine::with_cores`](crate::Engine::with_cores)).
+    /// with a core for each of them beyond the slots' (see
+    /// [`Engine::with_cores`](crate::Engine::with_cores)).
     pub fn shadows_on(&self, cores: usize) -> bool {
-        self.shadows && cores > self.slots
+        self.shadows && cores >= self.slots + self.worker_slots()
     }
 
     /// The workers each slot runs.

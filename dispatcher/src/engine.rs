@@ -163,15 +163,15 @@ impl Engine {
     /// Starts the engine's threads for a machine on which it may use `cores` cores (a node that
     /// keeps some for other work says so here; tests use it to run the engine as it runs on a
     /// larger machine). The threads beyond the slots depend on it:
-    /// - shadows only with a core to spare beyond the slots (`cores > slots`), whatever
-    ///   `config.shadows` asks: a shadow is woken for a redo its busy primary cannot take, and
-    ///   at the block's end, and with every core taken by a slot it can only take one from the
-    ///   threads it should help. At 2 slots on 2 cores that cost the mainnet blocks 3% (the
-    ///   geomean of the 100+ transaction blocks, 1.189x with shadows, 1.222x without; 6196166 0.83x
-    ///   and 0.95x: waking the worker and its shadow at once when the worker ran out of work
-    ///   stopped the merger's thread for 40-75 µs in the middle of its merges) and ERC-20
-    ///   transfers 6% (docs/benchmarks.md, "Changes measured alone"). [`Engine::config`] says
-    ///   which way it went;
+    /// - shadows only with a core for each beyond the slots' (`cores >= slots + worker slots`),
+    ///   whatever `config.shadows` asks: a shadow is woken for a redo its busy primary cannot
+    ///   take, and at the block's end, all of them at once, and without a core of its own it
+    ///   takes one from the threads it should help. At 2 slots on 2 cores shadows cost the
+    ///   mainnet blocks 3% (the geomean of the 100+ transaction blocks, 1.189x with them, 1.222x
+    ///   without; 6196166 0.83x and 0.95x: waking the worker and its shadow at once when the
+    ///   worker ran out of work stopped the merger's thread for 40-75 µs in the middle of its
+    ///   merges; ERC-20 transfers 0.82x and 0.84x, AMM swaps 0.67x and 0.65x; docs/benchmarks.md,
+    ///   "Changes measured alone"). [`Engine::config`] says which way it went;
     /// - a validation pool only with cores to spare (below).
     pub fn with_cores(mut config: EngineConfig, cores: usize) -> Result<Self, ConfigError> {
         config.validate()?;

@@ -948,9 +948,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         match configs.iter().filter(|c| c.shadows_on(cores)).count() {
             _ if args.no_shadow => "off",
-            0 => "not started: no core beyond the slots",
+            0 => "not started: no core for them beyond the slots'",
             n if n == configs.len() => "on",
-            _ => "on where a core is spare",
+            _ => "on where they have cores",
         }
     };
     let drop_in = match (args.drop_in, args.parent_state) {

@@ -33,8 +33,8 @@ pub struct ParevmArgs {
     pub slots: Option<usize>,
 
     /// Give every slot a shadow worker that takes redos while the slot's primary is busy. The
-    /// engine starts them only on a machine with a core beyond the slots: with every core
-    /// taken, a shadow only takes time from the threads it should help.
+    /// engine starts them only on a machine with a core for each beyond the slots': without
+    /// one, a shadow only takes time from the threads it should help.
     /// `--parallel.shadow` alone means true; `--parallel.shadow=false` turns it off.
     /// [default: true]
     #[arg(

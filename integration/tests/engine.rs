@@ -45,7 +45,7 @@ fn chain_block(n: usize, senders: usize) -> SyntheticBlock {
 /// sequential executor before the engine's own handling of it is exercised.
 fn without_chain_rule(slots: usize) -> Executor {
     let config = EngineConfig { chain_rule: None, ..common::config(slots) };
-    Executor::Parallel(Engine::with_cores(config, slots + 1).unwrap())
+    Executor::Parallel(Engine::with_cores(config, 2 * slots - 1).unwrap())
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn without_shadows_or_stealing_results_are_the_same() {
     let block = synthetic.block();
     for (shadows, steal) in [(false, true), (true, false), (false, false)] {
         let config = EngineConfig { slots: 3, shadows, steal, ..EngineConfig::default() };
-        let executor = Executor::Parallel(Engine::with_cores(config, 4).unwrap());
+        let executor = Executor::Parallel(Engine::with_cores(config, 5).unwrap());
         let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, &executor);
         assert!(diffs.is_empty(), "shadows {shadows} steal {steal}: {diffs:?}");
         let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
@@ -106,8 +106,8 @@ fn without_shadows_or_stealing_results_are_the_same() {
     }
 }
 
-/// Shadows need a core of their own: with every core taken by a slot the engine starts none, and
-/// says so in its configuration; with one to spare it starts one per worker slot.
+/// Shadows need a core each: with every core taken by a slot the engine starts none, and says so
+/// in its configuration; with a core for each beyond the slots' it starts one per worker slot.
 #[test]
 fn shadows_start_only_with_a_core_to_spare() {
     let two = EngineConfig::with_slots(2).unwrap();
@@ -120,6 +120,9 @@ fn shadows_start_only_with_a_core_to_spare() {
     assert_eq!(spare.config().threads(), 2, "the worker and its shadow");
     let unwanted = Engine::with_cores(EngineConfig { shadows: false, ..two }, 16).unwrap();
     assert!(!unwanted.config().shadows);
+    let three = EngineConfig::with_slots(3).unwrap();
+    assert!(!Engine::with_cores(three.clone(), 4).unwrap().config().shadows, "one core for two shadows");
+    assert!(Engine::with_cores(three, 5).unwrap().config().shadows);
     // Either way the block comes out the same.
     let synthetic = chain_block(60, 5);
     let block = synthetic.block();

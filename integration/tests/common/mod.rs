@@ -23,11 +23,11 @@ pub fn config(slots: usize) -> EngineConfig {
     EngineConfig { sequential_below_gas: 0, ..EngineConfig::with_slots(slots).unwrap() }
 }
 
-/// An engine with `slots` slots (`config`), started as on a machine with a core to spare beyond
-/// them, so that it has its shadows (and a validation pool) on the 2-core machines the tests
-/// run on too, where `Engine::new` starts neither.
+/// An engine with `slots` slots (`config`), started as on a machine with a core for each of its
+/// shadows beyond the slots', so that it has them (and a validation pool) on the 2-core machines
+/// the tests run on too, where `Engine::new` starts neither.
 pub fn engine(slots: usize) -> Engine {
-    Engine::with_cores(config(slots), slots + 1).unwrap()
+    Engine::with_cores(config(slots), 2 * slots - 1).unwrap()
 }
 
 /// A parallel executor with `slots` slots (1..=8), shared by all tests of the binary.
