@@ -19,7 +19,8 @@ pub struct EngineConfig {
     pub slots: usize,
     /// Give every slot a shadow worker that takes redos while the primary is busy, where the
     /// machine has a core for each beyond the slots' (the engine starts none otherwise:
-    /// [`Engine::with_cores`](crate::Engine::with_cores)). Default: true.
+    /// [`Engine::with_cores`](crate::Engine::with_cores)). Default: true, which with the default
+    /// slots (one per core) starts shadows only on a machine of more than 15 cores.
     pub shadows: bool,
     /// Let a slot with an empty queue steal queued transactions from other slots.
     pub steal: bool,
@@ -118,7 +119,7 @@ impl EngineConfig {
     /// with a core for each of them beyond the slots' (see
     /// [`Engine::with_cores`](crate::Engine::with_cores)).
     pub fn shadows_on(&self, cores: usize) -> bool {
-        self.shadows && cores >= self.slots + self.worker_slots()
+        self.shadows && self.worker_slots() > 0 && cores >= self.slots + self.worker_slots()
     }
 
     /// The workers each slot runs.

@@ -147,7 +147,7 @@ pub struct Engine {
     pub(crate) running: parking_lot::Mutex<()>,
     pub(crate) pool: rayon::ThreadPool,
     /// Threads that split a long read set's validation, only where the machine has cores the
-    /// block leaves idle (see [`Engine::new`]).
+    /// block leaves idle (see [`Engine::with_cores`]).
     pub(crate) validation_pool: Option<rayon::ThreadPool>,
     pub(crate) reads: ReadSetPool,
     /// Whether blocks time their executions (a diagnostic; off by default).
@@ -170,9 +170,10 @@ impl Engine {
     ///   mainnet blocks 3% (the geomean of the 100+ transaction blocks, 1.189x with them, 1.222x
     ///   without; 6196166 0.83x and 0.95x: waking the worker and its shadow at once when the
     ///   worker ran out of work stopped the merger's thread for 40-75 µs in the middle of its
-    ///   merges; ERC-20 transfers 0.82x and 0.84x, AMM swaps 0.67x and 0.65x; docs/benchmarks.md,
-    ///   "Changes measured alone"). [`Engine::config`] says which way it went;
-    /// - a validation pool only with cores to spare (below).
+    ///   merges; ERC-20 transfers 0.78x and 0.83x, AMM swaps 0.64x and 0.65x; in pairs of builds
+    ///   later, ERC-20 0.82x and 0.84x but AMM 0.67x and 0.65x; docs/benchmarks.md, "Changes
+    ///   measured alone"). [`Engine::config`] says which way it went;
+    /// - a validation pool only with cores left over by the slots and the shadows (below).
     pub fn with_cores(mut config: EngineConfig, cores: usize) -> Result<Self, ConfigError> {
         config.validate()?;
         config.shadows = config.shadows_on(cores);
@@ -187,7 +188,8 @@ impl Engine {
         // executions, and the merger waits for them. On 2 cores, no pool: A/B on the 100+
         // transaction mainnet blocks, 4 alternating pairs, geomean +3% / +6% at what are now 2 / 3 slots
         // (docs/benchmarks.md).
-        let busy = config.slots;
+        // Every thread that executes has a core: the slots', and the shadows' if started.
+        let busy = config.slots + if config.shadows { config.worker_slots() } else { 0 };
         let validation_pool = (cores > busy).then(|| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cores - busy)
@@ -205,8 +207,8 @@ impl Engine {
         })
     }
 
-    /// The configuration in force: as given, but without shadows on a machine with no core to
-    /// spare for them (see [`Engine::with_cores`]).
+    /// The configuration in force: as given, but without shadows on a machine with no core for
+    /// each of them beyond the slots' (see [`Engine::with_cores`]).
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }

@@ -455,16 +455,18 @@ pub fn bench_cases(
         results.push(result);
     }
 
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let configs = configs
+    // As the engines run them: without shadows where the machine has no cores for them.
+    let configs = executors[1..]
         .iter()
+        .map(|executor| executor.engine().expect("executors after the first are parallel").config())
         .map(|c| ConfigInfo {
             name: format!("parallel({})", c.slots),
             slots: c.slots,
-            shadows: c.shadows_on(cores),
+            shadows: c.shadows,
             steal: c.steal,
         })
         .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(BenchReport { options, cores, configs, summary: summarize(&results), blocks: results })
 }
 
@@ -944,15 +946,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         }))
         .collect();
 
-    let shadows_started = |configs: &[EngineConfig]| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        match configs.iter().filter(|c| c.shadows_on(cores)).count() {
-            _ if args.no_shadow => "off",
-            0 => "not started: no core for them beyond the slots'",
-            n if n == configs.len() => "on",
-            _ => "on where they have cores",
-        }
-    };
     let drop_in = match (args.drop_in, args.parent_state) {
         (true, true) => ", drop-in, parent state",
         (true, false) => ", drop-in",
@@ -965,7 +958,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         cases.len(),
         if skipped > 0 { format!(" ({skipped} with fewer than {} txs skipped)", args.min_txs) } else { String::new() },
         names.join(", "),
-        shadows_started(&configs),
+        if args.no_shadow { "off" } else { "on where each has a core" },
         if args.no_steal { "off" } else { "on" },
         if args.no_chain_rule { "off" } else { "on" },
         if args.no_cheap_rule { "off" } else { "on" },
@@ -1125,7 +1118,7 @@ mod tests {
         BenchReport {
             options: BenchOptions::default(),
             cores: 2,
-            configs: vec![ConfigInfo { name: "parallel(2)".into(), slots: 2, shadows: true, steal: true }],
+            configs: vec![ConfigInfo { name: "parallel(2)".into(), slots: 2, shadows: false, steal: true }],
             summary: summarize(&blocks),
             blocks,
         }

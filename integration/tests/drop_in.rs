@@ -214,7 +214,7 @@ fn when_the_chain_rule_trips_the_rest_of_the_block_runs_sequentially() {
     let factory = Factory::new(
         RethReceiptBuilder,
         ChainSpec::from_genesis("Cancun").unwrap(),
-        Arc::new(Engine::new(config).unwrap()),
+        Arc::new(common::engine_with(config)),
     );
     let mut state = state(&synthetic.db);
     let mut executor = started(&factory, &mut state, &synthetic.chain, &block);
@@ -291,7 +291,7 @@ fn redos_left_to_the_merger_never_stall_the_block() {
         .collect();
     for slots in [2, 3, 4] {
         let config = EngineConfig { chain_rule: None, stall_timeout: Duration::from_secs(2), ..common::config(slots) };
-        let drop_in = Executor::DropIn(Arc::new(Engine::new(config).unwrap()));
+        let drop_in = Executor::DropIn(Arc::new(common::engine_with(config)));
         for round in 0..300 {
             for (block, parent) in &blocks {
                 for parent in [None, Some(parent)] {
@@ -320,7 +320,7 @@ fn a_recipient_redone_at_its_turn_is_left_to_the_caller() {
     let erc20 = parevm::workloads::Erc20Code::Minimal { reason: String::new() };
     let hot = parevm::workloads::generate_txs(Workload::Hot, 120, 5, &erc20);
     let config = EngineConfig { chain_rule: None, ..common::config(2) };
-    let executor = Executor::DropIn(Arc::new(Engine::new(config).unwrap()));
+    let executor = Executor::DropIn(Arc::new(common::engine_with(config)));
     let expected = sequential(&hot.chain, &hot.block, &hot.db);
     let mut fewest = u64::MAX;
     for _ in 0..10 {

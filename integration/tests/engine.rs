@@ -45,7 +45,7 @@ fn chain_block(n: usize, senders: usize) -> SyntheticBlock {
 /// sequential executor before the engine's own handling of it is exercised.
 fn without_chain_rule(slots: usize) -> Executor {
     let config = EngineConfig { chain_rule: None, ..common::config(slots) };
-    Executor::Parallel(Engine::with_cores(config, 2 * slots - 1).unwrap())
+    Executor::Parallel(common::engine_with(config))
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn without_shadows_or_stealing_results_are_the_same() {
     let block = synthetic.block();
     for (shadows, steal) in [(false, true), (true, false), (false, false)] {
         let config = EngineConfig { slots: 3, shadows, steal, ..EngineConfig::default() };
-        let executor = Executor::Parallel(Engine::with_cores(config, 5).unwrap());
+        let executor = Executor::Parallel(common::engine_with(config));
         let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, &executor);
         assert!(diffs.is_empty(), "shadows {shadows} steal {steal}: {diffs:?}");
         let stats = executor.execute(&synthetic.chain, &block, &synthetic.db).unwrap().stats.unwrap();
@@ -109,7 +109,7 @@ fn without_shadows_or_stealing_results_are_the_same() {
 /// Shadows need a core each: with every core taken by a slot the engine starts none, and says so
 /// in its configuration; with a core for each beyond the slots' it starts one per worker slot.
 #[test]
-fn shadows_start_only_with_a_core_to_spare() {
+fn shadows_start_only_with_a_core_each() {
     let two = EngineConfig::with_slots(2).unwrap();
     assert!(two.shadows, "wanted by default");
     let full = Engine::with_cores(two.clone(), 2).unwrap();
@@ -123,6 +123,8 @@ fn shadows_start_only_with_a_core_to_spare() {
     let three = EngineConfig::with_slots(3).unwrap();
     assert!(!Engine::with_cores(three.clone(), 4).unwrap().config().shadows, "one core for two shadows");
     assert!(Engine::with_cores(three, 5).unwrap().config().shadows);
+    let one = Engine::with_cores(EngineConfig::with_slots(1).unwrap(), 16).unwrap();
+    assert!(!one.config().shadows, "no worker, no shadow");
     // Either way the block comes out the same.
     let synthetic = chain_block(60, 5);
     let block = synthetic.block();
@@ -286,7 +288,7 @@ fn blocks_submitted_from_several_threads_to_one_engine_are_all_right() {
 #[test]
 fn the_small_block_rule_runs_small_blocks_sequentially_and_large_ones_on_the_engine() {
     let config = EngineConfig { slots: 2, sequential_below_txs: 10, ..EngineConfig::default() };
-    let executor = Executor::Parallel(Engine::new(config).unwrap());
+    let executor = Executor::Parallel(common::engine_with(config));
     for (txs, on_engine) in [(9, false), (10, true)] {
         let synthetic = chain_block(txs, 3);
         let block = synthetic.block();
@@ -306,7 +308,7 @@ fn a_block_handed_back_by_the_chain_rule_is_finished_sequentially_with_the_same_
     let synthetic = parevm::workloads::generate_txs(parevm::workloads::Workload::Transfers, 300, 7, &erc20);
     let block = &synthetic.block;
     for slots in [2, 3, 8] {
-        let engine = || Engine::new(EngineConfig { chain_rule: Some(0), ..common::config(slots) }).unwrap();
+        let engine = || common::engine_with(EngineConfig { chain_rule: Some(0), ..common::config(slots) });
         for executor in [Executor::Parallel(engine()), Executor::DropIn(engine().into())] {
             let name = executor.name();
             let diffs = common::differences(&synthetic.chain, block, &synthetic.db, &executor);
@@ -490,8 +492,8 @@ fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
     for slots in [2, 3] {
         let config = EngineConfig::with_slots(slots).unwrap();
         assert_eq!(config.sequential_below_gas, parevm_dispatcher::DEFAULT_SEQUENTIAL_BELOW_GAS, "on by default");
-        let engine = Executor::Parallel(Engine::new(config.clone()).unwrap());
-        let drop_in = Executor::DropIn(Engine::new(config).unwrap().into());
+        let engine = Executor::Parallel(common::engine_with(config.clone()));
+        let drop_in = Executor::DropIn(common::engine_with(config).into());
         for executor in [&engine, &drop_in] {
             let name = executor.name();
             let diffs = common::differences(&transfers.chain, &transfers.block, &transfers.db, executor);

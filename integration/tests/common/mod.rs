@@ -23,11 +23,17 @@ pub fn config(slots: usize) -> EngineConfig {
     EngineConfig { sequential_below_gas: 0, ..EngineConfig::with_slots(slots).unwrap() }
 }
 
-/// An engine with `slots` slots (`config`), started as on a machine with a core for each of its
-/// shadows beyond the slots', so that it has them (and a validation pool) on the 2-core machines
-/// the tests run on too, where `Engine::new` starts neither.
+/// An engine with `slots` slots (`config`), with its shadows: see [`engine_with`].
 pub fn engine(slots: usize) -> Engine {
-    Engine::with_cores(config(slots), 2 * slots - 1).unwrap()
+    engine_with(config(slots))
+}
+
+/// An engine started as on a machine with a core for each of its shadows beyond the slots', so
+/// that it has them on the 2-core machines the tests run on too, where `Engine::new` starts none
+/// (and, as there, no validation pool).
+pub fn engine_with(config: EngineConfig) -> Engine {
+    let cores = 2 * config.slots.max(1) - 1;
+    Engine::with_cores(config, cores).unwrap()
 }
 
 /// A parallel executor with `slots` slots (1..=8), shared by all tests of the binary.
