@@ -20,7 +20,7 @@ pub struct EngineConfig {
     /// Give every slot a shadow worker that takes redos while the primary is busy, where the
     /// machine has a core for each beyond the slots' (the engine starts none otherwise:
     /// [`Engine::with_cores`](crate::Engine::with_cores)). Default: true, which with the default
-    /// slots (one per core) starts shadows only on a machine of more than 15 cores.
+    /// slots (one per core, at most 8) starts shadows only on a machine of 15 cores or more.
     pub shadows: bool,
     /// Let a slot with an empty queue steal queued transactions from other slots.
     pub steal: bool,
