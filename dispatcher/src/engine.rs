@@ -188,8 +188,9 @@ impl Engine {
         // executions, and the merger waits for them. On 2 cores, no pool: A/B on the 100+
         // transaction mainnet blocks, 4 alternating pairs, geomean +3% / +6% at what are now 2 / 3 slots
         // (docs/benchmarks.md).
-        // Every thread that executes has a core: the slots', and the shadows' if started.
-        let busy = config.slots + if config.shadows { config.worker_slots() } else { 0 };
+        // Every thread that executes has a core: the merger's and the pool's (primaries, and
+        // shadows if started).
+        let busy = config.threads() + 1;
         let validation_pool = (cores > busy).then(|| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cores - busy)

@@ -287,12 +287,11 @@ impl Session<'_> {
             self.start_workers();
         }
         self.merge_ready(owner)?;
-        if must_wait(self.hand_back, self.merger.stats().total_redos(), self.job.txs.len() - self.merger.next()) {
+        if self.must_wait() {
             let job = self.job.clone();
             let ctx = job.ctx();
             let mut helper = self.helper(&job, &ctx);
-            while must_wait(self.hand_back, self.merger.stats().total_redos(), self.job.txs.len() - self.merger.next())
-            {
+            while self.must_wait() {
                 self.merge_next(owner, helper.as_mut())?;
             }
         }
@@ -341,6 +340,11 @@ impl Session<'_> {
             self.merge_next(owner, helper.as_mut())?;
         }
         Ok(())
+    }
+
+    /// Whether the owner must merge before it takes the next transaction ([`must_wait`]).
+    fn must_wait(&self) -> bool {
+        must_wait(self.hand_back, self.merger.stats().total_redos(), self.job.txs.len() - self.merger.next())
     }
 
     /// The owner's worker on its own lane, if it has one: one per call into the session that

@@ -58,10 +58,8 @@ fn main() {
         let generated = workloads::generate(workload, workloads::DEFAULT_GAS, 1, &Erc20Code::locate(&data));
         vec![(generated.chain, generated.block, generated.db)]
     };
-    let parents: Vec<Option<ParentState>> = blocks
-        .iter()
-        .map(|(_, _, db)| with_parent.then(|| Arc::new(SharedParent(db.clone())) as ParentState))
-        .collect();
+    let parents: Vec<Option<ParentState>> =
+        blocks.iter().map(|(_, _, db)| with_parent.then(|| SharedParent::view(db.clone()))).collect();
     let mut passes = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let started = Instant::now();

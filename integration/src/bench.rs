@@ -35,7 +35,6 @@ use std::{
     io::IsTerminal,
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::Arc,
     time::Instant,
 };
 
@@ -490,7 +489,7 @@ fn timed(
 
 fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptions) -> Result<BlockBench, BenchError> {
     // A copy of the pre-state the drop-in's slots may share, made before anything is timed.
-    let parent = options.parent_state.then(|| Arc::new(SharedParent(case.db.clone())) as ParentState);
+    let parent = options.parent_state.then(|| SharedParent::view(case.db.clone()));
     let timed = |case: &BenchCase<'_>, executor: &Executor| timed(case, executor, parent.as_ref());
     // Verification: every parallel output must equal the sequential one.
     let (_, reference) = timed(case, &executors[0])?;

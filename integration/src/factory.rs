@@ -542,12 +542,14 @@ where
             .map(|(address, account)| (*address, account.original_info()))
             .collect();
         probe.observe(&env, state, |address| before.get(address));
-        for (address, account) in state.iter().filter(|_| record_touched) {
-            touched.infos.insert(*address);
-            if account.is_created() || account.is_selfdestructed() {
-                touched.accounts.insert(*address);
+        if record_touched {
+            for (address, account) in state {
+                touched.infos.insert(*address);
+                if account.is_created() || account.is_selfdestructed() {
+                    touched.accounts.insert(*address);
+                }
+                touched.slots.extend(account.storage.keys().map(|slot| (*address, *slot)));
             }
-            touched.slots.extend(account.storage.keys().map(|slot| (*address, *slot)));
         }
         eth.commit_transaction(result);
     }

@@ -224,6 +224,13 @@ pub type ParentState = Arc<dyn DatabaseRef<Error = DbError> + Send + Sync>;
 #[derive(Debug)]
 pub struct SharedParent<D>(pub D);
 
+impl<D: DatabaseRef<Error: std::fmt::Display> + Send + Sync + 'static> SharedParent<D> {
+    /// `db` as a [`ParentState`].
+    pub fn view(db: D) -> ParentState {
+        Arc::new(Self(db))
+    }
+}
+
 impl<D: DatabaseRef<Error: std::fmt::Display>> DatabaseRef for SharedParent<D> {
     type Error = DbError;
 

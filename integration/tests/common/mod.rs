@@ -2,10 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, OnceLock},
-};
+use std::{path::PathBuf, sync::OnceLock};
 
 use parevm::{BlockInput, ChainSpec, Executor, replay::compare_outputs};
 use parevm_dispatcher::{Engine, EngineConfig};
@@ -72,7 +69,7 @@ pub fn differences(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb, execu
 
 /// A view of `db` that the drop-in's slots may share, as its parent state.
 pub fn parent_of(db: &InMemoryDb) -> ParentState {
-    Arc::new(SharedParent(db.clone()))
+    SharedParent::view(db.clone())
 }
 
 /// [`differences`], the drop-in given `parent` as the block's parent state.
