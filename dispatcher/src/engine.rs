@@ -7,6 +7,7 @@
 //! worker has left its loop, which is what lets them borrow the block's state without `unsafe`.
 
 use std::{
+    cell::RefCell,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
@@ -15,7 +16,7 @@ use alloy_primitives::{Address, U256};
 use crossbeam_utils::CachePadded;
 use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
 use parevm_slots::{TaskTable, panic_message};
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, TxSummary, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxSummary, Unconfirmed};
 use revm::{
     context::{BlockEnv, CfgEnv},
     state::AccountInfo,
@@ -121,6 +122,31 @@ impl BlockStats {
     }
 }
 
+/// The caller of [`Engine::execute`], as the engine needs it: the thread that holds the block's
+/// state, which the merger runs on.
+///
+/// A closure over [`MergedTx`] is a caller that only commits.
+pub trait Caller {
+    /// Commits a confirmed transaction (receipt, gas, state), in block order, as soon as it is
+    /// confirmed.
+    fn commit(&mut self, merged: MergedTx);
+
+    /// Executes transaction `tx` on the caller's own state, where every predecessor is
+    /// committed, without committing it (the engine asks only at the transaction's turn); `None`
+    /// if the caller cannot, and the merger then executes it on an EVM of its own over the base
+    /// state. Its outcome must be exactly the sequential executor's: the engine checks nothing
+    /// it returns.
+    fn execute_exact(&mut self, _tx: TxIndex) -> Option<ExecOutcome> {
+        None
+    }
+}
+
+impl<F: FnMut(MergedTx)> Caller for F {
+    fn commit(&mut self, merged: MergedTx) {
+        self(merged)
+    }
+}
+
 /// How [`Engine::execute`] ended, the block being valid so far.
 #[derive(Debug, Clone)]
 #[must_use = "a handed-back block is not finished: the caller executes the rest"]
@@ -223,25 +249,27 @@ impl Engine {
         self.time_executions.store(on, Ordering::Relaxed);
     }
 
-    /// Executes a block. Each transaction's result and write set is handed to `on_merged`, in
-    /// block order, as soon as it is confirmed, while later transactions are still executing;
-    /// the caller commits it (receipt, state). Returns the block's counters, or the error the
-    /// sequential executor would have hit first (after `on_merged` has seen exactly the
-    /// transactions before the failing one, as a sequential executor would have committed them).
+    /// Executes a block. Each transaction's result and write set is handed to `caller`
+    /// ([`Caller::commit`]), in block order, as soon as it is confirmed, while later transactions
+    /// are still executing; the caller commits it (receipt, state). A transaction that runs at
+    /// its turn runs on the caller's own state if the caller can ([`Caller::execute_exact`]).
+    /// Returns the block's counters, or the error the sequential executor would have hit first
+    /// (after the caller has committed exactly the transactions before the failing one, as a
+    /// sequential executor would have).
     ///
     /// The engine may leave a block to the caller: before starting, when the block has little gas
     /// or is mostly plain transfers (`EngineConfig::sequential_below_gas`) or a pool's payout, and
     /// with the chain rule on (`EngineConfig::chain_rule`), early, when the block turns out to be
-    /// a chain of dependent transactions. Then the outcome is [`Executed::HandedBack`],
-    /// `on_merged` has seen transactions `0..from`, and the caller must execute the rest,
-    /// `from..`, itself, in order. The outcome is an enum so that no caller can
-    /// take a partial block for a whole one by accident.
+    /// a chain of dependent transactions. Then the outcome is [`Executed::HandedBack`], the
+    /// caller has committed transactions `0..from`, and must execute the rest, `from..`, itself,
+    /// in order. The outcome is an enum so that no caller can take a partial block for a whole
+    /// one by accident.
     pub fn execute<D: BlockDb>(
         &self,
         block: ParallelBlock<'_, D>,
-        on_merged: impl FnMut(MergedTx),
+        caller: &mut impl Caller,
     ) -> Result<Executed, BlockError> {
-        let (result, stats) = self.run(block, on_merged);
+        let (result, stats) = self.run(block, caller);
         metrics::record_block(&stats);
         result.map(|()| match stats.sequential_from {
             Some(from) => Executed::HandedBack { from, stats },
@@ -253,7 +281,7 @@ impl Engine {
     fn run<D: BlockDb>(
         &self,
         block: ParallelBlock<'_, D>,
-        mut on_merged: impl FnMut(MergedTx),
+        caller: &mut impl Caller,
     ) -> (Result<(), BlockError>, BlockStats) {
         let _one_block_at_a_time = self.running.lock();
         let n = block.txs.len();
@@ -332,7 +360,12 @@ impl Engine {
                 }
             }
             let ctx = job.ctx();
-            let mut driver = TurnRedo::new(&job, &ctx, self.config.worker_slots());
+            // The merger commits through the caller and, at a transaction's turn, has it execute
+            // there (`TurnRedo`): never both at once, each inside the merge loop on this thread.
+            let caller = RefCell::new(caller);
+            let exact = |tx| caller.borrow_mut().execute_exact(tx);
+            let mut on_merged = |merged| caller.borrow_mut().commit(merged);
+            let mut driver = TurnRedo::new(&job, &ctx, self.config.worker_slots(), exact);
             let input = job.merge_input(self.validation_pool.as_ref(), self.config.stall_timeout);
             let mut rule = ChainRule::starting_at(self.config.chain_rule, start);
             let workers = self.config.threads();

@@ -16,7 +16,7 @@ use std::{
 use crossbeam_utils::CachePadded;
 use parevm_merger::{MergeDriver, MergeInput};
 use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker};
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, ReadSetPool, TxIndex, TxResult, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
 
 use crate::scheduler::Scheduler;
@@ -133,18 +133,25 @@ impl<D: BlockDb> BlockJob<'_, D> {
 /// but the merger would otherwise leave its core idle: on a 2-core machine with 1 slot that
 /// was about half of the block (`MergeStats::merge_wait` before this; it now includes the
 /// executions the merger runs while it waits).
-pub(crate) struct TurnRedo<'c, 'a, D: BlockDb> {
+///
+/// At its turn a transaction runs on the caller's own state when the caller can execute it
+/// there ([`Caller::execute_exact`](crate::Caller::execute_exact)): that state holds every
+/// predecessor, committed, in the caller's own maps on this thread, where a slot EVM would read
+/// the shared base state and record reads nobody will check.
+pub(crate) struct TurnRedo<'c, 'a, D: BlockDb, X> {
     pub job: &'a BlockJob<'a, D>,
     pub helper: Worker<'c, 'a, D>,
+    /// The caller's exact execution of a transaction, if it has one (see above).
+    exact: X,
 }
 
-impl<'c, 'a, D: BlockDb> TurnRedo<'c, 'a, D> {
-    pub fn new(job: &'a BlockJob<'a, D>, ctx: &'c ExecCtx<'a, D>, lane: usize) -> Self {
-        Self { job, helper: Worker::new(lane, Role::Merger, job.scheduler.table(), ctx) }
+impl<'c, 'a, D: BlockDb, X: FnMut(TxIndex) -> Option<ExecOutcome>> TurnRedo<'c, 'a, D, X> {
+    pub fn new(job: &'a BlockJob<'a, D>, ctx: &'c ExecCtx<'a, D>, lane: usize, exact: X) -> Self {
+        Self { job, helper: Worker::new(lane, Role::Merger, job.scheduler.table(), ctx), exact }
     }
 }
 
-impl<D: BlockDb> MergeDriver for TurnRedo<'_, '_, D> {
+impl<D: BlockDb, X: FnMut(TxIndex) -> Option<ExecOutcome>> MergeDriver for TurnRedo<'_, '_, D, X> {
     fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -165,7 +172,19 @@ impl<D: BlockDb> MergeDriver for TurnRedo<'_, '_, D> {
     }
 
     fn run_at_turn(&mut self, tx: TxIndex, redo: bool) -> Option<Arc<TxResult>> {
-        let executor = self.helper.executor();
-        self.job.run_at_turn(tx, redo, |incarnation| executor.execute(tx, incarnation))
+        let (job, exact, executor) = (self.job, &mut self.exact, self.helper.executor());
+        job.run_at_turn(tx, redo, |incarnation| {
+            let started = job.time_executions.then(Instant::now);
+            match exact(tx) {
+                Some(outcome) => {
+                    if let Some(started) = started {
+                        job.add_execution_time(started.elapsed());
+                    }
+                    // Exact: no reads to check.
+                    TxResult { incarnation, outcome, reads: job.reads.take(), merged_at_start: tx }
+                }
+                None => executor.execute(tx, incarnation),
+            }
+        })
     }
 }

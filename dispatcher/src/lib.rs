@@ -21,6 +21,6 @@ mod session;
 pub use chain_rule::{ChainProbe, WINDOW as CHAIN_RULE_WINDOW};
 pub use cheap_rule::{DEFAULT_SEQUENTIAL_BELOW_GAS, SMALL_BLOCK_GAS};
 pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
-pub use engine::{BlockStats, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
+pub use engine::{BlockStats, Caller, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};
 pub use session::{MAX_AHEAD as SESSION_MAX_AHEAD, Owner, Session};

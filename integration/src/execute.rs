@@ -17,7 +17,7 @@
 //! sequential executor leaves it: holding the transactions before the failing one, the database
 //! under it untouched.
 
-use alloy_consensus::Transaction;
+use alloy_consensus::{Transaction, TxEnvelope, TxType, transaction::Recovered};
 use alloy_evm::{
     Evm, EvmFactory,
     block::{BlockExecutionError, BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
@@ -25,17 +25,22 @@ use alloy_evm::{
 };
 use std::sync::Arc;
 
-use parevm_dispatcher::{BlockStats, ChainProbe, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
-use parevm_statedb::{BlockDb, BlockTxs, ParentState};
+use parevm_dispatcher::{
+    BlockStats, Caller, ChainProbe, Engine, Executed, MergedTx, ParallelBlock, Prefix, SeedAccount,
+};
+use parevm_statedb::{BlockDb, BlockTxs, ExecOutcome, ParentState, TxIndex};
 use revm::{
-    context::result::ResultAndState,
+    context::{
+        TxEnv,
+        result::{EVMError, HaltReason, ResultAndState},
+    },
     database::{BundleState, State, states::bundle_state::BundleRetention},
     database_interface::DBErrorMarker,
 };
 
 use crate::{
     BlockInput, ChainSpec, ParallelBlockExecutorFactory, Receipt, RethReceiptBuilder,
-    factory::{OneParentState, block_error, probe_opening},
+    factory::{OneParentState, block_error, engine_error, probe_opening},
 };
 
 /// What executing a block produced.
@@ -168,17 +173,8 @@ impl Executor {
                             cfg: env.cfg_env,
                             txs: BlockTxs::from_source(block),
                         };
-                        // Each confirmed transaction is committed through the Ethereum executor's
-                        // own `commit_transaction` (receipt, gas, blob gas, `State` commit) while
-                        // the slots keep executing later ones.
-                        let outcome = engine.execute(input, |merged| {
-                            let tx = &block.txs[merged.index];
-                            executor.commit_transaction(EthTxResult {
-                                result: ResultAndState { result: merged.result, state: merged.state },
-                                blob_gas_used: tx.blob_gas_used().unwrap_or_default(),
-                                tx_type: tx.tx_type(),
-                            });
-                        });
+                        let outcome =
+                            engine.execute(input, &mut EthCaller { executor: &mut executor, txs: &block.txs });
                         let outcome = outcome.map_err(|e| block_error(e, |tx| *block.txs[tx].inner().tx_hash()))?;
                         let outcome = match outcome {
                             Executed::Complete(stats) => stats,
@@ -198,6 +194,38 @@ impl Executor {
         };
         state.merge_transitions(BundleRetention::Reverts);
         Ok(BlockOutput { result, bundle: state.take_bundle(), stats })
+    }
+}
+
+/// The engine's caller in the batch path: the Ethereum executor. Each confirmed transaction is
+/// committed through its own `commit_transaction` (receipt, gas, blob gas, `State` commit) while
+/// the slots keep executing later ones, and a transaction's execution at its turn runs on its
+/// EVM, over the `State` that holds every predecessor.
+struct EthCaller<'x, X> {
+    executor: &'x mut X,
+    txs: &'x [Recovered<TxEnvelope>],
+}
+
+impl<X, E> Caller for EthCaller<'_, X>
+where
+    X: BlockExecutor<Result = EthTxResult<HaltReason, TxType>>,
+    X::Evm: Evm<Tx = TxEnv, HaltReason = HaltReason, Error = EVMError<E>>,
+    E: std::fmt::Display,
+{
+    fn commit(&mut self, merged: MergedTx) {
+        let tx = &self.txs[merged.index];
+        self.executor.commit_transaction(EthTxResult {
+            result: ResultAndState { result: merged.result, state: merged.state },
+            blob_gas_used: tx.blob_gas_used().unwrap_or_default(),
+            tx_type: tx.tx_type(),
+        });
+    }
+
+    fn execute_exact(&mut self, tx: TxIndex) -> Option<ExecOutcome> {
+        Some(match self.executor.evm_mut().transact(&self.txs[tx]) {
+            Ok(ResultAndState { result, state }) => ExecOutcome::Executed { result, state, deferred_reward: None },
+            Err(error) => ExecOutcome::Invalid(engine_error(&error)),
+        })
     }
 }
 

@@ -326,13 +326,7 @@ where
         match outcome {
             Ok(ResultAndState { result, state }) => ExecOutcome::Executed { result, state, deferred_reward: None },
             Err(error) => {
-                let engine_error = match &error {
-                    EVMError::Transaction(e) => EVMError::Transaction(e.clone()),
-                    EVMError::Header(e) => EVMError::Header(*e),
-                    EVMError::Database(e) => EVMError::Database(DbError::from_display(e)),
-                    EVMError::Custom(e) => EVMError::Custom(e.clone()),
-                    EVMError::CustomAny(e) => EVMError::Custom(e.to_string()),
-                };
+                let engine_error = engine_error(&error);
                 self.exact_errors.push((tx, BlockExecutionError::evm(error, self.txs[tx].hash)));
                 ExecOutcome::Invalid(engine_error)
             }
@@ -346,6 +340,18 @@ where
             blob_gas_used: meta.blob_gas_used,
             tx_type: meta.tx_type.take().expect("the merger commits each transaction once"),
         });
+    }
+}
+
+/// An error of the caller's own EVM, as the engine's merger takes it (database errors by their
+/// message: the engine's own type).
+pub(crate) fn engine_error<E: std::fmt::Display>(error: &EVMError<E>) -> EVMError<DbError> {
+    match error {
+        EVMError::Transaction(e) => EVMError::Transaction(e.clone()),
+        EVMError::Header(e) => EVMError::Header(*e),
+        EVMError::Database(e) => EVMError::Database(DbError::from_display(e)),
+        EVMError::Custom(e) => EVMError::Custom(e.clone()),
+        EVMError::CustomAny(e) => EVMError::Custom(e.to_string()),
     }
 }
 

@@ -4,14 +4,24 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use alloy_consensus::{TxEnvelope, transaction::Recovered};
+use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use parevm::{
     Executor,
     synthetic::{Fee, SyntheticBlock, contracts},
 };
-use parevm_dispatcher::{CHAIN_RULE_WINDOW, Engine, EngineConfig, Executed, MAX_SLOTS, ParallelBlock};
-use parevm_statedb::{BlockTxs, InMemoryDb};
-use revm::{DatabaseRef, bytecode::Bytecode, state::AccountInfo};
+use parevm_dispatcher::{
+    CHAIN_RULE_WINDOW, Caller, Engine, EngineConfig, Executed, MAX_SLOTS, MergedTx, ParallelBlock,
+};
+use parevm_statedb::{BlockTxs, ExecOutcome, InMemoryDb, TxIndex};
+use revm::{
+    Database, DatabaseCommit, DatabaseRef,
+    bytecode::Bytecode,
+    context::result::{ExecutionResult, ResultAndState},
+    database::{State, WrapDatabaseRef},
+    state::AccountInfo,
+};
 
 const COUNTER: Address = Address::with_last_byte(0xc0);
 
@@ -259,7 +269,7 @@ fn one_slot_is_the_sequential_executor() {
         txs: BlockTxs::from_source(&block),
     };
     let mut merged = 0;
-    match engine.execute(input, |_| merged += 1) {
+    match engine.execute(input, &mut |_| merged += 1) {
         Ok(Executed::HandedBack { from: 0, .. }) => assert_eq!(merged, 0),
         other => panic!("not handed back whole: {other:?}"),
     }
@@ -669,4 +679,78 @@ fn balances_credited_through_calls_are_rebased_not_redone() {
         rebased += check(executor);
     }
     assert!(rebased > 0, "nothing was rebased in 100 more blocks");
+}
+
+/// A caller of the engine's batch path over its own `State`, which executes a transaction at its
+/// turn there when `exact`, and otherwise leaves it to the engine; it counts the engine's asks.
+struct StateCaller<'a> {
+    state: State<WrapDatabaseRef<&'a InMemoryDb>>,
+    env: EvmEnv,
+    txs: &'a [Recovered<TxEnvelope>],
+    exact: bool,
+    asked: usize,
+    /// Each committed transaction's result and the block's gas up to it.
+    results: Vec<(ExecutionResult, u64)>,
+}
+
+impl Caller for StateCaller<'_> {
+    fn commit(&mut self, merged: MergedTx) {
+        self.state.commit(merged.state);
+        self.results.push((merged.result, merged.cumulative_gas_used));
+    }
+
+    fn execute_exact(&mut self, tx: TxIndex) -> Option<ExecOutcome> {
+        self.asked += 1;
+        if !self.exact {
+            return None;
+        }
+        let mut evm = EthEvmFactory::default().create_evm(&mut self.state, self.env.clone());
+        let ResultAndState { result, state } = evm.transact(&self.txs[tx]).expect("a valid transaction");
+        Some(ExecOutcome::Executed { result, state, deferred_reward: None })
+    }
+}
+
+/// The engine asks its caller to execute each transaction that runs at its turn (every redo of
+/// a chain does), and the block comes out the same whether the caller does or declines and the
+/// merger executes it on an EVM of its own.
+#[test]
+fn the_caller_executes_at_a_transactions_turn_or_leaves_it_to_the_merger() {
+    let synthetic = chain_block(100, 10);
+    let block = synthetic.block();
+    let env = block.evm_env(&synthetic.chain);
+    let fresh = || State::builder().with_database_ref(&synthetic.db).build();
+
+    let mut sequential = fresh();
+    let mut expected = Vec::new();
+    {
+        let mut evm = EthEvmFactory::default().create_evm(&mut sequential, env.clone());
+        let mut gas = 0;
+        for tx in &synthetic.txs {
+            let result = evm.transact_commit(tx).expect("a valid transaction");
+            gas += result.tx_gas_used();
+            expected.push((result, gas));
+        }
+    }
+
+    let engine = common::engine_with(EngineConfig { chain_rule: None, ..common::config(2) });
+    for exact in [true, false] {
+        let mut caller =
+            StateCaller { state: fresh(), env: env.clone(), txs: &synthetic.txs, exact, asked: 0, results: Vec::new() };
+        let input = ParallelBlock {
+            db: &synthetic.db,
+            seed: Vec::new(),
+            prefix: parevm_dispatcher::Prefix::default(),
+            block: env.block_env.clone(),
+            cfg: env.cfg_env.clone(),
+            txs: BlockTxs::from_source(&block),
+        };
+        let outcome = engine.execute(input, &mut caller).expect("a valid block");
+        assert!(matches!(outcome, Executed::Complete(_)), "exact {exact}: {outcome:?}");
+        assert!(caller.asked > 0, "exact {exact}: a chain on two threads runs some transactions at their turn");
+        assert_eq!(caller.results, expected, "exact {exact}");
+        for address in (0..10).map(sender).chain([COUNTER]) {
+            assert_eq!(caller.state.basic(address).unwrap(), sequential.basic(address).unwrap(), "exact {exact}");
+        }
+        assert_eq!(caller.state.storage(COUNTER, U256::ZERO).unwrap(), U256::from(100), "exact {exact}");
+    }
 }
