@@ -89,8 +89,9 @@ pub struct BlockStats {
     pub shadow_takeovers: u64,
     /// Transactions stolen from another slot's queue.
     pub steals: u64,
-    /// Time spent in executions on the engine's EVMs, all threads together (the slots' and the
-    /// merger's). Zero unless the engine's execution timer is on ([`Engine::time_executions`]);
+    /// Time spent in executions, all threads together: on the slots' EVMs, the merger's, and, in
+    /// the batch path, the caller's at a transaction's turn ([`Caller::execute_exact`]). Zero
+    /// unless the engine's execution timer is on ([`Engine::time_executions`]);
     /// measured in the engine's batch path only: a session leaves it zero (its workers are still
     /// finishing when it reports, and its owner executes on its own EVM).
     pub execution_time: std::time::Duration,
@@ -132,10 +133,12 @@ pub trait Caller {
     fn commit(&mut self, merged: MergedTx);
 
     /// Executes transaction `tx` on the caller's own state, where every predecessor is
-    /// committed, without committing it (the engine asks only at the transaction's turn); `None`
-    /// if the caller cannot, and the merger then executes it on an EVM of its own over the base
-    /// state. Its outcome must be exactly the sequential executor's: the engine checks nothing
-    /// it returns.
+    /// committed, without committing it; `None` if the caller cannot, and the merger then
+    /// executes it on an EVM of its own over the base state. The engine asks only at the
+    /// transaction's turn, and asks again for the same transaction after a database error (one
+    /// failed read never fails a block) or a stale result already in flight. Its outcome must be
+    /// exactly the sequential executor's: the engine checks nothing it returns. A panic here
+    /// fails the block at `tx`, as a panic on exact state does on the engine's own EVMs.
     fn execute_exact(&mut self, _tx: TxIndex) -> Option<ExecOutcome> {
         None
     }
@@ -264,10 +267,10 @@ impl Engine {
     /// caller has committed transactions `0..from`, and must execute the rest, `from..`, itself,
     /// in order. The outcome is an enum so that no caller can take a partial block for a whole
     /// one by accident.
-    pub fn execute<D: BlockDb>(
+    pub fn execute<D: BlockDb, C: Caller + ?Sized>(
         &self,
         block: ParallelBlock<'_, D>,
-        caller: &mut impl Caller,
+        caller: &mut C,
     ) -> Result<Executed, BlockError> {
         let (result, stats) = self.run(block, caller);
         metrics::record_block(&stats);
@@ -278,10 +281,10 @@ impl Engine {
     }
 
     /// Like [`Engine::execute`], and returns the counters even when the block fails.
-    fn run<D: BlockDb>(
+    fn run<D: BlockDb, C: Caller + ?Sized>(
         &self,
         block: ParallelBlock<'_, D>,
-        caller: &mut impl Caller,
+        caller: &mut C,
     ) -> (Result<(), BlockError>, BlockStats) {
         let _one_block_at_a_time = self.running.lock();
         let n = block.txs.len();

@@ -15,7 +15,7 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 use parevm_merger::{MergeDriver, MergeInput};
-use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker};
+use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker, panic_message};
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
 
@@ -99,6 +99,12 @@ impl<D: BlockDb> BlockJob<'_, D> {
         (0..self.txs.len()).map(|tx| u64::from(table.executions(tx))).sum()
     }
 
+    /// The result of an execution of `tx` at its turn on the caller's own state, where every
+    /// predecessor is committed: exact, so it carries no reads to validate.
+    pub fn exact_result(&self, tx: TxIndex, incarnation: u32, outcome: ExecOutcome) -> TxResult {
+        TxResult { incarnation, outcome, reads: self.reads.take(), merged_at_start: tx }
+    }
+
     /// Executes `tx` right here, at its turn, by `execute` (given the incarnation), unless a
     /// worker holds it: the first execution when no worker has claimed it yet (its queue entry
     /// stays and is skipped by the worker that finds it claimed), or a redo (`redo`) unless a
@@ -137,7 +143,7 @@ impl<D: BlockDb> BlockJob<'_, D> {
 /// At its turn a transaction runs on the caller's own state when the caller can execute it
 /// there ([`Caller::execute_exact`](crate::Caller::execute_exact)): that state holds every
 /// predecessor, committed, in the caller's own maps on this thread, where a slot EVM would read
-/// the shared base state and record reads nobody will check.
+/// the shared base state and record reads that a release build never checks.
 pub(crate) struct TurnRedo<'c, 'a, D: BlockDb, X> {
     pub job: &'a BlockJob<'a, D>,
     pub helper: Worker<'c, 'a, D>,
@@ -175,15 +181,17 @@ impl<D: BlockDb, X: FnMut(TxIndex) -> Option<ExecOutcome>> MergeDriver for TurnR
         let (job, exact, executor) = (self.job, &mut self.exact, self.helper.executor());
         job.run_at_turn(tx, redo, |incarnation| {
             let started = job.time_executions.then(Instant::now);
-            match exact(tx) {
-                Some(outcome) => {
+            // Caught like a slot's execution (`TxExecutor::execute`), so that a panic on the
+            // caller's EVM fails the block the same way, through the merger, at this transaction.
+            match catch_unwind(AssertUnwindSafe(|| exact(tx))) {
+                Ok(Some(outcome)) => {
                     if let Some(started) = started {
                         job.add_execution_time(started.elapsed());
                     }
-                    // Exact: no reads to check.
-                    TxResult { incarnation, outcome, reads: job.reads.take(), merged_at_start: tx }
+                    job.exact_result(tx, incarnation, outcome)
                 }
-                None => executor.execute(tx, incarnation),
+                Ok(None) => executor.execute(tx, incarnation),
+                Err(panic) => job.exact_result(tx, incarnation, ExecOutcome::Panicked(panic_message(panic.as_ref()))),
             }
         })
     }

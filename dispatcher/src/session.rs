@@ -526,12 +526,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
         let mut executed = false;
         let result = job.run_at_turn(tx, redo, |incarnation| {
             executed = true;
-            TxResult {
-                incarnation,
-                outcome: owner.execute_exact(tx, job.txs.tx_env(tx), serve.then_some(requests)),
-                reads: job.reads.take(),
-                merged_at_start: tx,
-            }
+            job.exact_result(tx, incarnation, owner.execute_exact(tx, job.txs.tx_env(tx), serve.then_some(requests)))
         });
         // Judged on executions only (a worker may hold the transaction, and then nothing ran).
         if executed {

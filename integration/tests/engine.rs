@@ -18,7 +18,7 @@ use parevm_statedb::{BlockTxs, ExecOutcome, InMemoryDb, TxIndex};
 use revm::{
     Database, DatabaseCommit, DatabaseRef,
     bytecode::Bytecode,
-    context::result::{ExecutionResult, ResultAndState},
+    context::result::{ExecutionResult, Output, ResultAndState},
     database::{State, WrapDatabaseRef},
     state::AccountInfo,
 };
@@ -681,13 +681,29 @@ fn balances_credited_through_calls_are_rebased_not_redone() {
     assert!(rebased > 0, "nothing was rebased in 100 more blocks");
 }
 
-/// A caller of the engine's batch path over its own `State`, which executes a transaction at its
-/// turn there when `exact`, and otherwise leaves it to the engine; it counts the engine's asks.
+/// What a [`StateCaller`] does when the engine asks it to execute a transaction at its turn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AtTurn {
+    /// Declines: the merger executes it on its own EVM.
+    Decline,
+    /// Executes it on the caller's state.
+    Execute,
+    /// Executes it and marks the result's output, to show that the engine commits what the
+    /// caller returned.
+    Mark,
+    /// Panics.
+    Panic,
+}
+
+const MARK: &[u8] = b"executed by the caller";
+
+/// A caller of the engine's batch path over its own `State`, which counts the engine's asks and
+/// answers them as `at_turn` says.
 struct StateCaller<'a> {
     state: State<WrapDatabaseRef<&'a InMemoryDb>>,
     env: EvmEnv,
     txs: &'a [Recovered<TxEnvelope>],
-    exact: bool,
+    at_turn: AtTurn,
     asked: usize,
     /// Each committed transaction's result and the block's gas up to it.
     results: Vec<(ExecutionResult, u64)>,
@@ -700,19 +716,27 @@ impl Caller for StateCaller<'_> {
     }
 
     fn execute_exact(&mut self, tx: TxIndex) -> Option<ExecOutcome> {
+        assert_eq!(tx, self.results.len(), "asked before every predecessor was committed");
         self.asked += 1;
-        if !self.exact {
-            return None;
+        match self.at_turn {
+            AtTurn::Decline => return None,
+            AtTurn::Panic => panic!("the caller's EVM panicked at {tx}"),
+            AtTurn::Execute | AtTurn::Mark => {}
         }
         let mut evm = EthEvmFactory::default().create_evm(&mut self.state, self.env.clone());
-        let ResultAndState { result, state } = evm.transact(&self.txs[tx]).expect("a valid transaction");
+        let ResultAndState { mut result, state } = evm.transact(&self.txs[tx]).expect("a valid transaction");
+        if self.at_turn == AtTurn::Mark
+            && let ExecutionResult::Success { output, .. } = &mut result
+        {
+            *output = Output::Call(Bytes::from_static(MARK));
+        }
         Some(ExecOutcome::Executed { result, state, deferred_reward: None })
     }
 }
 
 /// The engine asks its caller to execute each transaction that runs at its turn (every redo of
-/// a chain does), and the block comes out the same whether the caller does or declines and the
-/// merger executes it on an EVM of its own.
+/// a chain does), commits what the caller returns, and the block comes out the same whether the
+/// caller executes or declines and the merger executes on its own EVM.
 #[test]
 fn the_caller_executes_at_a_transactions_turn_or_leaves_it_to_the_merger() {
     let synthetic = chain_block(100, 10);
@@ -733,9 +757,15 @@ fn the_caller_executes_at_a_transactions_turn_or_leaves_it_to_the_merger() {
     }
 
     let engine = common::engine_with(EngineConfig { chain_rule: None, ..common::config(2) });
-    for exact in [true, false] {
-        let mut caller =
-            StateCaller { state: fresh(), env: env.clone(), txs: &synthetic.txs, exact, asked: 0, results: Vec::new() };
+    for at_turn in [AtTurn::Execute, AtTurn::Decline, AtTurn::Mark] {
+        let mut caller = StateCaller {
+            state: fresh(),
+            env: env.clone(),
+            txs: &synthetic.txs,
+            at_turn,
+            asked: 0,
+            results: Vec::new(),
+        };
         let input = ParallelBlock {
             db: &synthetic.db,
             seed: Vec::new(),
@@ -745,12 +775,55 @@ fn the_caller_executes_at_a_transactions_turn_or_leaves_it_to_the_merger() {
             txs: BlockTxs::from_source(&block),
         };
         let outcome = engine.execute(input, &mut caller).expect("a valid block");
-        assert!(matches!(outcome, Executed::Complete(_)), "exact {exact}: {outcome:?}");
-        assert!(caller.asked > 0, "exact {exact}: a chain on two threads runs some transactions at their turn");
-        assert_eq!(caller.results, expected, "exact {exact}");
-        for address in (0..10).map(sender).chain([COUNTER]) {
-            assert_eq!(caller.state.basic(address).unwrap(), sequential.basic(address).unwrap(), "exact {exact}");
+        assert!(matches!(outcome, Executed::Complete(_)), "{at_turn:?}: {outcome:?}");
+        assert!(caller.asked > 0, "{at_turn:?}: a chain on two threads runs some transactions at their turn");
+        if at_turn == AtTurn::Mark {
+            let marked = caller.results.iter().filter(|(result, _)| result.output() == Some(&Bytes::from_static(MARK)));
+            assert_eq!(marked.count(), caller.asked, "the engine commits what the caller returned, once per ask");
+            continue;
         }
-        assert_eq!(caller.state.storage(COUNTER, U256::ZERO).unwrap(), U256::from(100), "exact {exact}");
+        assert_eq!(caller.results, expected, "{at_turn:?}");
+        let beneficiary = env.block_env.beneficiary;
+        for address in (0..10).map(sender).chain([COUNTER, beneficiary]) {
+            assert_eq!(caller.state.basic(address).unwrap(), sequential.basic(address).unwrap(), "{at_turn:?}");
+        }
+        assert_eq!(
+            caller.state.storage(COUNTER, U256::ZERO).unwrap(),
+            sequential.storage(COUNTER, U256::ZERO).unwrap(),
+            "{at_turn:?}"
+        );
+    }
+}
+
+/// A panic in the caller's own execution at a transaction's turn fails the block at that
+/// transaction, as a panic on exact state does on the engine's EVMs, and leaves the engine
+/// ready for the next block.
+#[test]
+fn a_panic_in_the_callers_execution_fails_the_block_at_that_transaction() {
+    let synthetic = chain_block(100, 10);
+    let block = synthetic.block();
+    let env = block.evm_env(&synthetic.chain);
+    let engine = common::engine_with(EngineConfig { chain_rule: None, ..common::config(2) });
+    for at_turn in [AtTurn::Panic, AtTurn::Execute] {
+        let state = State::builder().with_database_ref(&synthetic.db).build();
+        let mut caller =
+            StateCaller { state, env: env.clone(), txs: &synthetic.txs, at_turn, asked: 0, results: Vec::new() };
+        let input = ParallelBlock {
+            db: &synthetic.db,
+            seed: Vec::new(),
+            prefix: parevm_dispatcher::Prefix::default(),
+            block: env.block_env.clone(),
+            cfg: env.cfg_env.clone(),
+            txs: BlockTxs::from_source(&block),
+        };
+        match (at_turn, engine.execute(input, &mut caller)) {
+            (AtTurn::Panic, Err(parevm_dispatcher::BlockError::Panicked { tx, message })) => {
+                assert_eq!(tx, caller.results.len(), "at the transaction it was asked for");
+                assert!(message.contains("the caller's EVM panicked"), "{message}");
+                assert_eq!(caller.asked, 1);
+            }
+            (AtTurn::Execute, Ok(Executed::Complete(_))) => assert_eq!(caller.results.len(), synthetic.txs.len()),
+            (at_turn, other) => panic!("{at_turn:?}: {other:?}"),
+        }
     }
 }

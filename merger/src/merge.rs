@@ -28,8 +28,10 @@ pub const MAX_EXECUTIONS_AT_TURN: u32 = 3;
 
 /// What the merger needs from the thread it runs on: a way to wait for results, and a way to
 /// have a transaction executed again. The engine's batch path waits on the unconfirmed layer
-/// and re-executes on a slot EVM; the alloy-evm executor also answers the slots' database
-/// requests while it waits, and re-executes on the caller's own EVM.
+/// (executing from the merger's lane meanwhile) and executes at a transaction's turn on the
+/// caller's own EVM if the caller can, else on an EVM of the merger's own; the alloy-evm
+/// executor also answers the slots' database requests while it waits, and executes at a turn on
+/// the caller's own EVM.
 pub trait MergeDriver {
     /// Waits, for at most `timeout`, until `tx` has a result newer than incarnation `seen`.
     fn wait(&mut self, tx: TxIndex, seen: u32, timeout: Duration) -> Option<Arc<TxResult>>;
