@@ -8,7 +8,7 @@ use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use parevm::{
-    Executor,
+    BlockInput, Executor,
     synthetic::{Fee, SyntheticBlock, contracts},
 };
 use parevm_dispatcher::{
@@ -734,6 +734,19 @@ impl Caller for StateCaller<'_> {
     }
 }
 
+/// A whole block for the engine's batch path, without pre-block system calls (as its callers in
+/// these tests run it).
+fn engine_input<'a>(db: &'a InMemoryDb, block: &'a BlockInput, env: &EvmEnv) -> ParallelBlock<'a, InMemoryDb> {
+    ParallelBlock {
+        db,
+        seed: Vec::new(),
+        prefix: parevm_dispatcher::Prefix::default(),
+        block: env.block_env.clone(),
+        cfg: env.cfg_env.clone(),
+        txs: BlockTxs::from_source(block),
+    }
+}
+
 /// The engine asks its caller to execute each transaction that runs at its turn (every redo of
 /// a chain does), commits what the caller returns, and the block comes out the same whether the
 /// caller executes or declines and the merger executes on its own EVM.
@@ -766,14 +779,7 @@ fn the_caller_executes_at_a_transactions_turn_or_leaves_it_to_the_merger() {
             asked: 0,
             results: Vec::new(),
         };
-        let input = ParallelBlock {
-            db: &synthetic.db,
-            seed: Vec::new(),
-            prefix: parevm_dispatcher::Prefix::default(),
-            block: env.block_env.clone(),
-            cfg: env.cfg_env.clone(),
-            txs: BlockTxs::from_source(&block),
-        };
+        let input = engine_input(&synthetic.db, &block, &env);
         let outcome = engine.execute(input, &mut caller).expect("a valid block");
         assert!(matches!(outcome, Executed::Complete(_)), "{at_turn:?}: {outcome:?}");
         assert!(caller.asked > 0, "{at_turn:?}: a chain on two threads runs some transactions at their turn");
@@ -808,14 +814,7 @@ fn a_panic_in_the_callers_execution_fails_the_block_at_that_transaction() {
         let state = State::builder().with_database_ref(&synthetic.db).build();
         let mut caller =
             StateCaller { state, env: env.clone(), txs: &synthetic.txs, at_turn, asked: 0, results: Vec::new() };
-        let input = ParallelBlock {
-            db: &synthetic.db,
-            seed: Vec::new(),
-            prefix: parevm_dispatcher::Prefix::default(),
-            block: env.block_env.clone(),
-            cfg: env.cfg_env.clone(),
-            txs: BlockTxs::from_source(&block),
-        };
+        let input = engine_input(&synthetic.db, &block, &env);
         match (at_turn, engine.execute(input, &mut caller)) {
             (AtTurn::Panic, Err(parevm_dispatcher::BlockError::Panicked { tx, message })) => {
                 assert_eq!(tx, caller.results.len(), "at the transaction it was asked for");
