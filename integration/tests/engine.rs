@@ -260,14 +260,7 @@ fn one_slot_is_the_sequential_executor() {
     // Called directly, the engine hands the whole block back.
     let engine = Engine::new(EngineConfig::with_slots(1).unwrap()).unwrap();
     assert_eq!(engine.config().threads(), 0);
-    let input = ParallelBlock {
-        db: &synthetic.db,
-        seed: Vec::new(),
-        prefix: parevm_dispatcher::Prefix::default(),
-        block: revm::context::BlockEnv::default(),
-        cfg: revm::context::CfgEnv::default(),
-        txs: BlockTxs::from_source(&block),
-    };
+    let input = engine_input(&synthetic.db, &block, &EvmEnv::default());
     let mut merged = 0;
     match engine.execute(input, &mut |_| merged += 1) {
         Ok(Executed::HandedBack { from: 0, .. }) => assert_eq!(merged, 0),
