@@ -7,7 +7,7 @@
 //! worker has left its loop, which is what lets them borrow the block's state without `unsafe`.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     panic::{AssertUnwindSafe, catch_unwind},
     sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
@@ -129,7 +129,8 @@ impl BlockStats {
 /// A closure over [`MergedTx`] is a caller that only commits.
 pub trait Caller {
     /// Commits a confirmed transaction (receipt, gas, state), in block order, as soon as it is
-    /// confirmed.
+    /// confirmed. A panic here fails the block at `merged.index`; what the caller's state then
+    /// holds of that transaction is up to the caller.
     fn commit(&mut self, merged: MergedTx);
 
     /// Executes transaction `tx` on the caller's own state, where every predecessor is
@@ -367,7 +368,14 @@ impl Engine {
             // there (`TurnRedo`): never both at once, each inside the merge loop on this thread.
             let caller = RefCell::new(caller);
             let exact = |tx| caller.borrow_mut().execute_exact(tx);
-            let mut on_merged = |merged| caller.borrow_mut().commit(merged);
+            // The transaction whose commit is running: a panic in the caller's commit fails the
+            // block at it, not at the next one (the merged count already counts it).
+            let committing = Cell::new(None);
+            let mut on_merged = |merged: MergedTx| {
+                committing.set(Some(merged.index));
+                caller.borrow_mut().commit(merged);
+                committing.set(None);
+            };
             let mut driver = TurnRedo::new(&job, &ctx, self.config.worker_slots(), exact);
             let input = job.merge_input(self.validation_pool.as_ref(), self.config.stall_timeout);
             let mut rule = ChainRule::starting_at(self.config.chain_rule, start);
@@ -396,7 +404,7 @@ impl Engine {
             job.add_execution_time(driver.helper.stats().execution_time);
             outcome.unwrap_or_else(|panic| {
                 // Acquire: on this thread anyway (the merger's); just the index for the report.
-                let tx = job.merged.load(Ordering::Acquire);
+                let tx = committing.get().unwrap_or_else(|| job.merged.load(Ordering::Acquire));
                 (Err(BlockError::Panicked { tx, message: panic_message(panic.as_ref()) }), MergeStats::default())
             })
         });

@@ -819,3 +819,30 @@ fn a_panic_in_the_callers_execution_fails_the_block_at_that_transaction() {
         }
     }
 }
+
+/// A panic in the caller's own commit fails the block at the transaction being committed, after
+/// exactly its predecessors were committed, and the engine runs the next block.
+#[test]
+fn a_panic_in_the_callers_commit_fails_the_block_at_that_transaction() {
+    let synthetic = chain_block(20, 10);
+    let block = synthetic.block();
+    let env = block.evm_env(&synthetic.chain);
+    let engine = common::engine_with(EngineConfig { chain_rule: None, ..common::config(2) });
+    let mut committed = Vec::new();
+    let mut caller = |merged: MergedTx| {
+        assert!(merged.index != 7, "the caller's commit panicked");
+        committed.push(merged.index);
+    };
+    match engine.execute(engine_input(&synthetic.db, &block, &env), &mut caller) {
+        Err(parevm_dispatcher::BlockError::Panicked { tx, message }) => {
+            assert_eq!(tx, 7, "at the transaction being committed");
+            assert!(message.contains("the caller's commit panicked"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(committed, (0..7).collect::<Vec<_>>());
+    let mut all = 0;
+    let next = engine.execute(engine_input(&synthetic.db, &block, &env), &mut |_: MergedTx| all += 1);
+    assert!(matches!(next, Ok(Executed::Complete(_))), "{next:?}");
+    assert_eq!(all, synthetic.txs.len());
+}
