@@ -729,6 +729,14 @@ impl Caller for StateCaller<'_> {
 
 /// A whole block for the engine's batch path, without pre-block system calls (as its callers in
 /// these tests run it).
+/// [`chain_block`] of `n` transactions from 10 senders, with its block input and environment.
+fn chain_with_env(n: usize) -> (SyntheticBlock, BlockInput, EvmEnv) {
+    let synthetic = chain_block(n, 10);
+    let block = synthetic.block();
+    let env = block.evm_env(&synthetic.chain);
+    (synthetic, block, env)
+}
+
 fn engine_input<'a>(db: &'a InMemoryDb, block: &'a BlockInput, env: &EvmEnv) -> ParallelBlock<'a, InMemoryDb> {
     ParallelBlock {
         db,
@@ -745,9 +753,7 @@ fn engine_input<'a>(db: &'a InMemoryDb, block: &'a BlockInput, env: &EvmEnv) -> 
 /// caller executes or declines and the merger executes on its own EVM.
 #[test]
 fn the_caller_executes_at_a_transactions_turn_or_leaves_it_to_the_merger() {
-    let synthetic = chain_block(100, 10);
-    let block = synthetic.block();
-    let env = block.evm_env(&synthetic.chain);
+    let (synthetic, block, env) = chain_with_env(100);
     let fresh = || State::builder().with_database_ref(&synthetic.db).build();
 
     let mut sequential = fresh();
@@ -799,9 +805,7 @@ fn the_caller_executes_at_a_transactions_turn_or_leaves_it_to_the_merger() {
 /// ready for the next block.
 #[test]
 fn a_panic_in_the_callers_execution_fails_the_block_at_that_transaction() {
-    let synthetic = chain_block(100, 10);
-    let block = synthetic.block();
-    let env = block.evm_env(&synthetic.chain);
+    let (synthetic, block, env) = chain_with_env(100);
     let engine = common::engine_with(EngineConfig { chain_rule: None, ..common::config(2) });
     for at_turn in [AtTurn::Panic, AtTurn::Execute] {
         let state = State::builder().with_database_ref(&synthetic.db).build();
@@ -824,9 +828,7 @@ fn a_panic_in_the_callers_execution_fails_the_block_at_that_transaction() {
 /// exactly its predecessors were committed, and the engine runs the next block.
 #[test]
 fn a_panic_in_the_callers_commit_fails_the_block_at_that_transaction() {
-    let synthetic = chain_block(20, 10);
-    let block = synthetic.block();
-    let env = block.evm_env(&synthetic.chain);
+    let (synthetic, block, env) = chain_with_env(20);
     let engine = common::engine_with(EngineConfig { chain_rule: None, ..common::config(2) });
     let mut committed = Vec::new();
     let mut caller = |merged: MergedTx| {
