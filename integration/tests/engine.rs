@@ -727,8 +727,6 @@ impl Caller for StateCaller<'_> {
     }
 }
 
-/// A whole block for the engine's batch path, without pre-block system calls (as its callers in
-/// these tests run it).
 /// [`chain_block`] of `n` transactions from 10 senders, with its block input and environment.
 fn chain_with_env(n: usize) -> (SyntheticBlock, BlockInput, EvmEnv) {
     let synthetic = chain_block(n, 10);
@@ -737,6 +735,8 @@ fn chain_with_env(n: usize) -> (SyntheticBlock, BlockInput, EvmEnv) {
     (synthetic, block, env)
 }
 
+/// A whole block for the engine's batch path, without pre-block system calls (as its callers in
+/// these tests run it).
 fn engine_input<'a>(db: &'a InMemoryDb, block: &'a BlockInput, env: &EvmEnv) -> ParallelBlock<'a, InMemoryDb> {
     ParallelBlock {
         db,
