@@ -5,7 +5,10 @@
 //! benches price each path: (a) base only (warm cache over a 1000-account `InMemoryDb`; again with
 //! an account seeded with known storage, as in every Cancun block), (b) a
 //! hit in the unconfirmed layer N txs back, (c) a miss that walks an N-tx window before reaching
-//! the base, and `BaseState::apply` of a typical write set, which the merger pays once per tx.
+//! the base, (d) storage reads of a token contract that each of N unmerged transactions wrote,
+//! at a slot of its own (a worker far ahead of the merger on ERC-20 transfers): of the oldest
+//! writers' slots and of slots nobody wrote, and `BaseState::apply` of a typical write set,
+//! which the merger pays once per tx.
 //! A read iteration is a batch of `BATCH` reads (one `begin`/`finish`), reported per read.
 
 use std::{
@@ -111,6 +114,36 @@ fn bench(c: &mut Criterion) {
             });
             group.bench_with_input(BenchmarkId::new(format!("miss/{kind}"), n), &n, |b, &n| {
                 b.iter(|| read_batch(&mut slot, n, &cold, storage))
+            });
+        }
+    }
+
+    // (d) a token contract written by each of `n` unmerged transactions, at a slot of its own.
+    let token = addr(ACCOUNTS / 2);
+    // Spread like mapping keys (keccak hashes): the low bits differ from holder to holder.
+    let holder_slot = |i: u64| U256::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)) << 64 | U256::from(i * 0x2545_f491);
+    for n in [16usize, 256, 1024] {
+        let unconfirmed = Unconfirmed::new(n + 1);
+        for tx in 0..n as u64 {
+            let mut state = EvmState::default();
+            let slot = EvmStorageSlot::new_changed(U256::ZERO, U256::from(tx + 1), Default::default());
+            // A balance: an empty account would read as destroyed.
+            let info = AccountInfo { balance: U256::from(1), ..Default::default() };
+            let account = Account::from(info).with_storage([(holder_slot(tx), slot)].into_iter());
+            state.insert(token, account.with_touched_mark());
+            publish(&unconfirmed, tx as usize, state, &pool);
+        }
+        let mut slot = SlotDb::new(&base, &unconfirmed, &merged, pool.clone());
+        for (kind, first) in [("oldest", 0), ("unwritten", 1 << 20)] {
+            let keys: Vec<U256> = (first..first + BATCH).map(holder_slot).collect();
+            group.bench_with_input(BenchmarkId::new(format!("hot_contract/{kind}"), n), &n, |b, &n| {
+                b.iter(|| {
+                    slot.begin(n);
+                    for key in &keys {
+                        black_box(slot.storage(token, *key).unwrap());
+                    }
+                    black_box(slot.finish());
+                })
             });
         }
     }
