@@ -61,6 +61,6 @@ impl TxSource for BlockInput {
 
     fn summary(&self, tx: TxIndex) -> TxSummary {
         let tx = &self.txs[tx];
-        TxSummary { sender: tx.signer(), recipient: tx.to(), gas_limit: tx.gas_limit() }
+        TxSummary::new(tx.signer(), tx.to(), tx.gas_limit(), tx.input())
     }
 }

@@ -31,11 +31,57 @@ pub struct TxSummary {
     pub recipient: Option<Address>,
     /// Its gas limit.
     pub gas_limit: u64,
+    /// For a call of a token's `transfer`, `transferFrom` or `approve` (told by the selector
+    /// alone), the holders it names besides the sender: `transfer`'s recipient, `transferFrom`'s
+    /// owner and recipient, none for `approve`. `None` for any other transaction. Such calls to
+    /// one token touch only the balances and allowances of the holders they name, so the
+    /// dispatch groups them by holder rather than by token (see `parevm_dispatcher`'s
+    /// `dispatch.rs`).
+    pub token_holders: Option<[Option<Address>; 2]>,
+}
+
+impl TxSummary {
+    /// The summary of a transaction from `sender` to `recipient` with this gas limit and input.
+    pub fn new(sender: Address, recipient: Option<Address>, gas_limit: u64, input: &[u8]) -> Self {
+        let token_holders = recipient.and_then(|_| token_holders(input));
+        Self { sender, recipient, gas_limit, token_holders }
+    }
 }
 
 impl From<&TxEnv> for TxSummary {
     fn from(tx: &TxEnv) -> Self {
-        Self { sender: tx.caller, recipient: tx.kind.to().copied(), gas_limit: tx.gas_limit }
+        Self::new(tx.caller, tx.kind.to().copied(), tx.gas_limit, &tx.data)
+    }
+}
+
+/// The holders a token call names (see [`TxSummary::token_holders`]), if `input` is one of
+/// the three calls with well-formed address arguments.
+fn token_holders(input: &[u8]) -> Option<[Option<Address>; 2]> {
+    let (selector, args) = input.split_first_chunk::<4>()?;
+    // The `i`th argument as an address: its word's first 12 bytes are zero.
+    let address = |i: usize| {
+        let word = args.get(32 * i..32 * (i + 1))?;
+        word[..12].iter().all(|&b| b == 0).then(|| Address::from_slice(&word[12..]))
+    };
+    let amount = |i: usize| args.get(32 * i..32 * (i + 1));
+    match selector {
+        // transfer(address to, uint256 amount)
+        [0xa9, 0x05, 0x9c, 0xbb] => {
+            amount(1)?;
+            Some([Some(address(0)?), None])
+        }
+        // transferFrom(address from, address to, uint256 amount)
+        [0x23, 0xb8, 0x72, 0xdd] => {
+            amount(2)?;
+            Some([Some(address(0)?), Some(address(1)?)])
+        }
+        // approve(address spender, uint256 amount): the sender's allowance only
+        [0x09, 0x5e, 0xa7, 0xb3] => {
+            amount(1)?;
+            address(0)?;
+            Some([None, None])
+        }
+        _ => None,
     }
 }
 
@@ -176,6 +222,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_token_call_names_its_holders_and_anything_else_none() {
+        let (holder, other) = (Address::with_last_byte(7), Address::with_last_byte(8));
+        let word = |address: Address| address.into_word().0.to_vec();
+        let amount = vec![0xff; 32];
+        let input = |selector: [u8; 4], words: &[Vec<u8>]| [selector.to_vec(), words.concat()].concat();
+        let transfer = input([0xa9, 0x05, 0x9c, 0xbb], &[word(holder), amount.clone()]);
+        assert_eq!(token_holders(&transfer), Some([Some(holder), None]));
+        let transfer_from = input([0x23, 0xb8, 0x72, 0xdd], &[word(holder), word(other), amount.clone()]);
+        assert_eq!(token_holders(&transfer_from), Some([Some(holder), Some(other)]));
+        let approve = input([0x09, 0x5e, 0xa7, 0xb3], &[word(holder), amount.clone()]);
+        assert_eq!(token_holders(&approve), Some([None, None]));
+        // Short arguments, an argument that is no address, another selector, no input.
+        assert_eq!(token_holders(&transfer[..transfer.len() - 1]), None);
+        assert_eq!(token_holders(&input([0xa9, 0x05, 0x9c, 0xbb], &[amount.clone(), amount.clone()])), None);
+        assert_eq!(token_holders(&input([0xa9, 0x05, 0x9c, 0xbc], &[word(holder), amount])), None);
+        assert_eq!(token_holders(&[]), None);
+        // A contract creation whose code happens to start with the selector is no call.
+        assert_eq!(TxSummary::new(other, None, 100_000, &transfer).token_holders, None);
+        assert_eq!(TxSummary::new(other, Some(other), 100_000, &transfer).token_holders, Some([Some(holder), None]));
+    }
+
+    #[test]
     fn appends_until_full_then_gives_the_transaction_back() {
         let txs = BlockTxs::with_capacity(2);
         assert!(txs.is_empty());
@@ -202,7 +270,7 @@ mod tests {
                 TxEnv { nonce: tx as u64, gas_limit: 21_000, ..Default::default() }
             }
             fn summary(&self, _: TxIndex) -> TxSummary {
-                TxSummary { sender: Address::ZERO, recipient: None, gas_limit: 21_000 }
+                TxSummary::new(Address::ZERO, None, 21_000, &[])
             }
         }
         let source = Counting(AtomicUsize::new(0));
