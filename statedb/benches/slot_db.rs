@@ -134,8 +134,12 @@ fn bench(c: &mut Criterion) {
             publish(&unconfirmed, tx as usize, state, &pool);
         }
         let mut slot = SlotDb::new(&base, &unconfirmed, &merged, pool.clone());
-        for (kind, first) in [("oldest", 0), ("unwritten", 1 << 20)] {
-            let keys: Vec<U256> = (first..first + BATCH).map(holder_slot).collect();
+        // The oldest writers' slots (all `n` of them, over and over, when there are fewer than a
+        // batch), and slots nobody wrote.
+        let oldest = (0..BATCH).map(|i| holder_slot(i % n as u64)).collect();
+        let unwritten = (0..BATCH).map(|i| holder_slot((1 << 20) + i)).collect();
+        for (kind, keys) in [("oldest", oldest), ("unwritten", unwritten)] {
+            let keys: Vec<U256> = keys;
             group.bench_with_input(BenchmarkId::new(format!("hot_contract/{kind}"), n), &n, |b, &n| {
                 b.iter(|| {
                     slot.begin(n);

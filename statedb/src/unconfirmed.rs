@@ -16,7 +16,7 @@
 //! that slot's writers, at the accounts' creators and destroyers (which decide every slot), and
 //! at the writers from before the list existed, no others. Before it, a read of a token's slot
 //! walked the filters of every unmerged writer and opened the results of the one in 64 whose
-//! filter matched by chance: 1.9 µs a read with 1,024 unmerged transfers (`cargo bench -p
+//! filter matched by chance: about 2 µs a read with 1,024 unmerged transfers (`cargo bench -p
 //! parevm-statedb --bench slot_db -- hot_contract`, which reads 0.1 µs at any count now), and a
 //! worker running ahead of the merger through a whole block of ERC-20 transfers spent a sixth of
 //! its time there.
@@ -102,7 +102,8 @@ struct Writers {
     /// Every writer, ascending. Most addresses are written once or twice in a block: inline,
     /// that costs no allocation.
     all: SmallVec<[Writer; 2]>,
-    /// Per slot, from the [`HOT_WRITERS`]th writer on (see the module's notes).
+    /// Per slot, the writers published after the address became hot (at its [`HOT_WRITERS`]th
+    /// writer, which is among the `earlier` ones), redos included (see the module's notes).
     by_slot: Option<Box<SlotWriters>>,
 }
 
@@ -212,8 +213,9 @@ impl Writers {
 struct Writer {
     tx: TxIndex,
     /// Bit `slot_bit(slot)` for every slot changed, over all of the transaction's results (a
-    /// redo's filter is added to its predecessor's, as the index only grows); all ones when the
-    /// account was created or destroyed, which decides every slot.
+    /// redo's filter is added to its predecessor's, as the index only grows; the copies in
+    /// `SlotWriters::earlier` keep the filter they had when copied); all ones when the account
+    /// was created or destroyed, which decides every slot.
     slots: u64,
 }
 
