@@ -219,6 +219,18 @@ struct Writer {
     slots: u64,
 }
 
+/// The value one write set gives `address`'s `slot`, if it decides it: changed there, or the
+/// account created (slots it did not set are zero) or destroyed.
+fn slot_written(state: &EvmState, address: Address, slot: &U256) -> Option<U256> {
+    let account = state.get(&address)?;
+    match classify_write(account) {
+        AccountWrite::None => None,
+        AccountWrite::Destroyed => Some(U256::ZERO),
+        AccountWrite::Created => Some(account.storage.get(slot).map_or(U256::ZERO, |s| s.present_value)),
+        AccountWrite::Changed => account.storage.get(slot).filter(|s| s.is_changed()).map(|s| s.present_value),
+    }
+}
+
 /// A slot's bit in a [`Writer`]'s filter: its low six bits. Mapping keys are keccak hashes and
 /// plain variables are small consecutive numbers, so both spread over the word without hashing.
 fn slot_bit(slot: &U256) -> u64 {
@@ -314,15 +326,7 @@ impl Unconfirmed {
     /// The slot as written by the newest of the transactions `first_unmerged..reader`, if any
     /// wrote it (or wiped the account's storage).
     pub fn storage(&self, reader: TxIndex, first_unmerged: TxIndex, address: Address, slot: U256) -> Option<U256> {
-        self.search(reader, first_unmerged, address, Some(&slot), |state| {
-            let account = state.get(&address)?;
-            match classify_write(account) {
-                AccountWrite::None => None,
-                AccountWrite::Destroyed => Some(U256::ZERO),
-                AccountWrite::Created => Some(account.storage.get(&slot).map_or(U256::ZERO, |s| s.present_value)),
-                AccountWrite::Changed => account.storage.get(&slot).filter(|s| s.is_changed()).map(|s| s.present_value),
-            }
-        })
+        self.search(reader, first_unmerged, address, Some(&slot), |state| slot_written(state, address, &slot))
     }
 
     fn search<T>(
@@ -519,15 +523,9 @@ mod tests {
                 let walk = |find: &dyn Fn(&EvmState) -> Option<U256>| {
                     (lo.min(reader)..reader).rev().find_map(|tx| newest[tx].as_ref().and_then(find))
                 };
-                let expected = walk(&|state| {
-                    let account = state.get(&address)?;
-                    match classify_write(account) {
-                        AccountWrite::None => None,
-                        AccountWrite::Destroyed => Some(U256::ZERO),
-                        AccountWrite::Created => Some(account.storage.get(&slot).map_or(U256::ZERO, |s| s.present_value)),
-                        AccountWrite::Changed => account.storage.get(&slot).filter(|s| s.is_changed()).map(|s| s.present_value),
-                    }
-                });
+                // What one write set says of a slot is `slot_written`'s; what is checked here is
+                // which write sets the index looks at.
+                let expected = walk(&|state| slot_written(state, address, &slot));
                 proptest::prop_assert_eq!(unconfirmed.storage(reader, lo, address, slot), expected);
                 let expected = walk(&|state| {
                     let account = state.get(&address)?;
