@@ -25,6 +25,14 @@
 //! such transactions in a row). It is left to the merger, which runs a transaction nobody has
 //! claimed itself when its turn comes, on exact state.
 //!
+//! A plain transfer (no input, no gas beyond the intrinsic 21,000) goes by its sender alone. It
+//! credits its recipient without reading the recipient's balance, and the merger rebases such a
+//! credit instead of redoing it (`parevm_merger`'s `credit.rs`), so transfers to one recipient
+//! (an exchange's deposit wallet) are independent, and following the recipient only put them in
+//! one lane. On the 100+ transaction mainnet blocks, where 3,252 of 9,012 transactions are
+//! plain transfers, eight alternating pairs: geomean 1.247 -> 1.251x; in three earlier pairs with
+//! a temporary switch, 1.233 -> 1.249x (6196166 0.89 -> 0.97x).
+//!
 //! Heavy transactions start first. A transaction that may take a large share of the block (its
 //! gas limit at least a sixteenth of all the block's limits, and a million gas) goes to the
 //! front of a worker's queue, unless its sender has an earlier transaction in the block (its
@@ -141,9 +149,11 @@ impl Dispatcher {
             self.beneficiary_txs += 1;
             return None;
         }
-        // Sender first, then the contract called, or, for a token call, the holders it names.
+        // Sender first, then the recipient, or, for a token call, the holders it names; a plain
+        // transfer's recipient is none of its business (see the module's notes).
         let keys = match tx.token_holders {
             Some([first, second]) => [Some(tx.sender), first, second],
+            None if tx.plain_transfer => [Some(tx.sender), None, None],
             None => [Some(tx.sender), tx.recipient, None],
         };
         let least_loaded = |lanes: usize| {
@@ -287,8 +297,9 @@ mod tests {
     /// A beneficiary none of the test transactions involves.
     const NOBODY: Address = Address::repeat_byte(0xfe);
 
+    /// A call with a byte of input: never a plain transfer, whatever its gas.
     fn tx(from: Address, to: Address, gas: u64) -> TxEnv {
-        TxEnv { caller: from, kind: TxKind::Call(to), gas_limit: gas, ..Default::default() }
+        TxEnv { caller: from, kind: TxKind::Call(to), gas_limit: gas, data: vec![0].into(), ..Default::default() }
     }
 
     #[test]
@@ -483,6 +494,24 @@ mod tests {
         // Without the holders (plain calls to the token), all of them follow the token.
         let plain: Vec<_> = txs.iter().map(|t| TxEnv { data: Default::default(), ..t.clone() }).collect();
         assert_eq!(dispatch(&plain, 2, NOBODY), vec![vec![0, 1, 2, 3, 4], vec![]]);
+    }
+
+    #[test]
+    fn plain_transfers_go_by_their_sender_alone() {
+        let (exchange, other) = (Address::with_last_byte(0xdd), Address::with_last_byte(0xee));
+        let plain =
+            |from: u8| TxEnv { data: Default::default(), ..tx(Address::with_last_byte(from), exchange, 21_000) };
+        // Four deposits to one exchange spread like unrelated transactions; the exchange's own
+        // transaction (a call) goes by its sender, which no deposit mapped.
+        let txs = vec![plain(1), plain(2), plain(3), plain(4), tx(exchange, other, 21_000)];
+        assert_eq!(dispatch(&txs, 2, NOBODY), vec![vec![0, 2, 4], vec![1, 3]]);
+        // With input, or gas for code to run, a transfer to the exchange follows it.
+        let calls =
+            vec![tx(Address::with_last_byte(1), exchange, 21_000), tx(Address::with_last_byte(2), exchange, 21_000)];
+        assert_eq!(dispatch(&calls, 2, NOBODY), vec![vec![0, 1], vec![]]);
+        let generous = TxEnv { gas_limit: 21_001, ..plain(2) };
+        assert_eq!(dispatch(&[plain(1), generous.clone()], 2, NOBODY), vec![vec![0], vec![1]]);
+        assert_eq!(dispatch(&[calls[0].clone(), generous], 2, NOBODY), vec![vec![0, 1], vec![]]);
     }
 
     #[test]

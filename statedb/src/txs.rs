@@ -38,13 +38,19 @@ pub struct TxSummary {
     /// dispatch groups them by holder rather than by token (see `parevm_dispatcher`'s
     /// `dispatch.rs`).
     pub token_holders: Option<[Option<Address>; 2]>,
+    /// Whether it is a plain transfer: a call with no input and no gas beyond the intrinsic
+    /// 21,000, which moves ether and runs no code (a recipient with code runs out of gas at
+    /// once). Its recipient's credit does not depend on the recipient's balance, and the merger
+    /// rebases it (`parevm_merger`'s `credit.rs`), so transfers to one recipient are independent.
+    pub plain_transfer: bool,
 }
 
 impl TxSummary {
     /// The summary of a transaction from `sender` to `recipient` with this gas limit and input.
     pub fn new(sender: Address, recipient: Option<Address>, gas_limit: u64, input: &[u8]) -> Self {
         let token_holders = recipient.and_then(|_| token_holders(input));
-        Self { sender, recipient, gas_limit, token_holders }
+        let plain_transfer = recipient.is_some() && input.is_empty() && gas_limit <= PLAIN_TRANSFER_GAS;
+        Self { sender, recipient, gas_limit, token_holders, plain_transfer }
     }
 }
 
@@ -53,6 +59,9 @@ impl From<&TxEnv> for TxSummary {
         Self::new(tx.caller, tx.kind.to().copied(), tx.gas_limit, &tx.data)
     }
 }
+
+/// The intrinsic gas of a call: all a plain transfer can spend.
+const PLAIN_TRANSFER_GAS: u64 = 21_000;
 
 /// The holders a token call names (see [`TxSummary::token_holders`]), if `input` is one of
 /// the three calls with well-formed address arguments.
@@ -241,6 +250,15 @@ mod tests {
         // A contract creation whose code happens to start with the selector is no call.
         assert_eq!(TxSummary::new(other, None, 100_000, &transfer).token_holders, None);
         assert_eq!(TxSummary::new(other, Some(other), 100_000, &transfer).token_holders, Some([Some(holder), None]));
+    }
+
+    #[test]
+    fn a_plain_transfer_is_a_call_without_input_or_gas_for_code() {
+        let (a, b) = (Address::with_last_byte(1), Address::with_last_byte(2));
+        assert!(TxSummary::new(a, Some(b), 21_000, &[]).plain_transfer);
+        assert!(!TxSummary::new(a, Some(b), 21_000, &[0]).plain_transfer, "input");
+        assert!(!TxSummary::new(a, Some(b), 21_001, &[]).plain_transfer, "gas for code");
+        assert!(!TxSummary::new(a, None, 21_000, &[]).plain_transfer, "a creation");
     }
 
     #[test]
