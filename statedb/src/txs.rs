@@ -104,7 +104,8 @@ pub trait TxSource: Sync {
     }
     /// Transaction `tx` as revm takes it, built anew at every call.
     fn tx_env(&self, tx: TxIndex) -> TxEnv;
-    /// Its sender, recipient and gas limit, without building the `TxEnv`.
+    /// Its summary ([`TxSummary::new`]: sender, recipient, gas limit and input), without
+    /// building the `TxEnv`.
     fn summary(&self, tx: TxIndex) -> TxSummary;
 }
 
