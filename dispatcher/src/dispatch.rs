@@ -133,18 +133,10 @@ impl Dispatcher {
         self.beneficiary_txs
     }
 
-    /// The slot the next transaction goes to; `None`: to none, the merger runs it at its turn.
-    pub fn assign(&mut self, tx: TxSummary) -> Option<usize> {
-        self.assign_as(tx, false)
-    }
-
-    /// Like [`Dispatcher::assign`], for a heavy transaction (see the module's notes): it goes to
-    /// the least-loaded worker's lane whatever its affinity, never to the merger's.
-    pub fn assign_heavy(&mut self, tx: TxSummary) -> Option<usize> {
-        self.assign_as(tx, true)
-    }
-
-    fn assign_as(&mut self, tx: TxSummary, heavy: bool) -> Option<usize> {
+    /// The slot the next transaction goes to; `None`: to none, the merger runs it at its turn. A
+    /// `heavy` one (see the module's notes) goes to the least-loaded worker's lane whatever its
+    /// affinity, never to the merger's.
+    pub fn assign(&mut self, tx: TxSummary, heavy: bool) -> Option<usize> {
         if is_beneficiary_tx(self.beneficiary, tx.sender, tx.recipient) {
             self.beneficiary_txs += 1;
             return None;
@@ -246,8 +238,7 @@ pub fn static_dispatch(
     let mut queues = vec![Vec::new(); dispatcher.slots];
     let heavy = heavy_txs(txs, first);
     for (i, tx) in txs.iter().enumerate() {
-        let slot = if heavy.contains(&(first + i)) { dispatcher.assign_heavy(*tx) } else { dispatcher.assign(*tx) };
-        if let Some(slot) = slot {
+        if let Some(slot) = dispatcher.assign(*tx, heavy.contains(&(first + i))) {
             queues[slot].push(first + i);
         }
     }
@@ -382,7 +373,7 @@ mod tests {
         let mut dispatcher = Dispatcher::with_merger_lane(1, NOBODY);
         let lanes: Vec<_> = [tx(a, b, 21_000), tx(c, d, 21_000), tx(a, d, 21_000), tx(c, b, 21_000), tx(d, a, 21_000)]
             .iter()
-            .map(|t| dispatcher.assign(t.into()))
+            .map(|t| dispatcher.assign(t.into(), false))
             .collect();
         // a->b: slot 0. c->d: the least-loaded lane is the merger's. a->d: a's lane. c->b: c's
         // lane (the sender wins). d->a: d was mapped to slot 0 by a->d.

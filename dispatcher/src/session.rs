@@ -266,7 +266,7 @@ impl Session<'_> {
         }
         let summary = TxSummary::from(&tx);
         let heavy = self.heavy.arrives(&summary);
-        let slot = if heavy { self.dispatcher.assign_heavy(summary) } else { self.dispatcher.assign(summary) };
+        let slot = self.dispatcher.assign(summary, heavy);
         let index = self.job.txs.push(tx).expect("not full: checked above");
         if let Some(slot) = slot
             && !recipient.is_some_and(|to| self.demoted.contains(&to))
