@@ -226,6 +226,10 @@ pub struct BlockBench {
     /// The host's cross-core round trip, in nanoseconds, probed just before and just after the
     /// block's timed runs ([`crate::host`]); a probe that could not be made is left out.
     pub cross_core_ns: Vec<f64>,
+    /// How many times longer a core's work took while the other core worked too, probed with
+    /// the round trip ([`crate::host::shared_core_slowdown`]); a probe that could not be made
+    /// is left out.
+    pub shared_core: Vec<f64>,
 }
 
 /// One parallel configuration over all blocks.
@@ -277,15 +281,18 @@ pub struct BenchSummary {
     pub parallel: Vec<ConfigSummary>,
     /// The host's cross-core round trip over every block's probes, in nanoseconds: median,
     /// lowest and highest; `None` if no probe could be made.
-    pub cross_core_ns: Option<CrossCore>,
+    pub cross_core_ns: Option<Probes>,
+    /// The shared-core slowdown over every block's probes (a ratio); `None` if no probe could
+    /// be made.
+    pub shared_core: Option<Probes>,
 }
 
-/// Summary of the cross-core probes of a run (see [`crate::host`]).
+/// Summary of one host probe over a run (see [`crate::host`]).
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct CrossCore {
+pub struct Probes {
     /// Probes made.
     pub probes: usize,
-    /// Their median, in nanoseconds.
+    /// Their median.
     pub median: f64,
     /// The lowest.
     pub min: f64,
@@ -511,6 +518,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
     })?;
 
     let mut cross_core_ns: Vec<f64> = host::cross_core_round_trip_ns().into_iter().collect();
+    let mut shared_core: Vec<f64> = host::shared_core_slowdown().into_iter().collect();
     // Warm-up, then alternating timed rounds, each starting with the next executor in turn.
     let mut samples = vec![Vec::with_capacity(options.runs); executors.len()];
     let mut executing = vec![(0.0, 0u64); executors.len()];
@@ -526,6 +534,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
     }
 
     cross_core_ns.extend(host::cross_core_round_trip_ns());
+    shared_core.extend(host::shared_core_slowdown());
 
     // One more, untimed, run of each engine with its execution timer on (off in the timed
     // rounds: it costs the engine a few percent on cheap transactions).
@@ -583,6 +592,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
         limit,
         parallel,
         cross_core_ns,
+        shared_core,
     })
 }
 
@@ -642,18 +652,19 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
         geomean_skipped_empty: blocks.len() - with_txs.len(),
         sequential_allocations_per_tx: per_tx(blocks.iter().map(|b| b.sequential_allocations).sum(), txs),
         parallel,
-        cross_core_ns: cross_core(blocks),
+        cross_core_ns: probes(blocks, |b| &b.cross_core_ns),
+        shared_core: probes(blocks, |b| &b.shared_core),
     }
 }
 
-/// The cross-core probes of all blocks, summarised; `None` if there are none.
-fn cross_core(blocks: &[BlockBench]) -> Option<CrossCore> {
-    let mut probes: Vec<f64> = blocks.iter().flat_map(|b| b.cross_core_ns.iter().copied()).collect();
+/// One kind of probe over all blocks, summarised; `None` if there are none.
+fn probes(blocks: &[BlockBench], of: impl Fn(&BlockBench) -> &Vec<f64>) -> Option<Probes> {
+    let mut probes: Vec<f64> = blocks.iter().flat_map(|b| of(b).iter().copied()).collect();
     if probes.is_empty() {
         return None;
     }
     let median = median(&mut probes);
-    Some(CrossCore { probes: probes.len(), median, min: probes[0], max: probes[probes.len() - 1] })
+    Some(Probes { probes: probes.len(), median, min: probes[0], max: probes[probes.len() - 1] })
 }
 
 /// `count / txs`, if counted and there are transactions.
@@ -664,6 +675,10 @@ fn per_tx(count: Option<u64>, txs: usize) -> Option<f64> {
 /// A cross-core round trip above this, at the median, means another process is slowing the
 /// engine's threads (docs/benchmarks.md, "Machine"): ~40-50 ns on a quiet host here.
 const QUIET_ROUND_TRIP_NS: f64 = 100.0;
+
+/// A shared-core slowdown above this, at the median, means the two cores are not two: they
+/// share one physical core's units, or take turns (docs/benchmarks.md, "Machine").
+const OWN_CORES_SLOWDOWN: f64 = 1.15;
 
 /// The results as an aligned text table (labels left, numbers right): one row per block, a
 /// totals row (sums of medians, overall ratio, overall redo rate) and a geometric-mean row, then
@@ -772,6 +787,23 @@ pub fn render_table(report: &BenchReport) -> String {
         ),
         None => "host: the cross-core round trip could not be probed here\n".to_string(),
     };
+    if let Some(c) = summary.shared_core {
+        out += &format!(
+            "host: a core's work while the other core works too took {:.2}x its time alone (median, {:.2}-{:.2}x \
+             over {} probes): {}\n",
+            c.median,
+            c.min,
+            c.max,
+            c.probes,
+            if c.median > OWN_CORES_SLOWDOWN {
+                format!(
+                    "above {OWN_CORES_SLOWDOWN}x, the two cores share one core's units or take turns, slowing the parallel columns"
+                )
+            } else {
+                format!("under {OWN_CORES_SLOWDOWN}x, each thread has a core of its own")
+            }
+        );
+    }
     if report.blocks.iter().flat_map(|b| &b.parallel).any(|p| p.sequential_from.is_some()) {
         out +=
             "s (after redo/tx): a rule (chain, cheap block) handed the rest of the block to the sequential executor\n";
@@ -1070,6 +1102,7 @@ mod tests {
                 samples_ms: vec![par],
             }],
             cross_core_ns: Vec::new(),
+            shared_core: Vec::new(),
         }
     }
 
@@ -1156,8 +1189,16 @@ mod tests {
         assert!(table.contains("median 90 ns (80-400 ns over 5 probes"), "{table}");
         assert!(table.contains("under ~100 ns, a quiet host"), "{table}");
         blocks[1].cross_core_ns = vec![380.0, 390.0, 395.0];
-        let table = render_table(&report(blocks));
+        let table = render_table(&report(blocks.clone()));
         assert!(table.contains("median 380 ns") && table.contains("above ~100 ns, the host is slowing"), "{table}");
+        assert!(!table.contains("a core's work while"), "no shared-core probe, no line: {table}");
+        blocks[0].shared_core = vec![1.02, 1.6];
+        blocks[2].shared_core = vec![1.01];
+        let table = render_table(&report(blocks.clone()));
+        assert!(table.contains("took 1.02x its time alone (median, 1.01-1.60x over 3 probes): under 1.15x"), "{table}");
+        blocks[1].shared_core = vec![1.5, 1.55];
+        let table = render_table(&report(blocks));
+        assert!(table.contains("took 1.50x its time alone") && table.contains("share one core's units"), "{table}");
     }
 
     #[test]
