@@ -61,20 +61,28 @@ fn bench_two_blocks() {
     assert_eq!(json["blocks"].as_array().map(Vec::len), Some(2));
 
     let table = parevm::bench::render_table(&report);
-    // Header and rule, 2 blocks, rule, total and geomean, 4 note lines, execution times, host.
-    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 4 + 1 + 1);
+    // Header and rule, 2 blocks, rule, total and geomean, 4 note lines, execution times, host
+    // (the round trip, and the shared-core probe if it could be made).
+    let host_lines = 1 + usize::from(summary.shared_core.is_some());
+    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 4 + 1 + host_lines);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[lines.len() - 2].starts_with("execution time, us, over the blocks"), "{table}");
-    assert!(lines[lines.len() - 1].starts_with("host: "), "{table}");
-    // At most one probe before and one after each block's timed runs (a probe that ran out of
-    // its budget on a busy machine is left out, not counted as zero).
+    assert!(lines[lines.len() - 1 - host_lines].starts_with("execution time, us, over the blocks"), "{table}");
+    assert!(lines[lines.len() - host_lines..].iter().all(|line| line.starts_with("host: ")), "{table}");
+    // At most one probe of each kind before and one after each block's timed runs (a probe that
+    // ran out of its budget on a busy machine is left out, not counted as zero).
     for block in &report.blocks {
         assert!(block.cross_core_ns.len() <= 2, "{:?}", block.cross_core_ns);
         assert!(block.cross_core_ns.iter().all(|ns| *ns > 0.0 && ns.is_finite()), "{:?}", block.cross_core_ns);
+        assert!(block.shared_core.len() <= 2, "{:?}", block.shared_core);
+        assert!(block.shared_core.iter().all(|r| *r > 0.0 && r.is_finite()), "{:?}", block.shared_core);
     }
     assert_eq!(
         summary.cross_core_ns.map(|c| c.probes),
         Some(report.blocks.iter().map(|b| b.cross_core_ns.len()).sum::<usize>()).filter(|&n| n > 0)
+    );
+    assert_eq!(
+        summary.shared_core.map(|c| c.probes),
+        Some(report.blocks.iter().map(|b| b.shared_core.len()).sum::<usize>()).filter(|&n| n > 0)
     );
     // The engine's own entry point measures its executions; the sequential side comes from the
     // limit's pass.
