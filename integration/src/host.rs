@@ -11,8 +11,10 @@
 //! a sequential transaction against 1.12 times: a quick line, as between two hardware threads of
 //! one physical core, which also share that core's execution units and caches. The second probe
 //! tells that apart: a fixed piece of work on each core alone, then on both at once.
-//! `parevm bench` runs both probes before and after every block's timed runs and reports them
-//! beside the ratios, so that a run can be judged by the host it ran on.
+//! `parevm bench` probes the round trip before and after every block's timed runs, and the
+//! shared cores before the first block and after the last (see `bench_cases` for why not more
+//! often), and reports both beside the ratios, so that a run can be judged by the host it ran
+//! on.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
