@@ -222,20 +222,31 @@ mod tests {
     /// The probes pin threads to cores 0 and 1: one test at a time, or they measure each other.
     static PROBING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-    #[test]
-    fn the_shared_core_probe_gives_a_plausible_ratio_or_none_within_its_budget() {
+    /// Whether this machine has two cores to pin the probes' threads to.
+    fn can_pin() -> bool {
+        std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 && cfg!(target_os = "linux")
+    }
+
+    /// Runs `probe` alone, checks that it kept to its budget and gave nothing where it cannot
+    /// measure, and returns what it gave.
+    fn probed<T: PartialEq + std::fmt::Debug>(probe: impl FnOnce() -> Option<T>) -> Option<T> {
         let _probing = PROBING.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
-        let probe = shared_core_slowdown();
+        let figure = probe();
+        // Pinned threads and the joins: the budget, plus slack for a loaded test machine.
         assert!(started.elapsed() < BUDGET + Duration::from_secs(2), "the probe held the caller up");
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cores < 2 || !cfg!(target_os = "linux") {
-            assert_eq!(probe, None, "no figure without two cores to pin to");
+        if !can_pin() {
+            assert_eq!(figure, None, "no figure without two cores to pin to");
         }
+        figure
+    }
+
+    #[test]
+    fn the_shared_core_probe_gives_a_plausible_ratio_or_none_within_its_budget() {
         // Other tests may hold the cores meanwhile: a figure may read high, but a ratio of two
         // timings of the same work is never far below 1, nor above what taking turns on one
         // core, with interruptions, could give.
-        if let Some(ratio) = probe {
+        if let Some(ratio) = probed(shared_core_slowdown) {
             assert!((0.5..20.0).contains(&ratio), "implausible: {ratio}");
         }
     }
@@ -243,7 +254,7 @@ mod tests {
     #[test]
     fn two_threads_pinned_to_one_core_take_turns_and_the_probe_sees_it() {
         // What the probe reports when the two cores are in fact one: both threads on core 0.
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 || !cfg!(target_os = "linux") {
+        if !can_pin() {
             return;
         }
         let _probing = PROBING.lock().unwrap_or_else(|e| e.into_inner());
@@ -265,19 +276,10 @@ mod tests {
 
     #[test]
     fn a_probe_gives_a_plausible_round_trip_or_none_and_never_outlives_its_budget() {
-        let _probing = PROBING.lock().unwrap_or_else(|e| e.into_inner());
-        let started = Instant::now();
-        let probe = cross_core_round_trip_ns();
-        // Two pinned threads and the joins: the budget, plus slack for a loaded test machine.
-        assert!(started.elapsed() < BUDGET + Duration::from_secs(2), "the probe held the caller up");
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cores < 2 || !cfg!(target_os = "linux") {
-            assert_eq!(probe, None, "no figure without two cores to pin to");
-        }
         // Other tests may hold the cores meanwhile, so the budget may run out (`None`, which the
         // bench reports as such); a figure, when given, is a real round trip: at least two
         // cache misses, and no longer than the budget spread over the round trips.
-        if let Some(ns) = probe {
+        if let Some(ns) = probed(cross_core_round_trip_ns) {
             assert!(ns > 1.0 && ns <= BUDGET.as_nanos() as f64 / ROUND_TRIPS as f64 * 2.0, "implausible: {ns} ns");
         }
     }
