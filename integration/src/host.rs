@@ -7,7 +7,7 @@
 //! sequential executor's does not. On the project's shared 2-core machines it is not constant:
 //! about 42 ns most of the time, and 350-450 ns for minutes at a time, while each core alone
 //! keeps its full speed (docs/benchmarks.md, "Machine"). It was also seen at 16-36 ns while
-//! the engine ran at 1.05x where it ran at 1.24x an hour later, one execution costing 1.44 times
+//! the engine ran at 1.05x where it ran at 1.24x minutes later, one execution costing 1.44 times
 //! a sequential transaction against 1.12 times: a quick line, as between two hardware threads of
 //! one physical core, which also share that core's execution units and caches. The second probe
 //! tells that apart: a fixed piece of work on each core alone, then on both at once.
@@ -79,58 +79,86 @@ pub fn cross_core_round_trip_ns() -> Option<f64> {
     })
 }
 
-/// Dependent steps of the shared-core probe's work: about a millisecond on one core here.
-const WORK_STEPS: usize = 200_000;
+/// Steps of each of the shared-core probe's four chains of work: about a millisecond on one
+/// core here.
+const WORK_STEPS: usize = 100_000;
 
 /// Timed repetitions of the work per thread, after one untimed.
 const WORK_REPS: usize = 5;
 
 /// How many times longer a fixed piece of work takes while both cores run it at once than on
 /// one core alone (the faster of cores 0 and 1), the slower core's figure: about 1 where each
-/// thread has a core of its own, up to 2 where the two share one physical core's units or take
-/// turns on one. `None` where it cannot be measured (fewer than two cores, no pinning, or the
-/// budget ran out).
+/// of the engine's two threads would have a whole core, up to 2 where they would not: two
+/// hardware threads of one physical core sharing its units, or a neighbour taking turns on one
+/// core (which slows that core alone too, and counts: the engine's thread there would be
+/// slowed the same). `None` where it cannot be measured (fewer than two cores, no pinning, or
+/// the budget ran out).
 ///
-/// The work is a chain of dependent loads and multiplies over 256 KiB per thread, past the
-/// first-level cache as the engine's state lookups are.
+/// The work is four independent chains of loads, multiplies and stores over 256 KiB per thread:
+/// past the first-level cache, as the engine's state lookups are, and enough at once to keep a
+/// core's units busy, which a sibling hardware thread would compete for.
 pub fn shared_core_slowdown() -> Option<f64> {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         return None;
     }
     let deadline = Instant::now() + BUDGET;
-    let alone = [0, 1].into_iter().map(|core| timed_work_on(&[core], deadline)).collect::<Option<Vec<_>>>()?;
-    let together = timed_work_on(&[0, 1], deadline)?;
-    Some(together / alone.into_iter().fold(f64::INFINITY, f64::min))
+    let alone = [timed_work_on(&[0], deadline)?, timed_work_on(&[1], deadline)?];
+    Some(slowdown(alone, timed_work_on(&[0, 1], deadline)?))
+}
+
+/// The slower core's time together over the faster core's time alone (see
+/// [`shared_core_slowdown`]).
+fn slowdown(alone: [f64; 2], together: f64) -> f64 {
+    together / alone[0].min(alone[1])
 }
 
 /// The longest time, in seconds, that one thread pinned to each of `cores`, all started at
 /// once, took for [`WORK_REPS`] repetitions of the work; `None` if a thread could not be pinned
-/// or the deadline passed (checked between repetitions).
+/// or the deadline passed (checked before each repetition and while waiting for the start).
 fn timed_work_on(cores: &[usize], deadline: Instant) -> Option<f64> {
-    let start = std::sync::Barrier::new(cores.len());
+    let epoch = Instant::now();
+    let since_epoch = || u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+    let ready = AtomicU64::new(0);
+    // When the last thread was ready, in nanoseconds since `epoch` (0: not yet): the one start
+    // every thread's time counts from, so that a thread waiting for its core while another
+    // runs is timed waiting.
+    let start = AtomicU64::new(0);
     std::thread::scope(|scope| {
-        let start = &start;
+        let (ready, start) = (&ready, &start);
         let threads: Vec<_> = cores
             .iter()
             .map(|&core| {
                 scope.spawn(move || {
-                    let pinned = pin_to_core(core);
                     let mut buffer = vec![0u64; 1 << 15];
-                    start.wait();
-                    if !pinned {
+                    let warmed = pin_to_core(core) && Instant::now() < deadline && {
+                        std::hint::black_box(work(&mut buffer));
+                        true
+                    };
+                    // Every thread counts itself, warmed or not, so that none waits for one
+                    // that gave up; the wait is bounded by the deadline all the same. Relaxed:
+                    // the count hands nothing over but itself.
+                    if ready.fetch_add(1, Ordering::Relaxed) + 1 == cores.len() as u64 {
+                        // Relaxed: a number, read by the others only as a number.
+                        start.store(since_epoch(), Ordering::Relaxed);
+                    }
+                    let started = loop {
+                        // Relaxed: see the store.
+                        match start.load(Ordering::Relaxed) {
+                            0 if Instant::now() >= deadline => return None,
+                            0 => std::hint::spin_loop(),
+                            started => break started,
+                        }
+                    };
+                    if !warmed {
                         return None;
                     }
-                    std::hint::black_box(work(&mut buffer));
-                    // From the common start to this thread's last repetition: time the thread
-                    // spent waiting for its core counts, as it does for the engine's threads.
-                    let started = Instant::now();
                     for _ in 0..WORK_REPS {
                         if Instant::now() >= deadline {
                             return None;
                         }
                         std::hint::black_box(work(&mut buffer));
                     }
-                    Some(started.elapsed().as_secs_f64())
+                    Some((since_epoch() - started) as f64 / 1e9)
                 })
             })
             .collect();
@@ -139,17 +167,19 @@ fn timed_work_on(cores: &[usize], deadline: Instant) -> Option<f64> {
     .map(|times| times.into_iter().fold(0.0, f64::max))
 }
 
-/// The probe's work: [`WORK_STEPS`] dependent steps, each a load from `buffer` at a place the
-/// previous step chose, a multiply, and a store back.
+/// The probe's work: four chains of [`WORK_STEPS`] steps, each step a load from `buffer` at a
+/// place the chain's previous step chose, a multiply, and a store back.
 fn work(buffer: &mut [u64]) -> u64 {
     let mask = buffer.len() - 1;
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut chains = [0x9e37_79b9_7f4a_7c15u64, 1, 2, 3];
     for _ in 0..WORK_STEPS {
-        let i = (x as usize) & mask;
-        x = (x ^ buffer[i]).wrapping_mul(0x2545_f491_4f6c_dd1d).rotate_left(17);
-        buffer[i] = x;
+        for x in &mut chains {
+            let i = (*x as usize) & mask;
+            *x = (*x ^ buffer[i]).wrapping_mul(0x2545_f491_4f6c_dd1d).rotate_left(17);
+            buffer[i] = *x;
+        }
     }
-    x
+    chains.iter().fold(0, |a, x| a ^ x)
 }
 
 /// Spins until the line holds `value` (true) or, checked every 1024 spins, the deadline has
@@ -178,7 +208,7 @@ fn give_up(line: &Line) {
     line.0.store(u64::MAX, Ordering::Release);
 }
 
-/// Pins the calling thread to `core`. Only this probe's own short-lived threads are pinned.
+/// Pins the calling thread to `core`. Only the probes' own short-lived threads are pinned.
 #[cfg(target_os = "linux")]
 fn pin_to_core(core: usize) -> bool {
     // SAFETY: `cpu_set_t` is a plain bit set, valid when zeroed; CPU_SET writes within it for
@@ -239,6 +269,13 @@ mod tests {
             assert_eq!(figure, None, "no figure without two cores to pin to");
         }
         figure
+    }
+
+    #[test]
+    fn the_slowdown_is_the_slower_core_together_over_the_faster_core_alone() {
+        assert_eq!(slowdown([2.0, 4.0], 3.0), 1.5);
+        assert_eq!(slowdown([4.0, 2.0], 3.0), 1.5, "whichever core was faster alone");
+        assert_eq!(slowdown([2.0, 2.0], 2.0), 1.0);
     }
 
     #[test]
