@@ -283,6 +283,7 @@ fn heavy_txs(txs: &[TxSummary], first: usize) -> Vec<usize> {
 mod tests {
     use super::*;
     use alloy_primitives::{TxKind, address};
+    use parevm_statedb::token_selector::{TRANSFER, TRANSFER_FROM};
     use revm::context::TxEnv;
 
     /// A beneficiary none of the test transactions involves.
@@ -455,9 +456,6 @@ mod tests {
     fn word(address: Address) -> [u8; 32] {
         address.into_word().0
     }
-
-    const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
-    const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
 
     #[test]
     fn token_calls_go_by_the_holders_they_name_not_by_the_token() {

@@ -35,7 +35,7 @@ use crate::{
     mainnet::{discover, load_pre_state},
     synthetic::{Fee, SyntheticBlock, contracts},
 };
-use parevm_statedb::InMemoryDb;
+use parevm_statedb::{InMemoryDb, token_selector};
 
 /// The largest `--gas` accepted: one gigagas.
 pub const MAX_GAS: u64 = 1_000_000_000;
@@ -57,8 +57,6 @@ pub const MINIMAL_TOKEN: Address = address!("00000000000000000000000000000000000
 /// The `hot` workload's counter contract (`synthetic::contracts::COUNTER`), also the recipient of
 /// every transaction's value.
 pub const HOT_COUNTER: Address = address!("00000000000000000000000000000000000c0c00");
-/// `transfer(address,uint256)`.
-pub const TRANSFER_SELECTOR: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 
 /// Gas limit of the contract-calling transactions (each uses about half).
 const CALL_GAS_LIMIT: u64 = 100_000;
@@ -339,7 +337,7 @@ impl Asm {
 ///     return true
 /// ```
 pub fn minimal_erc20() -> Vec<u8> {
-    let selector = TRANSFER_SELECTOR;
+    let selector = token_selector::TRANSFER;
     Asm::default()
         // calldata[0] >> 224 == selector, else revert
         .ops(&[PUSH1, 0x00, CALLDATALOAD, PUSH1, 0xe0, SHR])
@@ -392,7 +390,7 @@ pub fn pool_address(i: usize) -> Address {
 /// `transfer(to, amount)` calldata.
 pub fn transfer_calldata(to: Address, amount: U256) -> Bytes {
     let mut data = Vec::with_capacity(68);
-    data.extend_from_slice(&TRANSFER_SELECTOR);
+    data.extend_from_slice(&token_selector::TRANSFER);
     data.extend_from_slice(B256::left_padding_from(to.as_slice()).as_slice());
     data.extend_from_slice(&amount.to_be_bytes::<32>());
     Bytes::from(data)

@@ -30,7 +30,7 @@ pub use remote::{
     Answer, OwnerChanges, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,
 };
 pub use slot_db::SlotDb;
-pub use txs::{BlockTxs, OwnedTxs, TxSource, TxSummary};
+pub use txs::{BlockTxs, OwnedTxs, TxSource, TxSummary, token_selector};
 pub use unconfirmed::{ExecOutcome, TxResult, Unconfirmed};
 pub use wakeup::Wakeup;
 pub use writes::{AccountWrite, classify_write};

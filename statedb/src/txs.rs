@@ -60,6 +60,16 @@ impl From<&TxEnv> for TxSummary {
     }
 }
 
+/// The selectors of the token calls [`TxSummary::token_holders`] reads.
+pub mod token_selector {
+    /// `transfer(address to, uint256 amount)`.
+    pub const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+    /// `transferFrom(address from, address to, uint256 amount)`.
+    pub const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+    /// `approve(address spender, uint256 amount)`.
+    pub const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
+}
+
 /// The intrinsic gas of a call: all a plain transfer can spend.
 const PLAIN_TRANSFER_GAS: u64 = 21_000;
 
@@ -73,19 +83,17 @@ fn token_holders(input: &[u8]) -> Option<[Option<Address>; 2]> {
         word[..12].iter().all(|&b| b == 0).then(|| Address::from_slice(&word[12..]))
     };
     let amount = |i: usize| args.get(32 * i..32 * (i + 1));
-    match selector {
-        // transfer(address to, uint256 amount)
-        [0xa9, 0x05, 0x9c, 0xbb] => {
+    match *selector {
+        token_selector::TRANSFER => {
             amount(1)?;
             Some([Some(address(0)?), None])
         }
-        // transferFrom(address from, address to, uint256 amount)
-        [0x23, 0xb8, 0x72, 0xdd] => {
+        token_selector::TRANSFER_FROM => {
             amount(2)?;
             Some([Some(address(0)?), Some(address(1)?)])
         }
-        // approve(address spender, uint256 amount): the sender's allowance only
-        [0x09, 0x5e, 0xa7, 0xb3] => {
+        // The sender's allowance only.
+        token_selector::APPROVE => {
             amount(1)?;
             address(0)?;
             Some([None, None])
@@ -237,15 +245,15 @@ mod tests {
         let word = |address: Address| address.into_word().0.to_vec();
         let amount = vec![0xff; 32];
         let input = |selector: [u8; 4], words: &[Vec<u8>]| [selector.to_vec(), words.concat()].concat();
-        let transfer = input([0xa9, 0x05, 0x9c, 0xbb], &[word(holder), amount.clone()]);
+        let transfer = input(token_selector::TRANSFER, &[word(holder), amount.clone()]);
         assert_eq!(token_holders(&transfer), Some([Some(holder), None]));
-        let transfer_from = input([0x23, 0xb8, 0x72, 0xdd], &[word(holder), word(other), amount.clone()]);
+        let transfer_from = input(token_selector::TRANSFER_FROM, &[word(holder), word(other), amount.clone()]);
         assert_eq!(token_holders(&transfer_from), Some([Some(holder), Some(other)]));
-        let approve = input([0x09, 0x5e, 0xa7, 0xb3], &[word(holder), amount.clone()]);
+        let approve = input(token_selector::APPROVE, &[word(holder), amount.clone()]);
         assert_eq!(token_holders(&approve), Some([None, None]));
         // Short arguments, an argument that is no address, another selector, no input.
         assert_eq!(token_holders(&transfer[..transfer.len() - 1]), None);
-        assert_eq!(token_holders(&input([0xa9, 0x05, 0x9c, 0xbb], &[amount.clone(), amount.clone()])), None);
+        assert_eq!(token_holders(&input(token_selector::TRANSFER, &[amount.clone(), amount.clone()])), None);
         assert_eq!(token_holders(&input([0xa9, 0x05, 0x9c, 0xbc], &[word(holder), amount])), None);
         assert_eq!(token_holders(&[]), None);
         // A contract creation whose code happens to start with the selector is no call.
