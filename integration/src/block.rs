@@ -63,4 +63,8 @@ impl TxSource for BlockInput {
         let tx = &self.txs[tx];
         TxSummary::new(tx.signer(), tx.to(), tx.gas_limit(), tx.input())
     }
+
+    fn gas_limit(&self, tx: TxIndex) -> u64 {
+        self.txs[tx].gas_limit()
+    }
 }

@@ -514,6 +514,63 @@ fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
     }
 }
 
+/// The cheap-block rule judges a block by its gas limits alone: a block of transfers it hands back
+/// costs the caller no summary of any transaction (which parses every input), while a block of
+/// contract calls is summarised for the dispatch.
+#[test]
+fn the_cheap_block_rule_reads_gas_limits_and_nothing_else() {
+    struct LimitsOnly {
+        txs: Vec<revm::context::TxEnv>,
+        summaries: AtomicUsize,
+    }
+    impl parevm_statedb::TxSource for LimitsOnly {
+        fn len(&self) -> usize {
+            self.txs.len()
+        }
+        fn tx_env(&self, tx: TxIndex) -> revm::context::TxEnv {
+            self.txs[tx].clone()
+        }
+        fn summary(&self, tx: TxIndex) -> parevm_statedb::TxSummary {
+            self.summaries.fetch_add(1, Ordering::Relaxed);
+            parevm_statedb::TxSummary::from(&self.txs[tx])
+        }
+        fn gas_limit(&self, tx: TxIndex) -> u64 {
+            self.txs[tx].gas_limit
+        }
+    }
+    let block_of = |gas_limit| LimitsOnly {
+        txs: (0..200)
+            .map(|i| revm::context::TxEnv {
+                caller: sender(i),
+                gas_limit,
+                kind: TxKind::Call(sender(1000 + i)),
+                ..Default::default()
+            })
+            .collect(),
+        summaries: AtomicUsize::new(0),
+    };
+    let engine = Engine::new(EngineConfig::with_slots(2).unwrap()).unwrap();
+    let db = InMemoryDb::default();
+    let run = |txs: &LimitsOnly| {
+        let block = ParallelBlock {
+            db: &db,
+            seed: Vec::new(),
+            prefix: parevm_dispatcher::Prefix::default(),
+            block: revm::context::BlockEnv { gas_limit: 30_000_000, ..Default::default() },
+            cfg: revm::context::CfgEnv::default(),
+            txs: BlockTxs::from_source(txs),
+        };
+        // Free transactions (no gas price) from empty accounts: each is valid.
+        engine.execute(block, &mut |_: MergedTx| {})
+    };
+    let transfers = block_of(21_000);
+    assert!(matches!(run(&transfers), Ok(Executed::HandedBack { from: 0, .. })));
+    assert_eq!(transfers.summaries.load(Ordering::Relaxed), 0, "a handed-back block is not summarised");
+    let calls = block_of(100_000);
+    assert!(matches!(run(&calls), Ok(Executed::Complete(stats)) if stats.executions >= 200), "run on the engine");
+    assert!(calls.summaries.load(Ordering::Relaxed) >= 200, "summarised for the dispatch");
+}
+
 /// A block with little gas in all (here a dozen contract calls, whatever their limits) is handed to
 /// the sequential executor before the engine starts, as is an empty block; fifteen such calls are
 /// not, and with the rule off the small block runs on the engine. Results are sequential's.

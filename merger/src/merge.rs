@@ -218,7 +218,7 @@ impl Merger {
     ) -> Result<MergedTx, BlockError> {
         // The same check, in the same place, as alloy-evm's `EthBlockExecutor`.
         let block_available_gas = input.block.gas_limit - self.cumulative_gas_used;
-        let gas_limit = input.txs.summary(tx).gas_limit;
+        let gas_limit = input.txs.gas_limit(tx);
         let mut max_tx_gas = gas_limit;
         if let Some(cap) = input.cfg.tx_gas_limit_cap {
             max_tx_gas = max_tx_gas.min(cap);

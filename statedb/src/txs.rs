@@ -115,6 +115,13 @@ pub trait TxSource: Sync {
     /// Its summary ([`TxSummary::new`]: sender, recipient, gas limit and input), without
     /// building the `TxEnv`.
     fn summary(&self, tx: TxIndex) -> TxSummary;
+    /// Its gas limit alone: what the cheap-block rule judges a whole block by before anything
+    /// else is built, and what the merger checks against the block's gas at every merge. The
+    /// default takes it from the summary; a source that holds the transactions answers without
+    /// looking at their input (a summary parses it for token calls).
+    fn gas_limit(&self, tx: TxIndex) -> u64 {
+        self.summary(tx).gas_limit
+    }
 }
 
 /// A block already converted: each execution takes a copy.
@@ -129,6 +136,10 @@ impl TxSource for Vec<TxEnv> {
 
     fn summary(&self, tx: TxIndex) -> TxSummary {
         TxSummary::from(&self[tx])
+    }
+
+    fn gas_limit(&self, tx: TxIndex) -> u64 {
+        self[tx].gas_limit
     }
 }
 
@@ -200,6 +211,14 @@ impl<'t> BlockTxs<'t> {
         match &self.txs {
             Txs::Source(source) => source.summary(tx),
             Txs::Appending(cells) => TxSummary::from(Self::appended(cells, tx)),
+        }
+    }
+
+    /// Gas limit of transaction `tx` (panics like [`BlockTxs::tx_env`]), without the summary.
+    pub fn gas_limit(&self, tx: TxIndex) -> u64 {
+        match &self.txs {
+            Txs::Source(source) => source.gas_limit(tx),
+            Txs::Appending(cells) => Self::appended(cells, tx).gas_limit,
         }
     }
 
@@ -300,10 +319,28 @@ mod tests {
                 TxSummary::new(Address::ZERO, None, 21_000, &[])
             }
         }
+        /// A source that answers gas limits itself, unlike `Counting`, which leaves them to the
+        /// summary.
+        struct OwnLimits;
+        impl TxSource for OwnLimits {
+            fn len(&self) -> usize {
+                1
+            }
+            fn tx_env(&self, _: TxIndex) -> TxEnv {
+                unreachable!("a gas limit converts nothing")
+            }
+            fn summary(&self, _: TxIndex) -> TxSummary {
+                unreachable!("a gas limit needs no summary")
+            }
+            fn gas_limit(&self, _: TxIndex) -> u64 {
+                30_000
+            }
+        }
+        assert_eq!(BlockTxs::from_source(&OwnLimits).gas_limit(0), 30_000);
         let source = Counting(AtomicUsize::new(0));
         let txs = BlockTxs::from_source(&source);
         assert_eq!((txs.len(), txs.capacity()), (4, 4));
-        assert_eq!(txs.summary(3).gas_limit, 21_000);
+        assert_eq!((txs.summary(3).gas_limit, txs.gas_limit(3)), (21_000, 21_000));
         assert_eq!(source.0.load(Ordering::Relaxed), 0, "a summary converts nothing");
         assert_eq!((txs.tx_env(2).nonce, txs.tx_env(2).nonce), (2, 2));
         assert_eq!(source.0.load(Ordering::Relaxed), 2, "each call converts anew");
