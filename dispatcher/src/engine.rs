@@ -293,8 +293,8 @@ impl Engine {
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
         // Little gas in all, or mostly plain transfers: nothing to gain (`cheap_rule.rs`). Judged
         // on the transactions' gas limits alone, before anything is set up, the summaries
-        // included: building them parses every input, ~2% of a block of 380 transfers handed
-        // back (5891667), where reading the limits costs a few nanoseconds a transaction.
+        // included: building them parses every input (14396881, 1,346 transfers: 19 µs before
+        // the hand-back, 5.5 µs reading the limits alone).
         // With one slot nothing is counted, and nothing counted is small: handed back at once.
         let slots = self.config.worker_slots() > 0;
         let gas =
