@@ -515,8 +515,8 @@ fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
 }
 
 /// The cheap-block rule judges a block by its gas limits alone: a block of transfers it hands back
-/// costs the caller no summary of any transaction (which parses every input), while a block of
-/// contract calls is summarised for the dispatch.
+/// costs the caller no summary of any transaction (which parses every input), while a block with
+/// a contract call's gas limits (to accounts without code) is summarised for the dispatch.
 #[test]
 fn the_cheap_block_rule_reads_gas_limits_and_nothing_else() {
     struct LimitsOnly {
