@@ -80,7 +80,7 @@ where
     }
 
     fn build(&self) -> SlotEvm<'a, D> {
-        let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.pool.clone());
+        let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.merged, self.ctx.pool.clone());
         let mut evm = Context::mainnet()
             .with_block(self.ctx.block.clone())
             .with_cfg(self.ctx.cfg.clone())
@@ -102,13 +102,13 @@ where
     }
 
     fn execute_untimed(&mut self, tx: TxIndex, incarnation: u32) -> TxResult {
-        // Acquire: see `SlotDb::begin`.
+        // Acquire: see `SlotDb::first_unmerged`.
         let merged_at_start = self.ctx.merged.load(Ordering::Acquire);
         if self.evm.is_none() {
             self.evm = Some(self.build());
         }
         let evm = self.evm.as_mut().expect("built above");
-        evm.ctx.journaled_state.database.begin(tx, merged_at_start);
+        evm.ctx.journaled_state.database.begin(tx);
         evm.ctx.tx = self.ctx.txs.tx_env(tx);
 
         let run = catch_unwind(AssertUnwindSafe(|| {

@@ -11,7 +11,10 @@
 //! which the merger pays once per tx.
 //! A read iteration is a batch of `BATCH` reads (one `begin`/`finish`), reported per read.
 
-use std::{hint::black_box, sync::Arc};
+use std::{
+    hint::black_box,
+    sync::{Arc, atomic::AtomicUsize},
+};
 
 use alloy_primitives::{Address, U256};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -59,7 +62,7 @@ fn publish(unconfirmed: &Unconfirmed, tx: usize, state: EvmState, pool: &ReadSet
 
 /// Reads `BATCH` accounts and `BATCH` slots (`keys` cycles over addresses) as tx `reader`.
 fn read_batch<D: parevm_statedb::BlockDb>(db: &mut SlotDb<'_, D>, reader: usize, keys: &[u64], storage: bool) {
-    db.begin(reader, 0);
+    db.begin(reader);
     for &k in keys {
         if storage {
             black_box(db.storage(addr(k), U256::ZERO).unwrap());
@@ -74,6 +77,7 @@ fn bench(c: &mut Criterion) {
     let db = db();
     let base = BaseState::new(&db);
     let pool = ReadSetPool::default();
+    let merged = AtomicUsize::new(0);
     let mut group = c.benchmark_group("slot_db");
     group.throughput(Throughput::Elements(BATCH));
     // Hot keys 0..BATCH live in the unconfirmed layer; cold keys BATCH..2*BATCH only in the base.
@@ -82,7 +86,7 @@ fn bench(c: &mut Criterion) {
 
     // (a) no unconfirmed predecessors: straight to the base (warm after the first pass).
     let empty = Unconfirmed::new(1);
-    let mut slot = SlotDb::new(&base, &empty, pool.clone());
+    let mut slot = SlotDb::new(&base, &empty, &merged, pool.clone());
     for storage in [false, true] {
         let kind = if storage { "storage" } else { "basic" };
         group.bench_function(format!("base/{kind}"), |b| b.iter(|| read_batch(&mut slot, 0, &cold, storage)));
@@ -92,7 +96,7 @@ fn bench(c: &mut Criterion) {
     // leaves the beacon-roots contract in every Cancun block.
     let mut seeded = BaseState::new(&db);
     seeded.seed_account(addr(ACCOUNTS + 1), None, true, []).unwrap();
-    let mut slot = SlotDb::new(&seeded, &empty, pool.clone());
+    let mut slot = SlotDb::new(&seeded, &empty, &merged, pool.clone());
     group.bench_function("base_seeded/storage", |b| b.iter(|| read_batch(&mut slot, 0, &cold, true)));
 
     for n in [1usize, 8, 64] {
@@ -102,7 +106,7 @@ fn bench(c: &mut Criterion) {
         for tx in 1..n as u64 {
             publish(&unconfirmed, tx as usize, write_set([200 + 3 * tx, 201 + 3 * tx, 999], 2), &pool);
         }
-        let mut slot = SlotDb::new(&base, &unconfirmed, pool.clone());
+        let mut slot = SlotDb::new(&base, &unconfirmed, &merged, pool.clone());
         for storage in [false, true] {
             let kind = if storage { "storage" } else { "basic" };
             group.bench_with_input(BenchmarkId::new(format!("hit/{kind}"), n), &n, |b, &n| {
@@ -129,7 +133,7 @@ fn bench(c: &mut Criterion) {
             state.insert(token, account.with_touched_mark());
             publish(&unconfirmed, tx as usize, state, &pool);
         }
-        let mut slot = SlotDb::new(&base, &unconfirmed, pool.clone());
+        let mut slot = SlotDb::new(&base, &unconfirmed, &merged, pool.clone());
         // The oldest writers' slots (all `n` of them, over and over, when there are fewer than a
         // batch), and slots nobody wrote.
         let oldest = (0..BATCH).map(|i| holder_slot(i % n as u64)).collect();
@@ -138,7 +142,7 @@ fn bench(c: &mut Criterion) {
             let keys: Vec<U256> = keys;
             group.bench_with_input(BenchmarkId::new(format!("hot_contract/{kind}"), n), &n, |b, &n| {
                 b.iter(|| {
-                    slot.begin(n, 0);
+                    slot.begin(n);
                     for key in &keys {
                         black_box(slot.storage(token, *key).unwrap());
                     }

@@ -8,18 +8,8 @@
 //!
 //! One `SlotDb` lives as long as its worker's EVM for a block; [`SlotDb::begin`] points it at the
 //! next transaction and hands it a fresh pooled read buffer, so nothing is allocated per execution.
-//!
-//! Which unconfirmed results a read searches is fixed when the execution begins: the
-//! transactions from the first one unmerged then up to the reader. The merger's count of merged
-//! transactions is read once, by the executor, not at every read. Every merge writes that count,
-//! so re-reading it made each read after a merge fetch the merger's cache line from the other
-//! core (docs/benchmarks.md, "Machine": 50 ns on a quick host, 450 ns on a slow one). A
-//! transaction merged since the execution began is then searched too. Its result there may not
-//! be what was merged: a stale execution replaced at its turn, or one without the merger's own
-//! writes (a rebased balance, the beneficiary's fee). Such a read is stale and found so, since an
-//! execution that began with predecessors unmerged is always validated. Once the merger has taken
-//! a transaction's result, it has taken every earlier one (it takes them in order), and the base
-//! holds their writes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use alloy_primitives::{Address, B256, U256};
 use revm::{Database, bytecode::Bytecode, state::AccountInfo};
@@ -31,10 +21,10 @@ use crate::{BaseState, BlockDb, DbError, Read, ReadSet, ReadSetPool, TxIndex, Un
 pub struct SlotDb<'a, D> {
     base: &'a BaseState<D>,
     unconfirmed: &'a Unconfirmed,
+    /// Number of merged transactions, published by the merger.
+    merged: &'a AtomicUsize,
     pool: ReadSetPool,
     tx: TxIndex,
-    /// The number of merged transactions when the execution began.
-    first_unmerged: TxIndex,
     reads: Option<ReadSet>,
 }
 
@@ -43,23 +33,31 @@ where
     D: BlockDb,
 {
     /// A StateDB over the block's layers; call [`SlotDb::begin`] before each execution.
-    pub fn new(base: &'a BaseState<D>, unconfirmed: &'a Unconfirmed, pool: ReadSetPool) -> Self {
-        Self { base, unconfirmed, pool, tx: 0, first_unmerged: 0, reads: None }
+    pub fn new(
+        base: &'a BaseState<D>,
+        unconfirmed: &'a Unconfirmed,
+        merged: &'a AtomicUsize,
+        pool: ReadSetPool,
+    ) -> Self {
+        Self { base, unconfirmed, merged, pool, tx: 0, reads: None }
     }
 
-    /// Prepares for executing transaction `tx` when `merged` transactions are merged. The
-    /// caller reads `merged` with Acquire from the merger's count, after the merger's Release
-    /// store once it applied them to the base: the base then holds the writes of every
-    /// transaction below `merged`, and the reads skip those in the unconfirmed layer.
-    pub fn begin(&mut self, tx: TxIndex, merged: TxIndex) {
+    /// Prepares for executing transaction `tx`.
+    pub fn begin(&mut self, tx: TxIndex) {
         self.tx = tx;
-        self.first_unmerged = merged;
         self.reads = Some(self.pool.take());
     }
 
     /// Ends the execution and returns what it read.
     pub fn finish(&mut self) -> ReadSet {
         self.reads.take().unwrap_or_else(|| self.pool.take())
+    }
+
+    fn first_unmerged(&self) -> TxIndex {
+        // Acquire pairs with the merger's Release store after it applied a write set to the base:
+        // once we see `merged = m`, the base holds the writes of every tx below m, so skipping
+        // those txs in the unconfirmed layer loses nothing.
+        self.merged.load(Ordering::Acquire)
     }
 
     /// Records how the running execution used `address`'s balance (see [`Read::Balance`]);
@@ -82,7 +80,7 @@ where
     type Error = DbError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, DbError> {
-        let info = match self.unconfirmed.account(self.tx, self.first_unmerged, address) {
+        let info = match self.unconfirmed.account(self.tx, self.first_unmerged(), address) {
             Some(info) => info,
             None => self.base.basic(address)?,
         };
@@ -95,7 +93,7 @@ where
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
-        let value = match self.unconfirmed.storage(self.tx, self.first_unmerged, address, index) {
+        let value = match self.unconfirmed.storage(self.tx, self.first_unmerged(), address, index) {
             Some(value) => value,
             None => self.base.storage(address, index)?,
         };
