@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use alloy_primitives::{Address, B256, U256, map::DefaultHashBuilder};
+use alloy_primitives::{Address, B256, U256};
 use dashmap::DashMap;
 use revm::{
     bytecode::Bytecode,
@@ -24,7 +24,7 @@ use revm::{
     state::{Account, AccountInfo, EvmState},
 };
 
-use crate::{AccountSnapshot, AccountWrite, BlockDb, DbError, classify_write};
+use crate::{AccountSnapshot, AccountWrite, BlockDb, DbError, KeyHashBuilder, classify_write};
 
 /// Shards per map: enough that a slot and the merger rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -41,9 +41,9 @@ struct BaseAccount {
 #[derive(Debug)]
 pub struct BaseState<D> {
     db: D,
-    accounts: DashMap<Address, BaseAccount, DefaultHashBuilder>,
-    storage: DashMap<(Address, U256), (u32, U256), DefaultHashBuilder>,
-    code: DashMap<B256, Bytecode, DefaultHashBuilder>,
+    accounts: DashMap<Address, BaseAccount, KeyHashBuilder>,
+    storage: DashMap<(Address, U256), (u32, U256), KeyHashBuilder>,
+    code: DashMap<B256, Bytecode, KeyHashBuilder>,
     /// Set once a merged transaction wiped an account's storage in this block. Relaxed is
     /// enough: it is only a shortcut. A reader that misses a fresh `true` takes the epoch it
     /// knew and may return a pre-wipe value, as it may anyway when it races a merge; every value
@@ -60,9 +60,9 @@ pub struct BaseState<D> {
 /// What a [`BaseState`] held besides its database, for freeing elsewhere.
 #[derive(Debug)]
 pub struct BaseCache {
-    _accounts: DashMap<Address, BaseAccount, DefaultHashBuilder>,
-    _storage: DashMap<(Address, U256), (u32, U256), DefaultHashBuilder>,
-    _code: DashMap<B256, Bytecode, DefaultHashBuilder>,
+    _accounts: DashMap<Address, BaseAccount, KeyHashBuilder>,
+    _storage: DashMap<(Address, U256), (u32, U256), KeyHashBuilder>,
+    _code: DashMap<B256, Bytecode, KeyHashBuilder>,
 }
 
 impl<D> BaseState<D>
@@ -78,7 +78,7 @@ where
     /// (a sender and a recipient each). Growing a map rehashes it under its shard's lock, on
     /// the merger's and the slots' paths.
     pub fn with_capacity(db: D, txs: usize) -> Self {
-        let hasher = DefaultHashBuilder::default;
+        let hasher = KeyHashBuilder::default;
         Self {
             db,
             accounts: DashMap::with_capacity_and_hasher_and_shard_amount(2 * txs, hasher(), SHARDS),

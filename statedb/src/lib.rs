@@ -14,6 +14,7 @@
 mod base;
 mod error;
 mod in_memory;
+mod key_hash;
 mod read_set;
 mod remote;
 mod slot_db;
@@ -25,6 +26,7 @@ mod writes;
 pub use base::{BaseCache, BaseState};
 pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
+pub use key_hash::{KeyHashBuilder, KeyHasher};
 pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
 pub use remote::{
     Answer, OwnerChanges, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,

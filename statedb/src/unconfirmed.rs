@@ -26,10 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_primitives::{
-    Address, U256,
-    map::{DefaultHashBuilder, HashMap},
-};
+use alloy_primitives::{Address, U256, map::HashMap};
 use crossbeam_utils::CachePadded;
 use dashmap::DashMap;
 use parking_lot::RwLock;
@@ -39,7 +36,7 @@ use revm::{
 };
 use smallvec::SmallVec;
 
-use crate::{AccountWrite, DbError, ReadSet, TxIndex, Wakeup, classify_write};
+use crate::{AccountWrite, DbError, KeyHashBuilder, ReadSet, TxIndex, Wakeup, classify_write};
 
 /// How one execution of a transaction ended.
 #[derive(Debug)]
@@ -93,7 +90,7 @@ pub struct Unconfirmed {
     /// Wakes the merger when a result is published.
     wakeup: Arc<Wakeup>,
     /// Per address, the transactions whose results wrote it at some point.
-    writers: DashMap<Address, Writers, DefaultHashBuilder>,
+    writers: DashMap<Address, Writers, KeyHashBuilder>,
 }
 
 /// The writers of one address.
@@ -114,7 +111,7 @@ struct SlotWriters {
     /// most [`HOT_WRITERS`] of them.
     earlier: SmallVec<[Writer; HOT_WRITERS]>,
     /// Per changed slot, the later writers that changed it, ascending.
-    slots: HashMap<U256, SmallVec<[TxIndex; 2]>, DefaultHashBuilder>,
+    slots: HashMap<U256, SmallVec<[TxIndex; 2]>, KeyHashBuilder>,
     /// The later writers that created or destroyed the account, ascending.
     wipes: SmallVec<[TxIndex; 1]>,
 }
@@ -259,7 +256,7 @@ impl Unconfirmed {
             results: (0..len).map(|_| CachePadded::new(RwLock::new(None))).collect(),
             wakeup,
             // A sender and a recipient per transaction, sized up front like the base state.
-            writers: DashMap::with_capacity_and_hasher(2 * len, DefaultHashBuilder::default()),
+            writers: DashMap::with_capacity_and_hasher(2 * len, KeyHashBuilder::default()),
         }
     }
 
