@@ -26,7 +26,7 @@ mod writes;
 pub use base::{BaseCache, BaseState};
 pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
-pub use key_hash::{KeyHashBuilder, KeyHasher};
+use key_hash::KeyHashBuilder;
 pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
 pub use remote::{
     Answer, OwnerChanges, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,
