@@ -28,6 +28,16 @@ impl BuildHasher for KeyHashBuilder {
 /// The default hasher, taking 20- and 32-byte strings (addresses, slots, hashes) as words.
 pub(crate) struct KeyHasher(<DefaultHashBuilder as BuildHasher>::Hasher);
 
+/// Hands each listed write to the default hasher as it is.
+macro_rules! forward {
+    ($($write:ident($ty:ty),)*) => {$(
+        #[inline(always)]
+        fn $write(&mut self, i: $ty) {
+            self.0.$write(i);
+        }
+    )*};
+}
+
 impl Hasher for KeyHasher {
     #[inline(always)]
     fn write(&mut self, bytes: &[u8]) {
@@ -47,34 +57,14 @@ impl Hasher for KeyHasher {
         }
     }
 
-    #[inline(always)]
-    fn write_u8(&mut self, i: u8) {
-        self.0.write_u8(i);
-    }
-
-    #[inline(always)]
-    fn write_u16(&mut self, i: u16) {
-        self.0.write_u16(i);
-    }
-
-    #[inline(always)]
-    fn write_u32(&mut self, i: u32) {
-        self.0.write_u32(i);
-    }
-
-    #[inline(always)]
-    fn write_u64(&mut self, i: u64) {
-        self.0.write_u64(i);
-    }
-
-    #[inline(always)]
-    fn write_u128(&mut self, i: u128) {
-        self.0.write_u128(i);
-    }
-
-    #[inline(always)]
-    fn write_usize(&mut self, i: usize) {
-        self.0.write_usize(i);
+    // The rest as the default hasher takes them (the signed integers go through these).
+    forward! {
+        write_u8(u8),
+        write_u16(u16),
+        write_u32(u32),
+        write_u64(u64),
+        write_u128(u128),
+        write_usize(usize),
     }
 
     #[inline(always)]
@@ -111,25 +101,19 @@ mod tests {
                 h.write_u32(u32::from_le_bytes(address[16..].try_into().unwrap()));
             })
         );
-        let hash = B256::from_slice(&(1..=32).collect::<Vec<u8>>());
-        assert_eq!(
-            builder.hash_one(hash),
+        // A 32-byte string after its length prefix: a hash's, or a slot's four limbs'.
+        let two_words = |prefix: usize, bytes: &[u8]| {
             by_words(&builder, |h| {
-                h.write_usize(32);
-                h.write_u128(word(&hash[..16]));
-                h.write_u128(word(&hash[16..]));
+                h.write_usize(prefix);
+                h.write_u128(word(&bytes[..16]));
+                h.write_u128(word(&bytes[16..]));
             })
-        );
+        };
+        let hash = B256::from_slice(&(1..=32).collect::<Vec<u8>>());
+        assert_eq!(builder.hash_one(hash), two_words(32, &hash[..]));
         let slot = U256::from_be_bytes(hash.0);
         let limbs: Vec<u8> = slot.as_limbs().iter().flat_map(|limb| limb.to_ne_bytes()).collect();
-        assert_eq!(
-            builder.hash_one(slot),
-            by_words(&builder, |h| {
-                h.write_usize(4);
-                h.write_u128(word(&limbs[..16]));
-                h.write_u128(word(&limbs[16..]));
-            })
-        );
+        assert_eq!(builder.hash_one(slot), two_words(4, &limbs));
     }
 
     #[test]
