@@ -332,7 +332,7 @@ impl Engine {
         if n == start {
             return (Ok(()), stats);
         }
-        if self.config.worker_slots() == 0 {
+        if !slots {
             // One slot: the merger's thread alone, nothing to run beside it (see `slots`).
             stats.sequential_from = Some(start);
             return (Ok(()), stats);
