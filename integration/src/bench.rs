@@ -22,6 +22,13 @@
 //!   meaningful even on a noisy machine.
 //! - **Medians.** A block's time per executor is the median of its rounds: a preempted run or a
 //!   page-fault storm moves the mean a lot and the median hardly at all.
+//! - **Paired speedups.** A block's speedup is the median over the rounds of the sequential
+//!   sample divided by the configuration's sample of the same round ([`paired_speedup`]), not
+//!   the ratio of the two medians. When the host changes pace part way through a block's rounds
+//!   (a neighbour starts, the cores' shared line slows), the two medians can fall on different
+//!   sides of the change: the sequential executor against itself once read 1.31x that way
+//!   (fifteen rounds of 14396881, the host slowing from ~2.3 to ~3.8 ms in the eighth), while
+//!   the median of the rounds' ratios read 1.03x.
 //! - **Summary.** Per configuration: the sum of the block medians and their ratio (what a node
 //!   replaying exactly these blocks would gain), and the geometric mean of the per-block
 //!   speedups (every block weighs the same whatever its size; the right mean for ratios). Blocks
@@ -173,7 +180,9 @@ pub struct ParallelResult {
     pub slots: usize,
     /// Median wall time, in milliseconds.
     pub median_ms: f64,
-    /// Sequential median divided by this median (above 1: faster than sequential).
+    /// The median over the timed rounds of the sequential sample divided by this
+    /// configuration's sample of the same round (above 1: faster than sequential); see
+    /// [`paired_speedup`].
     pub speedup: f64,
     /// Redos per transaction in the verification run.
     pub redo_rate: f64,
@@ -358,6 +367,16 @@ pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+/// The speedup of one executor over another from samples taken in the same rounds, `baseline[r]`
+/// and `candidate[r]` in round `r`: the median of the rounds' ratios `baseline[r] /
+/// candidate[r]`. A change of the host's pace between rounds then moves both samples of a
+/// round alike and the ratio hardly at all. Rounds beyond the shorter list are ignored; NaN if
+/// there are none.
+pub fn paired_speedup(baseline: &[f64], candidate: &[f64]) -> f64 {
+    let mut ratios: Vec<f64> = baseline.iter().zip(candidate).map(|(b, c)| b / c).collect();
+    median(&mut ratios)
 }
 
 /// The geometric mean of `values`, computed through logarithms (no overflow on long inputs);
@@ -574,7 +593,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
             ParallelResult {
                 slots: engine.config().slots,
                 median_ms: medians[j + 1],
-                speedup: sequential_ms / medians[j + 1],
+                speedup: paired_speedup(&samples[0], &samples[j + 1]),
                 redo_rate: stats.redo_rate(),
                 limit: limit.speedup(engine.config().slots),
                 redos: stats.merge.total_redos(),
@@ -747,7 +766,8 @@ pub fn render_table(report: &BenchReport) -> String {
         "total: sums of block medians; speedup = sequential total / parallel total\n\
          limit: the block's critical path (longest chain of dependent txs, by execution time) divided\n\
          into its total execution time, capped by the slot count: no scheduler can do better\n\
-         geomean: of the per-block speedups, over {} block(s) with transactions",
+         geomean: of the per-block speedups (a block's: the median of its rounds' sequential / parallel),\n\
+         over {} block(s) with transactions",
         summary.geomean_blocks
     );
     if summary.geomean_skipped_empty > 0 {
@@ -1080,6 +1100,27 @@ mod tests {
     }
 
     #[test]
+    fn a_paired_speedup_is_the_median_of_the_rounds_ratios() {
+        assert_eq!(paired_speedup(&[4.0, 6.0, 9.0], &[2.0, 2.0, 3.0]), 3.0);
+        // Rounds beyond the shorter list are ignored; no rounds at all give NaN.
+        assert_eq!(paired_speedup(&[4.0, 6.0, 8.0], &[2.0]), 2.0);
+        assert!(paired_speedup(&[], &[1.0]).is_nan());
+    }
+
+    #[test]
+    fn a_change_of_pace_between_rounds_moves_the_ratio_of_medians_not_the_paired_speedup() {
+        // Two equal executors; the host slows from 2 ms to 4 ms within round 3, after that
+        // round's parallel sample and before its sequential one (the order rotates): the two
+        // medians fall on either side of the change.
+        let sequential = [2.0, 2.0, 4.0, 4.0, 4.0];
+        let parallel = [2.0, 2.0, 2.0, 4.0, 4.0];
+        let of_medians = median(&mut sequential.to_vec()) / median(&mut parallel.to_vec());
+        assert_eq!(of_medians, 2.0, "the medians straddle the change");
+        // The paired ratio reads the change only in round 3.
+        assert_eq!(paired_speedup(&sequential, &parallel), 1.0, "four of five rounds read 1");
+    }
+
+    #[test]
     fn geometric_mean_of_nothing_or_non_positive_is_nan() {
         assert!(geometric_mean(&[]).is_nan());
         assert!(geometric_mean(&[1.0, 0.0]).is_nan());
@@ -1170,9 +1211,9 @@ mod tests {
         let blocks = vec![block(1, 10, 4.0, 1.0), block(12_345_678, 1000, 123.456, 61.0), block(3, 0, 1.0, 4.0)];
         let table = render_table(&report(blocks));
         let lines: Vec<&str> = table.lines().collect();
-        // Header, rule, 3 blocks, rule, total, geomean, four note lines (total, limit x2, geomean),
-        // execution times, the host's two lines.
-        assert_eq!(lines.len(), 15);
+        // Header, rule, 3 blocks, rule, total, geomean, five note lines (total, limit x2, geomean
+        // x2), execution times, the host's two lines.
+        assert_eq!(lines.len(), 16);
         let width = lines[0].len();
         for line in [lines[2], lines[3], lines[4], lines[6]] {
             assert_eq!(line.len(), width, "{line:?}");
@@ -1180,11 +1221,12 @@ mod tests {
         assert!(lines[7].starts_with("geomean"));
         assert!(lines[8].starts_with("total: sums of block medians"));
         assert!(lines[9].starts_with("limit: "));
-        assert!(lines[11].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
-        assert!(lines[12].starts_with("execution time, us, over the blocks"), "{}", lines[12]);
-        assert_eq!(lines[13], "host: the cross-core round trip could not be probed here");
-        assert_eq!(lines[14], "host: whether the two cores work as two could not be probed here");
-        assert!(lines[12].ends_with("parallel(2) 30.7 against 126.2 (0.24x)"), "{}", lines[12]);
+        assert!(lines[11].starts_with("geomean: of the per-block speedups (a block's: the median"));
+        assert!(lines[12].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
+        assert!(lines[13].starts_with("execution time, us, over the blocks"), "{}", lines[13]);
+        assert_eq!(lines[14], "host: the cross-core round trip could not be probed here");
+        assert_eq!(lines[15], "host: whether the two cores work as two could not be probed here");
+        assert!(lines[13].ends_with("parallel(2) 30.7 against 126.2 (0.24x)"), "{}", lines[13]);
     }
 
     #[test]

@@ -44,6 +44,8 @@ fn bench_two_blocks() {
             assert!(result.median_ms > 0.0);
             assert!(result.speedup > 0.0 && result.speedup.is_finite());
             assert_eq!(result.samples_ms.len(), 1);
+            // The speedup pairs the samples of one round.
+            assert_eq!(result.speedup, block.sequential_samples_ms[0] / result.samples_ms[0]);
             assert!(result.executions >= block.txs as u64);
             assert!(result.redo_rate >= 0.0);
         }
@@ -61,10 +63,10 @@ fn bench_two_blocks() {
     assert_eq!(json["blocks"].as_array().map(Vec::len), Some(2));
 
     let table = parevm::bench::render_table(&report);
-    // Header and rule, 2 blocks, rule, total and geomean, 4 note lines, execution times, host
+    // Header and rule, 2 blocks, rule, total and geomean, 5 note lines, execution times, host
     // (the round trip, then the shared cores; each says so when it could not be probed).
     let host_lines = 2;
-    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 4 + 1 + host_lines);
+    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 5 + 1 + host_lines);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[lines.len() - 1 - host_lines].starts_with("execution time, us, over the blocks"), "{table}");
     assert!(lines[lines.len() - host_lines..].iter().all(|line| line.starts_with("host: ")), "{table}");
