@@ -9,7 +9,10 @@
 use std::{
     cell::{Cell, RefCell},
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
 use alloy_primitives::{Address, U256};
@@ -30,6 +33,7 @@ use crate::{
     dispatch::{sender_predecessors, static_dispatch},
     job::{BlockJob, TurnRedo},
     metrics,
+    placement::{self, Placement, PoolThreads},
     scheduler::Scheduler,
 };
 
@@ -179,6 +183,9 @@ pub struct Engine {
     /// Threads that split a long read set's validation, only where the machine has cores the
     /// block leaves idle (see [`Engine::with_cores`]).
     pub(crate) validation_pool: Option<rayon::ThreadPool>,
+    /// The pool's threads, which a block's caller keeps off its core as it wakes them (see
+    /// `placement.rs`).
+    pub(crate) threads: Arc<PoolThreads>,
     pub(crate) reads: ReadSetPool,
     /// Whether blocks time their executions (a diagnostic; off by default).
     pub(crate) time_executions: AtomicBool,
@@ -207,10 +214,13 @@ impl Engine {
     pub fn with_cores(mut config: EngineConfig, cores: usize) -> Result<Self, ConfigError> {
         config.validate()?;
         config.shadows = config.shadows_on(cores);
+        let threads = Arc::new(PoolThreads::new(config.threads().max(1)));
+        let started = Arc::clone(&threads);
         let pool = rayon::ThreadPoolBuilder::new()
             // At least one: rayon reads 0 as "one per core". At 1 slot it is never given work.
             .num_threads(config.threads().max(1))
             .thread_name(|i| format!("parevm-slot-{i}"))
+            .start_handler(move |i| started.started(i))
             .build()
             .expect("spawning the slot threads");
         // Parallel validation pays only with cores to spare: with every core busy executing, its
@@ -232,10 +242,20 @@ impl Engine {
             config,
             running: parking_lot::Mutex::new(()),
             pool,
+            threads,
             validation_pool,
             reads: ReadSetPool::new(64),
             time_executions: AtomicBool::new(false),
         })
+    }
+
+    /// Called on the caller's thread before a block's workers are woken (see `placement.rs`).
+    pub(crate) fn keep_workers_off_this_core(&self) {
+        if self.config.worker_slots() > 0
+            && let Some(core) = placement::current_core()
+        {
+            self.threads.keep_off(core);
+        }
     }
 
     /// The configuration in force: as given, but without shadows on a machine with no core for
@@ -359,13 +379,15 @@ impl Engine {
             time_executions: self.time_executions.load(Ordering::Relaxed),
         };
 
+        self.keep_workers_off_this_core();
         let (result, merge_stats) = self.pool.in_place_scope(|scope| {
             for slot in 0..self.config.worker_slots() {
                 for &role in self.config.roles() {
-                    let job = &job;
-                    scope.spawn(move |_| job.run_worker(slot, role));
+                    let (job, threads) = (&job, &*self.threads);
+                    scope.spawn(move |_| job.run_worker(slot, role, threads));
                 }
             }
+            job.scheduler.placement.settle(Placement::MERGER);
             let ctx = job.ctx();
             // The merger commits through the caller and, at a transaction's turn, has it execute
             // there (`TurnRedo`): never both at once, each inside the merge loop on this thread.

@@ -19,7 +19,10 @@ use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker, pa
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
 
-use crate::scheduler::Scheduler;
+use crate::{
+    placement::{Placement, PoolThreads},
+    scheduler::Scheduler,
+};
 
 /// Everything one block's workers and merger share.
 #[derive(Debug)]
@@ -74,8 +77,10 @@ impl<D: BlockDb> BlockJob<'_, D> {
         }
     }
 
-    /// One worker's loop, until the block is over.
-    pub fn run_worker(&self, slot: usize, role: Role) {
+    /// One worker's loop, until the block is over, on one of the engine's pool `threads`.
+    pub fn run_worker(&self, slot: usize, role: Role, threads: &PoolThreads) {
+        threads.free();
+        self.scheduler.placement.settle(Placement::worker(slot, role == Role::Shadow));
         let ctx = self.ctx();
         // A panic here is a bug in the loop itself (executions catch their own); the merger then
         // reports the block as stalled instead of hanging, and the thread survives.
@@ -172,7 +177,11 @@ impl<D: BlockDb, X: FnMut(TxIndex) -> Option<ExecOutcome>> MergeDriver for TurnR
             // redo is asked for, which takes a merge (at most a few per transaction).
             if !self.helper.step(&self.job.scheduler) {
                 let left = deadline.saturating_duration_since(Instant::now());
-                return self.job.unconfirmed.wait_newer(tx, seen, left);
+                let placement = &self.job.scheduler.placement;
+                placement.park(Placement::MERGER);
+                let result = self.job.unconfirmed.wait_newer(tx, seen, left);
+                placement.settle(Placement::MERGER);
+                return result;
             }
         }
     }

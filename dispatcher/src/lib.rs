@@ -15,6 +15,7 @@ pub mod dispatch;
 mod engine;
 mod job;
 mod metrics;
+mod placement;
 pub mod scheduler;
 mod session;
 

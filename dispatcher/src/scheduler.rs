@@ -45,6 +45,8 @@ use std::{
 };
 
 use crossbeam_deque::{Injector, Stealer, Worker as Deque};
+
+use crate::placement::Placement;
 use parevm_slots::{Role, TaskSource, TaskTable, TxStatus};
 use parevm_statedb::TxIndex;
 use parking_lot::{Condvar, Mutex};
@@ -104,6 +106,9 @@ pub struct Scheduler {
     /// Transactions a lane's owner skipped, their sender's previous one running elsewhere (see
     /// `next_task`): each then runs at its turn on the merger's thread, in order, as in a chain.
     pub skipped: AtomicU64,
+    /// Which cores the block's threads run on, so that one woken onto another's core steps off
+    /// it (see `placement.rs`); updated where they park, here and in the merger's wait.
+    pub(crate) placement: Placement,
 }
 
 impl Scheduler {
@@ -161,6 +166,7 @@ impl Scheduler {
             shadow_wakeup: Condvar::new(),
             steals: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            placement: Placement::new(slots),
         }
     }
 
@@ -327,32 +333,10 @@ impl TaskSource for Scheduler {
     }
 
     fn wait(&self, slot: usize, role: Role, seen: u64) {
-        let mut guard = self.idle.lock();
-        let (sleepers, wakeup) = match role {
-            Role::Shadow => (&self.shadow_sleepers, &self.shadow_wakeup),
-            Role::Primary | Role::Merger => (&self.sleepers, &self.wakeup),
-        };
-        // SeqCst: see `announce` and `wake_shadows`.
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        let _counted = Uncount(sleepers);
-        loop {
-            if self.is_done() {
-                return;
-            }
-            let woken = match role {
-                // SeqCst: see `announce`.
-                // The merger never waits here (it has its own wait); treated as a primary.
-                Role::Primary | Role::Merger => self.epoch.load(Ordering::SeqCst) != seen,
-                // Relaxed is enough for a flag whose only effect is to make us look at the
-                // injector, which has its own synchronisation.
-                // SeqCst: like the epoch, so a flag raised while the shadow counts itself as a
-                // sleeper is either seen here or answered with a wake-up (see `announce`).
-                Role::Shadow => self.shadow_wanted[slot].swap(false, Ordering::SeqCst),
-            };
-            if woken || wakeup.wait_for(&mut guard, IDLE_WAIT).timed_out() {
-                return;
-            }
-        }
+        let me = Placement::worker(slot, role == Role::Shadow);
+        self.placement.park(me);
+        self.sleep(slot, role, seen);
+        self.placement.settle(me);
     }
 
     fn requeue(&self, tx: TxIndex) {
@@ -387,6 +371,36 @@ impl TaskSource for Scheduler {
 }
 
 impl Scheduler {
+    /// Parks the calling worker until work is announced (or, a shadow, wanted) or the block ends.
+    fn sleep(&self, slot: usize, role: Role, seen: u64) {
+        let mut guard = self.idle.lock();
+        let (sleepers, wakeup) = match role {
+            Role::Shadow => (&self.shadow_sleepers, &self.shadow_wakeup),
+            Role::Primary | Role::Merger => (&self.sleepers, &self.wakeup),
+        };
+        // SeqCst: see `announce` and `wake_shadows`.
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        let _counted = Uncount(sleepers);
+        loop {
+            if self.is_done() {
+                return;
+            }
+            let woken = match role {
+                // SeqCst: see `announce`.
+                // The merger never waits here (it has its own wait); treated as a primary.
+                Role::Primary | Role::Merger => self.epoch.load(Ordering::SeqCst) != seen,
+                // Relaxed is enough for a flag whose only effect is to make us look at the
+                // injector, which has its own synchronisation.
+                // SeqCst: like the epoch, so a flag raised while the shadow counts itself as a
+                // sleeper is either seen here or answered with a wake-up (see `announce`).
+                Role::Shadow => self.shadow_wanted[slot].swap(false, Ordering::SeqCst),
+            };
+            if woken || wakeup.wait_for(&mut guard, IDLE_WAIT).timed_out() {
+                return;
+            }
+        }
+    }
+
     fn wake_for_redo(&self, tx: TxIndex) {
         // Relaxed: a hint (see `enqueue`).
         let home = self.home_slot[tx].load(Ordering::Relaxed);

@@ -66,6 +66,7 @@ use crate::{
     dispatch::{Dispatcher, HeavyArrivals},
     job::BlockJob,
     metrics,
+    placement::Placement,
     scheduler::Scheduler,
 };
 
@@ -388,10 +389,11 @@ impl Session<'_> {
 
     fn start_workers(&mut self) {
         self.started = true;
+        self.engine.keep_workers_off_this_core();
         for slot in 0..self.engine.config.worker_slots() {
             for &role in self.engine.config.roles() {
-                let job = self.job.clone();
-                self.engine.pool.spawn(move || job.run_worker(slot, role));
+                let (job, threads) = (self.job.clone(), Arc::clone(&self.engine.threads));
+                self.engine.pool.spawn(move || job.run_worker(slot, role, &threads));
             }
         }
     }
@@ -474,7 +476,13 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
             }
             let woken = match woken {
                 Some(woken) => woken,
-                None => unconfirmed.wakeup().wait_until(deadline, woken_now)?,
+                None => {
+                    let placement = &job.scheduler.placement;
+                    placement.park(Placement::MERGER);
+                    let woken = unconfirmed.wakeup().wait_until(deadline, woken_now);
+                    placement.settle(Placement::MERGER);
+                    woken?
+                }
             };
             match woken {
                 Woken::Result(result) => return Some(result),
