@@ -79,7 +79,6 @@ impl<D: BlockDb> BlockJob<'_, D> {
 
     /// One worker's loop, until the block is over, on one of the engine's pool `threads`.
     pub fn run_worker(&self, slot: usize, role: Role, threads: &PoolThreads) {
-        threads.free();
         self.scheduler.placement.settle(Placement::worker(slot, role == Role::Shadow));
         let ctx = self.ctx();
         // A panic here is a bug in the loop itself (executions catch their own); the merger then
@@ -91,6 +90,7 @@ impl<D: BlockDb> BlockJob<'_, D> {
             self.shadow_executions.fetch_add(stats.shadow_executions, Ordering::Relaxed);
             self.add_execution_time(stats.execution_time);
         }
+        threads.free();
     }
 
     /// Adds a thread's execution time (Relaxed: a statistic, read after the workers are joined).
