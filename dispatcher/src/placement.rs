@@ -15,9 +15,13 @@
 //! so the waker's own core wins. That is common on cloud VMs, where nodes run.
 //!
 //! Two measures; neither pins a thread to a core. The first leaves the pool's threads every core
-//! but the caller's for the length of a block, the second narrows a thread's cores only for the
-//! instant of a move, and the caller's thread ends each with the affinity its owner gave it.
-//! Off Linux, or when the cores cannot be read, neither does anything.
+//! but the caller's for the length of a block; the second narrows a thread's cores only for the
+//! instant of a move and then sets them back as they were. Off Linux, or when the cores cannot
+//! be read, neither does anything. What setting them back cannot undo, on the caller's thread
+//! (a node's, not ours): a change its owner makes to its cores in the microseconds between the
+//! two calls is lost, and since Linux 6.2 the kernel keeps the set given back as the thread's
+//! own request, so a thread that never asked for one no longer widens by itself when its cpuset
+//! does (a node that moves cores between cgroups at run time would see it).
 //!
 //! - At a block's start the caller wakes the pool's threads, and a worker placed on the caller's
 //!   core waits there, runnable, while the caller runs the block alone (2 ms on 5283152, the
@@ -37,13 +41,19 @@
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
+use parking_lot::Mutex;
+
 /// The engine's pool threads, by the ids the kernel knows them by.
 #[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct PoolThreads {
     /// Per pool thread, its thread id once it has started (0 before).
     tids: Box<[AtomicI32]>,
-    /// Per pool thread, the core [`PoolThreads::keep_off`] took from it plus one (0: none).
-    taken: Box<[AtomicUsize]>,
+    /// Per pool thread, the core [`PoolThreads::keep_off`] took from it and [`PoolThreads::free`]
+    /// has not given back yet. Under a lock: the two may run at once on one thread's set (a
+    /// session's job can still be ending when the next block starts), and each reads the set,
+    /// changes it and writes it back.
+    taken: Box<[Mutex<Option<usize>>]>,
 }
 
 #[cfg(target_os = "linux")]
@@ -57,7 +67,7 @@ impl PoolThreads {
     pub fn new(threads: usize) -> Self {
         Self {
             tids: (0..threads).map(|_| AtomicI32::new(0)).collect(),
-            taken: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            taken: (0..threads).map(|_| Mutex::new(None)).collect(),
         }
     }
 
@@ -66,8 +76,9 @@ impl PoolThreads {
         #[cfg(target_os = "linux")]
         if let Some(slot) = self.tids.get(index) {
             POOL_INDEX.with(|i| i.set(Some(index)));
-            // SAFETY: `gettid` takes no arguments and cannot fail.
-            let tid = unsafe { libc::gettid() };
+            // SAFETY: the `gettid` system call takes no arguments and cannot fail (called
+            // through `syscall`: libc's wrapper needs glibc 2.30).
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
             // Relaxed: read by the caller at a block's start; a thread not seen yet is just not
             // kept off the caller's core that once.
             slot.store(tid, Ordering::Relaxed);
@@ -78,7 +89,8 @@ impl PoolThreads {
 
     /// Keeps every started pool thread off `core` (if it may run elsewhere) until it ends the
     /// block's job ([`PoolThreads::free`]); called by the caller on `core` before it wakes
-    /// them.
+    /// them. A thread still kept off a core (its last job has not ended, or it ran none) is
+    /// left as it is: taking a second core could leave it one fewer for good.
     pub fn keep_off(&self, core: usize) {
         #[cfg(target_os = "linux")]
         for (tid, taken) in self.tids.iter().zip(self.taken.iter()) {
@@ -87,9 +99,13 @@ impl PoolThreads {
             if tid == 0 || core >= libc::CPU_SETSIZE as usize {
                 continue;
             }
-            // SAFETY: as in `step_off`, on pool thread `tid`'s affinity instead of our own. The
-            // thread is parked between blocks; it changes its own set only in `free`, at the end
-            // of a job: the last block's ended before this call, this block's start after it.
+            let mut taken = taken.lock();
+            if taken.is_some() {
+                continue;
+            }
+            // SAFETY: as in `step_off`, on pool thread `tid`'s affinity instead of our own
+            // (pool threads live as long as the engine, so `tid` is theirs); the lock keeps
+            // `free` off the same set meanwhile.
             unsafe {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
                 if libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0
@@ -100,9 +116,7 @@ impl PoolThreads {
                 }
                 libc::CPU_CLR(core, &mut set);
                 if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
-                    // Relaxed: read by that thread in `free`, at the end of a job this block's
-                    // spawn hands it after this call; the spawn synchronises the two.
-                    taken.store(core + 1, Ordering::Relaxed);
+                    *taken = Some(core);
                 }
             }
         }
@@ -115,18 +129,20 @@ impl PoolThreads {
     pub fn free(&self) {
         #[cfg(target_os = "linux")]
         {
-            let Some(index) = POOL_INDEX.with(std::cell::Cell::get) else { return };
-            // Relaxed: see `keep_off`.
-            let Some(core) = self.taken.get(index).map(|t| t.swap(0, Ordering::Relaxed)).filter(|&c| c > 0) else {
+            let Some(taken) = POOL_INDEX.with(std::cell::Cell::get).and_then(|i| self.taken.get(i)) else {
                 return;
             };
+            let mut taken = taken.lock();
+            let Some(core) = *taken else { return };
             // SAFETY: reads and writes the calling thread's own affinity through a set of
-            // exactly the size passed; `core - 1` was below `CPU_SETSIZE` when it was taken.
+            // exactly the size passed; `core` was below `CPU_SETSIZE` when it was taken.
             unsafe {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
                 if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-                    libc::CPU_SET(core - 1, &mut set);
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                    libc::CPU_SET(core, &mut set);
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
+                        *taken = None;
+                    }
                 }
             }
         }
@@ -217,7 +233,11 @@ pub(crate) fn step_off(held: impl Fn(usize) -> bool) -> bool {
             // The kernel moves a running thread off a core its new set leaves out before the
             // call returns; giving the set back then leaves it where it landed.
             let moved = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &elsewhere) == 0;
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &allowed);
+            // Giving a thread back a set it had cannot fail but for a cpuset change in between;
+            // then a second try against the kernel's own view is all we can do.
+            if moved && libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &allowed) != 0 {
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &allowed);
+            }
             moved
         }
     }
@@ -295,6 +315,9 @@ mod tests {
         if before.len() > 1 {
             assert!(!during.contains(&core), "kept off {core}: {during:?}");
             assert_eq!(during.len(), before.len() - 1, "only that core is taken");
+            // Kept off a core and not yet freed: a second core is not taken as well.
+            threads.keep_off(before[1]);
+            assert_eq!(cores_of(tid), during, "one core at a time");
         } else {
             assert_eq!(during, before, "with one core there is nothing to keep it off");
         }
@@ -310,15 +333,17 @@ mod tests {
         std::thread::spawn(|| {
             let placement = Placement::new(1);
             let worker = Placement::worker(0, false);
-            // The merger says it runs on the worker's core (as if it had just been moved there).
-            let core = current_core().unwrap();
-            placement.cores[Placement::MERGER].store(core + 1, Ordering::Relaxed);
-            placement.settle(worker);
-            let now = placement.cores[worker].load(Ordering::Relaxed);
-            assert_ne!(now, 0, "a settled participant says where it runs");
-            if allowed_cores() > 1 {
-                assert_ne!(now, core + 1, "not on the merger's core");
-            }
+            // The merger says it runs on the worker's core (as if it had just been moved there);
+            // a few tries, since the scheduler may move the thread at any point.
+            let settled_off = (0..20).any(|_| {
+                let core = current_core().unwrap();
+                placement.cores[Placement::MERGER].store(core + 1, Ordering::Relaxed);
+                placement.settle(worker);
+                let now = placement.cores[worker].load(Ordering::Relaxed);
+                assert_ne!(now, 0, "a settled participant says where it runs");
+                now != core + 1
+            });
+            assert_eq!(settled_off, allowed_cores() > 1, "off the merger's core if another is allowed");
             // A parked merger holds no core.
             placement.park(Placement::MERGER);
             assert_eq!(placement.cores[Placement::MERGER].load(Ordering::Relaxed), 0);

@@ -1109,9 +1109,9 @@ mod tests {
 
     #[test]
     fn a_change_of_pace_between_rounds_moves_the_ratio_of_medians_not_the_paired_speedup() {
-        // Two equal executors; the host slows from 2 ms to 4 ms within round 3, after that
-        // round's parallel sample and before its sequential one (the order rotates): the two
-        // medians fall on either side of the change.
+        // Two equal executors; the host slows from 2 ms to 4 ms within round 3, between its
+        // two samples, the sequential one taken after the change: the two medians fall on
+        // either side of it.
         let sequential = [2.0, 2.0, 4.0, 4.0, 4.0];
         let parallel = [2.0, 2.0, 2.0, 4.0, 4.0];
         let of_medians = median(&mut sequential.to_vec()) / median(&mut parallel.to_vec());
