@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p parevm --example profile
-//! perf record -g target/release/examples/profile EXECUTOR WHAT [ROUNDS]
+//! perf record -g target/release/examples/profile EXECUTOR WHAT [ROUNDS [PAUSE_MS]]
 //! perf report --sort comm,sym
 //! ```
 //!
@@ -11,10 +11,15 @@
 //! each block's pre-state as its parent state). WHAT: a workload
 //! (`transfers`, `erc20`, `amm`, `hot`, 30 Mgas, seed 1) or `mainnet` (the blocks with 100+
 //! transactions from $PAREVM_DATA or ../shared/data/mainnet). ROUNDS (default 50): passes over
-//! the blocks. It prints the median time of one pass, so two executors can also be compared
-//! by hand; only `parevm bench` gives figures for the docs.
+//! the blocks. PAUSE_MS (default 0): a sleep before each pass, so that it starts cold, as a
+//! node's block does after the seconds between blocks (`parevm bench` runs them back to back).
+//! It prints the median time of one pass, so two executors can also be compared by hand; only
+//! `parevm bench` gives figures for the docs.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use parevm::{
     BlockInput, ChainSpec, Executor, mainnet,
@@ -29,9 +34,10 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: profile seq|N|dropin:N|parent:N transfers|erc20|amm|hot|mainnet [ROUNDS]";
+    let usage = "usage: profile seq|N|dropin:N|parent:N transfers|erc20|amm|hot|mainnet [ROUNDS [PAUSE_MS]]";
     let (Some(executor), Some(what)) = (args.first(), args.get(1)) else { panic!("{usage}") };
     let rounds: usize = args.get(2).map_or(50, |r| r.parse().expect("ROUNDS: a number")).max(1);
+    let pause = Duration::from_millis(args.get(3).map_or(0, |p| p.parse().expect("PAUSE_MS: a number")));
     let engine = |slots: &str| {
         let slots = slots.parse().expect("slots: a number");
         Engine::new(EngineConfig { slots, ..EngineConfig::default() }).expect("a valid configuration")
@@ -62,6 +68,7 @@ fn main() {
         blocks.iter().map(|(_, _, db)| with_parent.then(|| SharedParent::view(db.clone()))).collect();
     let mut passes = Vec::with_capacity(rounds);
     for _ in 0..rounds {
+        std::thread::sleep(pause);
         let started = Instant::now();
         for ((chain, block, db), parent) in blocks.iter().zip(&parents) {
             executor.execute_with_parent(chain, block, db, parent.as_ref()).expect("a valid block");
