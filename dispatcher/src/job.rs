@@ -177,11 +177,12 @@ impl<D: BlockDb, X: FnMut(TxIndex) -> Option<ExecOutcome>> MergeDriver for TurnR
             // redo is asked for, which takes a merge (at most a few per transaction).
             if !self.helper.step(&self.job.scheduler) {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let placement = &self.job.scheduler.placement;
-                placement.park(Placement::MERGER);
-                let result = self.job.unconfirmed.wait_newer(tx, seen, left);
-                placement.settle(Placement::MERGER);
-                return result;
+                let unconfirmed = &self.job.unconfirmed;
+                return self
+                    .job
+                    .scheduler
+                    .placement
+                    .parked(Placement::MERGER, || unconfirmed.wait_newer(tx, seen, left));
             }
         }
     }

@@ -185,8 +185,17 @@ impl Placement {
         }
     }
 
-    /// Called by participant `me` before it parks.
-    pub fn park(&self, me: usize) {
+    /// Runs `wait`, in which participant `me` may park: it holds no core meanwhile, and settles
+    /// when it is back (see [`Placement::settle`]).
+    pub fn parked<T>(&self, me: usize, wait: impl FnOnce() -> T) -> T {
+        self.park(me);
+        let woken = wait();
+        self.settle(me);
+        woken
+    }
+
+    /// Marks participant `me` parked: it holds no core.
+    fn park(&self, me: usize) {
         if let Some(slot) = self.cores.get(me) {
             slot.store(0, Ordering::Relaxed);
         }

@@ -45,11 +45,11 @@ use std::{
 };
 
 use crossbeam_deque::{Injector, Stealer, Worker as Deque};
-
-use crate::placement::Placement;
 use parevm_slots::{Role, TaskSource, TaskTable, TxStatus};
 use parevm_statedb::TxIndex;
 use parking_lot::{Condvar, Mutex};
+
+use crate::placement::Placement;
 
 /// `home_slot` of a transaction that is in no slot's queue (left to the merger).
 const NO_SLOT: usize = usize::MAX;
@@ -333,10 +333,7 @@ impl TaskSource for Scheduler {
     }
 
     fn wait(&self, slot: usize, role: Role, seen: u64) {
-        let me = Placement::worker(slot, role == Role::Shadow);
-        self.placement.park(me);
-        self.sleep(slot, role, seen);
-        self.placement.settle(me);
+        self.placement.parked(Placement::worker(slot, role == Role::Shadow), || self.sleep(slot, role, seen));
     }
 
     fn requeue(&self, tx: TxIndex) {

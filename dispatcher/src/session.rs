@@ -476,13 +476,10 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
             }
             let woken = match woken {
                 Some(woken) => woken,
-                None => {
-                    let placement = &job.scheduler.placement;
-                    placement.park(Placement::MERGER);
-                    let woken = unconfirmed.wakeup().wait_until(deadline, woken_now);
-                    placement.settle(Placement::MERGER);
-                    woken?
-                }
+                None => job
+                    .scheduler
+                    .placement
+                    .parked(Placement::MERGER, || unconfirmed.wakeup().wait_until(deadline, woken_now))?,
             };
             match woken {
                 Woken::Result(result) => return Some(result),
