@@ -5,6 +5,8 @@
 //! every block. Each block runs inside `ThreadPool::in_place_scope`: the merger runs on the
 //! calling thread, the slot loops run on the pool, and the scope does not return until every
 //! worker has left its loop, which is what lets them borrow the block's state without `unsafe`.
+//! The set-up before it is split the same way, in a scope of its own: the pool's thread builds
+//! the shared maps while the calling thread dispatches the transactions (`wake.rs`).
 
 use std::{
     cell::{Cell, RefCell},
@@ -18,8 +20,8 @@ use std::{
 use alloy_primitives::{Address, U256};
 use crossbeam_utils::CachePadded;
 use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
-use parevm_slots::{TaskTable, panic_message};
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxSummary, Unconfirmed};
+use parevm_slots::panic_message;
+use parevm_statedb::{BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxSource, TxSummary};
 use revm::{
     context::{BlockEnv, CfgEnv},
     state::AccountInfo,
@@ -30,11 +32,12 @@ use crate::{
     chain_rule::{self, ChainRule},
     cheap_rule::CappedGas,
     config::ConfigError,
-    dispatch::{sender_predecessors, static_dispatch},
-    job::{BlockJob, TurnRedo},
+    dispatch::{is_beneficiary_tx, sender_predecessors, static_dispatch},
+    job::{BlockJob, SharedMaps, TurnRedo},
     metrics,
     placement::{self, Placement, PoolThreads},
     scheduler::Scheduler,
+    wake::{self, PoolHold, WokenAhead},
 };
 
 /// An account changed before the block's transactions (by pre-block system calls), which the
@@ -186,6 +189,8 @@ pub struct Engine {
     /// The pool's threads, which a block's caller keeps off its core as it wakes them (see
     /// `placement.rs`).
     pub(crate) threads: Arc<PoolThreads>,
+    /// What keeps the pool's threads awake between a block's jobs (see `wake.rs`).
+    pub(crate) hold: Arc<PoolHold>,
     pub(crate) reads: ReadSetPool,
     /// Whether blocks time their executions (a diagnostic; off by default).
     pub(crate) time_executions: AtomicBool,
@@ -243,10 +248,75 @@ impl Engine {
             running: parking_lot::Mutex::new(()),
             pool,
             threads,
+            hold: Arc::default(),
             validation_pool,
             reads: ReadSetPool::new(64),
             time_executions: AtomicBool::new(false),
         })
+    }
+
+    /// Whether a block (its transactions `txs`, by gas limit and parties) goes back to its
+    /// caller before anything is set up, by the rules judged on its transactions alone:
+    /// - one slot: the merger's thread alone, nothing to run beside it (see `slots`);
+    /// - little gas in all, or mostly plain transfers: nothing to gain (`cheap_rule.rs`). Judged
+    ///   on the gas limits alone, the summaries not built: building them parses every input
+    ///   (14396881, 1,346 transfers: 19 µs before the hand-back, 5.5 µs reading the limits);
+    /// - a pool's payout, mostly transactions from or to the beneficiary, which the dispatch
+    ///   gives no slot (`chain_rule::mostly_beneficiary_txs`).
+    fn hands_back_at_start(
+        &self,
+        txs: std::ops::Range<TxIndex>,
+        gas_limit: impl Fn(TxIndex) -> u64,
+        parties: impl Fn(TxIndex) -> (Address, Option<Address>),
+        beneficiary: Address,
+    ) -> bool {
+        if self.config.worker_slots() == 0 {
+            return true;
+        }
+        let gas = CappedGas::of(txs.clone().map(gas_limit));
+        if self.config.sequential_below_gas > 0 && (gas.is_small() || gas.is_cheap(self.config.sequential_below_gas)) {
+            return true;
+        }
+        let beneficiary_txs = txs
+            .clone()
+            .filter(|&tx| {
+                let (from, to) = parties(tx);
+                is_beneficiary_tx(beneficiary, from, to)
+            })
+            .count();
+        chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, txs.len())
+    }
+
+    /// Wakes the pool's threads for a block this thread is about to hand the engine, so that
+    /// their wake-up, which takes 100 µs and more on a virtual machine whose cores sat idle,
+    /// overlaps the caller's own work before it (the pre-block system calls, a chain probe),
+    /// not the block's (see `wake.rs`). They wait, awake, until the block starts, for 2 ms at
+    /// most, or until the returned value is dropped. Optional: a block started without it
+    /// wakes them as it starts. A block the engine would hand back at once (`txs` judged by
+    /// the rules that need nothing else, with `beneficiary` the block's) wakes nothing.
+    pub fn wake_ahead(&self, txs: &(impl TxSource + ?Sized), beneficiary: Address) -> WokenAhead<'_> {
+        let (gas_limit, parties) = (|tx| txs.gas_limit(tx), |tx| txs.parties(tx));
+        if self.hands_back_at_start(0..txs.len(), gas_limit, parties, beneficiary) {
+            return WokenAhead { hold: None, generation: 0 };
+        }
+        self.keep_workers_off_this_core();
+        let generation = self.hold.current();
+        self.spawn_holds(generation);
+        WokenAhead { hold: Some(&self.hold), generation }
+    }
+
+    /// Keeps the pool's threads awake, after the job queued last, until the next release, and
+    /// releases those held now (to that job).
+    fn hold_pool_for_next_job(&self) {
+        self.spawn_holds(self.hold.current() + 1);
+        self.hold.release(true);
+    }
+
+    fn spawn_holds(&self, generation: u64) {
+        for _ in 0..self.config.threads() {
+            let (hold, threads) = (Arc::clone(&self.hold), Arc::clone(&self.threads));
+            self.pool.spawn(move || hold.hold(generation, &threads));
+        }
     }
 
     /// Called on the caller's thread before a block's workers are woken (see `placement.rs`).
@@ -311,59 +381,55 @@ impl Engine {
         let n = block.txs.len();
         let start = block.prefix.txs.min(n);
         let mut stats = BlockStats { txs: n, ..BlockStats::default() };
-        // Little gas in all, or mostly plain transfers: nothing to gain (`cheap_rule.rs`). Judged
-        // on the transactions' gas limits alone, before anything is set up, the summaries
-        // included: building them parses every input (14396881, 1,346 transfers: 19 µs before
-        // the hand-back, 5.5 µs reading the limits alone).
-        // With one slot nothing is counted, and nothing counted is small: the rule, when on,
-        // hands the block back at once.
-        let slots = self.config.worker_slots() > 0;
-        let gas =
-            if slots { CappedGas::of((start..n).map(|tx| block.txs.gas_limit(tx))) } else { CappedGas::default() };
-        if self.config.sequential_below_gas > 0 && (gas.is_small() || gas.is_cheap(self.config.sequential_below_gas)) {
+        let (gas_limit, parties) = (|tx| block.txs.gas_limit(tx), |tx| block.txs.parties(tx));
+        if self.hands_back_at_start(start..n, gas_limit, parties, block.block.beneficiary) {
+            // Threads woken ahead for nothing: back to sleep now, not at their deadline.
+            self.hold.release(false);
             stats.sequential_from = Some(start);
             return (Ok(()), stats);
-        }
-        // One pass over the transactions, read by both the payout rule and the dispatch below.
-        let summaries: Vec<TxSummary> =
-            if slots { (start..n).map(|tx| block.txs.summary(tx)).collect() } else { Vec::new() };
-        let plan = if !summaries.is_empty() {
-            let plan = static_dispatch(&summaries, start, self.config.worker_slots(), block.block.beneficiary, true);
-            // Every transaction that went to no slot is from or to the beneficiary. Judged
-            // before the base state is built: a pool's payout block costs the caller only the
-            // dispatch pass here.
-            let beneficiary_txs = n - start - plan.iter().map(Vec::len).sum::<usize>();
-            if chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, n - start) {
-                stats.sequential_from = Some(start);
-                return (Ok(()), stats);
-            }
-            plan
-        } else {
-            Vec::new()
-        };
-        let mut base = BaseState::with_capacity(block.db, n);
-        for seed in &block.seed {
-            if let Err(error) =
-                base.seed_account(seed.address, seed.info.clone(), seed.storage_known, seed.storage.iter().copied())
-            {
-                return (Err(BlockError::Database { tx: 0, error }), stats);
-            }
         }
         if n == start {
+            // Nothing left (the rules off): the caller merged everything itself.
+            self.hold.release(false);
             return (Ok(()), stats);
         }
-        if !slots {
-            // One slot: the merger's thread alone, nothing to run beside it (see `slots`).
-            stats.sequential_from = Some(start);
-            return (Ok(()), stats);
-        }
+        // The set-up in two halves at once: the pool's thread builds the block's shared maps
+        // while this one reads and dispatches the transactions, and then stays awake for the
+        // block's workers (`wake.rs`).
+        self.hold.step_off_holders();
+        self.keep_workers_off_this_core();
+        let mut maps = None;
+        let built = AtomicBool::new(false);
+        let (summaries, plan) = self.pool.in_place_scope(|scope| {
+            let (maps, seed, built) = (&mut maps, &block.seed, &built);
+            scope.spawn(move |_| {
+                *maps = Some(SharedMaps::build(block.db, seed, n));
+                // Release: pairs with the Acquire below (the scope's end orders it anyway).
+                built.store(true, Ordering::Release);
+            });
+            self.hold_pool_for_next_job();
+            let summaries: Vec<TxSummary> = (start..n).map(|tx| block.txs.summary(tx)).collect();
+            let plan = static_dispatch(&summaries, start, self.config.worker_slots(), block.block.beneficiary, true);
+            // Awake, not asleep in the scope's end: woken by the pool's thread, this thread
+            // would be put on its core (see `PoolHold::step_off_holders`).
+            wake::yield_until(|| built.load(Ordering::Acquire));
+            (summaries, plan)
+        });
+        self.hold.step_off_holders();
+        let SharedMaps { base, unconfirmed, table } = match maps.expect("the scope ran the set-up job") {
+            Ok(maps) => maps,
+            Err(error) => {
+                self.hold.release(false);
+                return (Err(BlockError::Database { tx: 0, error }), stats);
+            }
+        };
         let job = BlockJob {
             base,
-            unconfirmed: Unconfirmed::new(n),
+            unconfirmed,
             // The prefix is merged: slots read it from the base state, where the seed put it.
             merged: CachePadded::new(AtomicUsize::new(start)),
             scheduler: Scheduler::with_plan(
-                TaskTable::new(n),
+                table,
                 &plan,
                 sender_predecessors(&summaries, start),
                 self.config.steal,
@@ -379,6 +445,7 @@ impl Engine {
             time_executions: self.time_executions.load(Ordering::Relaxed),
         };
 
+        // Again: a thread that gave up waiting gave its core back.
         self.keep_workers_off_this_core();
         let (result, merge_stats) = self.pool.in_place_scope(|scope| {
             for slot in 0..self.config.worker_slots() {
@@ -387,6 +454,7 @@ impl Engine {
                     scope.spawn(move |_| job.run_worker(slot, role, threads));
                 }
             }
+            self.hold.release(true);
             job.scheduler.placement.settle(Placement::MERGER);
             let ctx = job.ctx();
             // The merger commits through the caller and, at a transaction's turn, has it execute

@@ -16,13 +16,38 @@ use std::{
 use crossbeam_utils::CachePadded;
 use parevm_merger::{MergeDriver, MergeInput};
 use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker, panic_message};
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxResult, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, DbError, ExecOutcome, ReadSetPool, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
 
 use crate::{
+    SeedAccount,
     placement::{Placement, PoolThreads},
     scheduler::Scheduler,
 };
+
+/// The parts of a block's shared state that need only the block's size, its database and its
+/// seed, not its transactions: the batch path builds them on the pool's thread while the
+/// caller's reads and dispatches the transactions (`Engine::run`). Each is sized for the whole
+/// block up front, so building them is mostly allocating and filling memory: on ERC-20
+/// transfers (870) a third of the set-up, which takes two to three times as long when the
+/// block comes after a pause, as a node's blocks do (docs/benchmarks.md, "Changes measured
+/// alone", session 16).
+pub(crate) struct SharedMaps<D> {
+    pub base: BaseState<D>,
+    pub unconfirmed: Unconfirmed,
+    pub table: TaskTable,
+}
+
+impl<D: BlockDb> SharedMaps<D> {
+    /// For a block of `txs` transactions over `db`, with the changes made before them.
+    pub fn build(db: D, seed: &[SeedAccount], txs: usize) -> Result<Self, DbError> {
+        let mut base = BaseState::with_capacity(db, txs);
+        for seed in seed {
+            base.seed_account(seed.address, seed.info.clone(), seed.storage_known, seed.storage.iter().copied())?;
+        }
+        Ok(Self { base, unconfirmed: Unconfirmed::new(txs), table: TaskTable::new(txs) })
+    }
+}
 
 /// Everything one block's workers and merger share.
 #[derive(Debug)]

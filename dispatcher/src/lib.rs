@@ -18,6 +18,7 @@ mod metrics;
 mod placement;
 pub mod scheduler;
 mod session;
+mod wake;
 
 pub use chain_rule::{ChainProbe, WINDOW as CHAIN_RULE_WINDOW};
 pub use cheap_rule::{DEFAULT_SEQUENTIAL_BELOW_GAS, SMALL_BLOCK_GAS};
@@ -25,3 +26,4 @@ pub use config::{ConfigError, EngineConfig, MAX_SLOTS, default_slots};
 pub use engine::{BlockStats, Caller, Engine, Executed, ParallelBlock, Prefix, SeedAccount};
 pub use parevm_merger::{BlockError, MergedTx, RedoCause};
 pub use session::{MAX_AHEAD as SESSION_MAX_AHEAD, Owner, Session};
+pub use wake::WokenAhead;

@@ -396,6 +396,8 @@ impl Session<'_> {
                 self.engine.pool.spawn(move || job.run_worker(slot, role, &threads));
             }
         }
+        // Threads woken ahead (`Engine::wake_ahead`) go to the jobs just queued.
+        self.engine.hold.release(true);
     }
 
     /// Loads an account the block will surely read into the base state, from the owner's

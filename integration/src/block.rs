@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use alloy_consensus::{Header, Transaction, TxEnvelope, transaction::Recovered};
 use alloy_eips::eip4895::Withdrawals;
 use alloy_evm::{EvmEnv, FromRecoveredTx, eth::EthBlockExecutionCtx};
+use alloy_primitives::Address;
 use parevm_statedb::{TxIndex, TxSource, TxSummary};
 use revm::context::TxEnv;
 
@@ -66,5 +67,10 @@ impl TxSource for BlockInput {
 
     fn gas_limit(&self, tx: TxIndex) -> u64 {
         self.txs[tx].gas_limit()
+    }
+
+    fn parties(&self, tx: TxIndex) -> (Address, Option<Address>) {
+        let tx = &self.txs[tx];
+        (tx.signer(), tx.to())
     }
 }

@@ -108,6 +108,14 @@ impl Executor {
         D: BlockDb + std::fmt::Debug,
         D::Error: DBErrorMarker,
     {
+        // The engine's threads wake while this one builds the state and runs the pre-block
+        // calls (`Engine::wake_ahead`): asleep since the last block, they take 100 µs and more.
+        let awake = match self {
+            Self::Parallel(engine) if block.txs.len() >= engine.config().sequential_below_txs => {
+                Some(engine.wake_ahead(block, block.header.beneficiary))
+            }
+            _ => None,
+        };
         let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
         let env = block.evm_env(chain);
         let evm = EthEvmFactory::default().create_evm(&mut state, env.clone());
@@ -158,6 +166,7 @@ impl Executor {
                             let opening = probe_opening(&mut executor, &block.txs, false)?;
                             prefix = opening.prefix;
                             if opening.chain {
+                                drop(awake);
                                 for tx in &block.txs[prefix.txs..] {
                                     executor.execute_transaction(tx)?;
                                 }

@@ -514,11 +514,13 @@ fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
     }
 }
 
-/// The cheap-block rule judges a block by its gas limits alone: a block of transfers it hands back
-/// costs the caller no summary of any transaction (which parses every input), while a block with
-/// a contract call's gas limits (to accounts without code) is summarised for the dispatch.
+/// The rules that hand a block back before anything is set up judge it by what they need alone:
+/// the cheap-block rule by gas limits, the payout rule by senders and recipients. A block they
+/// hand back costs the caller no summary of any transaction (which parses every input) and wakes
+/// no thread, while a block with a contract call's gas limits (to accounts without code) wakes
+/// the engine's threads and is summarised for the dispatch.
 #[test]
-fn the_cheap_block_rule_reads_gas_limits_and_nothing_else() {
+fn the_rules_at_the_start_read_gas_limits_and_parties_and_nothing_else() {
     struct LimitsOnly {
         txs: Vec<revm::context::TxEnv>,
         summaries: AtomicUsize,
@@ -537,11 +539,15 @@ fn the_cheap_block_rule_reads_gas_limits_and_nothing_else() {
         fn gas_limit(&self, tx: TxIndex) -> u64 {
             self.txs[tx].gas_limit
         }
+        fn parties(&self, tx: TxIndex) -> (Address, Option<Address>) {
+            (self.txs[tx].caller, self.txs[tx].kind.to().copied())
+        }
     }
-    let block_of = |gas_limit| LimitsOnly {
+    let beneficiary = Address::with_last_byte(0xee);
+    let block_of = |gas_limit, payout: bool| LimitsOnly {
         txs: (0..200)
             .map(|i| revm::context::TxEnv {
-                caller: sender(i),
+                caller: if payout { beneficiary } else { sender(i) },
                 gas_limit,
                 kind: TxKind::Call(sender(1000 + i)),
                 ..Default::default()
@@ -556,18 +562,25 @@ fn the_cheap_block_rule_reads_gas_limits_and_nothing_else() {
             db: &db,
             seed: Vec::new(),
             prefix: parevm_dispatcher::Prefix::default(),
-            block: revm::context::BlockEnv { gas_limit: 30_000_000, ..Default::default() },
+            block: revm::context::BlockEnv { gas_limit: 30_000_000, beneficiary, ..Default::default() },
             cfg: revm::context::CfgEnv::default(),
             txs: BlockTxs::from_source(txs),
         };
         // Free transactions (no gas price) from empty accounts: each is valid.
         engine.execute(block, &mut |_: MergedTx| {})
     };
-    let transfers = block_of(21_000);
-    assert!(matches!(run(&transfers), Ok(Executed::HandedBack { from: 0, .. })));
-    assert_eq!(transfers.summaries.load(Ordering::Relaxed), 0, "a handed-back block is not summarised");
-    let calls = block_of(100_000);
+    // A pool's payout (every transaction from the beneficiary) is judged by the transactions'
+    // parties alone, like the cheap rule by their gas limits; neither wakes the engine's threads.
+    for (handed_back, why) in [(block_of(21_000, false), "transfers"), (block_of(100_000, true), "a payout")] {
+        assert!(!engine.wake_ahead(&handed_back, beneficiary).woke(), "{why}: nothing to wake the threads for");
+        assert!(matches!(run(&handed_back), Ok(Executed::HandedBack { from: 0, .. })), "{why}");
+        assert_eq!(handed_back.summaries.load(Ordering::Relaxed), 0, "{why}: a handed-back block is not summarised");
+    }
+    let calls = block_of(100_000, false);
+    let awake = engine.wake_ahead(&calls, beneficiary);
+    assert!(awake.woke(), "a block the engine runs wakes its threads ahead");
     assert!(matches!(run(&calls), Ok(Executed::Complete(stats)) if stats.executions >= 200), "run on the engine");
+    drop(awake);
     assert!(calls.summaries.load(Ordering::Relaxed) >= 200, "summarised for the dispatch");
 }
 

@@ -122,6 +122,13 @@ pub trait TxSource: Sync {
     fn gas_limit(&self, tx: TxIndex) -> u64 {
         self.summary(tx).gas_limit
     }
+    /// Its sender and recipient alone: what the payout-block rule judges a whole block by
+    /// before anything else is built. The default takes them from the summary, like
+    /// [`TxSource::gas_limit`].
+    fn parties(&self, tx: TxIndex) -> (Address, Option<Address>) {
+        let summary = self.summary(tx);
+        (summary.sender, summary.recipient)
+    }
 }
 
 /// A block already converted: each execution takes a copy.
@@ -140,6 +147,10 @@ impl TxSource for Vec<TxEnv> {
 
     fn gas_limit(&self, tx: TxIndex) -> u64 {
         self[tx].gas_limit
+    }
+
+    fn parties(&self, tx: TxIndex) -> (Address, Option<Address>) {
+        (self[tx].caller, self[tx].kind.to().copied())
     }
 }
 
@@ -222,6 +233,17 @@ impl<'t> BlockTxs<'t> {
         }
     }
 
+    /// Sender and recipient of transaction `tx` (panics like [`BlockTxs::tx_env`]).
+    pub fn parties(&self, tx: TxIndex) -> (Address, Option<Address>) {
+        match &self.txs {
+            Txs::Source(source) => source.parties(tx),
+            Txs::Appending(cells) => {
+                let tx = Self::appended(cells, tx);
+                (tx.caller, tx.kind.to().copied())
+            }
+        }
+    }
+
     fn appended(cells: &[OnceLock<TxEnv>], tx: TxIndex) -> &TxEnv {
         cells[tx].get().expect("a transaction is scheduled only after it is appended")
     }
@@ -278,6 +300,24 @@ mod tests {
         // A contract creation whose code happens to start with the selector is no call.
         assert_eq!(TxSummary::new(other, None, 100_000, &transfer).token_holders, None);
         assert_eq!(TxSummary::new(other, Some(other), 100_000, &transfer).token_holders, Some([Some(holder), None]));
+    }
+
+    #[test]
+    fn a_source_gives_the_parties_its_summary_names() {
+        let (a, b) = (Address::with_last_byte(1), Address::with_last_byte(2));
+        let txs = vec![
+            TxEnv { caller: a, kind: revm::primitives::TxKind::Call(b), ..Default::default() },
+            TxEnv { caller: b, kind: revm::primitives::TxKind::Create, ..Default::default() },
+        ];
+        let lent = BlockTxs::from_source(&txs);
+        for tx in 0..txs.len() {
+            let summary = txs.summary(tx);
+            assert_eq!(txs.parties(tx), (summary.sender, summary.recipient));
+            assert_eq!(lent.parties(tx), txs.parties(tx));
+        }
+        let appended = BlockTxs::with_capacity(1);
+        appended.push(txs[0].clone()).unwrap();
+        assert_eq!(appended.parties(0), (a, Some(b)));
     }
 
     #[test]
