@@ -315,7 +315,9 @@ impl Engine {
     fn spawn_holds(&self, generation: u64) {
         for _ in 0..self.config.threads() {
             let (hold, threads) = (Arc::clone(&self.hold), Arc::clone(&self.threads));
-            self.pool.spawn(move || hold.hold(generation, &threads));
+            // rayon aborts the process on a panic in a spawned job (see `free_on_pool`).
+            let hold = move || hold.hold(generation, &threads);
+            self.pool.spawn(move || drop(catch_unwind(AssertUnwindSafe(hold))));
         }
     }
 
@@ -403,7 +405,13 @@ impl Engine {
         let (summaries, plan) = self.pool.in_place_scope(|scope| {
             let (maps, seed, built) = (&mut maps, &block.seed, &built);
             scope.spawn(move |_| {
-                *maps = Some(SharedMaps::build(block.db, seed, n));
+                // A panic (the database's, seeding code) fails the block like a slot's would,
+                // rather than resurfacing as a panic at the scope's end.
+                let outcome = catch_unwind(AssertUnwindSafe(|| SharedMaps::build(block.db, seed, n)));
+                *maps = Some(match outcome {
+                    Ok(maps) => maps.map_err(|error| BlockError::Database { tx: 0, error }),
+                    Err(panic) => Err(BlockError::Panicked { tx: start, message: panic_message(panic.as_ref()) }),
+                });
                 // Release: pairs with the Acquire below (the scope's end orders it anyway).
                 built.store(true, Ordering::Release);
             });
@@ -420,7 +428,7 @@ impl Engine {
             Ok(maps) => maps,
             Err(error) => {
                 self.hold.release(false);
-                return (Err(BlockError::Database { tx: 0, error }), stats);
+                return (Err(error), stats);
             }
         };
         let job = BlockJob {

@@ -224,6 +224,63 @@ fn a_panicking_database_under_the_drop_in_panics_like_sequential_and_frees_the_e
     assert!(stats.is_some(), "and in parallel: the engine was released");
 }
 
+/// The block's shared maps are built on a pool thread while the caller dispatches; a panic
+/// there (here the database's, loading a seeded account's code) fails the block with a typed
+/// error, as a panic in a slot does, and the engine runs the next block.
+#[test]
+fn a_panic_while_setting_up_fails_the_block_cleanly() {
+    #[derive(Debug)]
+    struct CodelessDb;
+    impl DatabaseRef for CodelessDb {
+        type Error = std::convert::Infallible;
+        fn basic_ref(&self, _: Address) -> Result<Option<AccountInfo>, Self::Error> {
+            Ok(None)
+        }
+        fn code_by_hash_ref(&self, _: B256) -> Result<Bytecode, Self::Error> {
+            panic!("injected code failure")
+        }
+        fn storage_ref(&self, _: Address, _: U256) -> Result<U256, Self::Error> {
+            Ok(U256::ZERO)
+        }
+        fn block_hash_ref(&self, _: u64) -> Result<B256, Self::Error> {
+            Ok(B256::ZERO)
+        }
+    }
+    let engine = Engine::new(EngineConfig::with_slots(2).unwrap()).unwrap();
+    let txs: Vec<revm::context::TxEnv> = (0..64)
+        .map(|i| revm::context::TxEnv {
+            caller: sender(i),
+            gas_limit: 100_000,
+            kind: TxKind::Call(sender(1000 + i)),
+            ..Default::default()
+        })
+        .collect();
+    let block = |seed| ParallelBlock {
+        db: &CodelessDb,
+        seed,
+        prefix: parevm_dispatcher::Prefix::default(),
+        block: revm::context::BlockEnv { gas_limit: 30_000_000, ..Default::default() },
+        cfg: revm::context::CfgEnv::default(),
+        txs: BlockTxs::from_source(&txs),
+    };
+    let codeless = AccountInfo { code_hash: B256::repeat_byte(7), code: None, ..Default::default() };
+    let seed = vec![parevm_dispatcher::SeedAccount {
+        address: Address::with_last_byte(7),
+        info: Some(codeless),
+        storage_known: false,
+        storage: Vec::new(),
+    }];
+    match engine.execute(block(seed), &mut |_: MergedTx| {}) {
+        Err(parevm_dispatcher::BlockError::Panicked { message, .. }) => {
+            assert!(message.contains("injected code failure"), "{message}")
+        }
+        other => panic!("not a typed failure: {other:?}"),
+    }
+    // Free transactions from empty accounts: valid, and the same threads run them.
+    let next = engine.execute(block(Vec::new()), &mut |_: MergedTx| {});
+    assert!(matches!(&next, Ok(Executed::Complete(stats)) if stats.executions >= 64), "{next:?}");
+}
+
 #[test]
 fn a_transient_panic_is_redone() {
     let synthetic = chain_block(40, 5);
