@@ -287,16 +287,23 @@ impl Engine {
         chain_rule::mostly_beneficiary_txs(self.config.chain_rule, beneficiary_txs, txs.len())
     }
 
+    /// Whether the engine would hand a block of these transactions, paying `beneficiary`, back
+    /// at once, by the rules judged before anything is set up (one slot, the cheap-block rule,
+    /// a pool's payout). A caller that knows the block ahead asks before
+    /// [`Engine::wake_ahead`]: such a block is no reason to wake the threads.
+    pub fn would_hand_back(&self, txs: &(impl TxSource + ?Sized), beneficiary: Address) -> bool {
+        let (gas_limit, parties) = (|tx| txs.gas_limit(tx), |tx| txs.parties(tx));
+        self.hands_back_at_start(0..txs.len(), gas_limit, parties, beneficiary)
+    }
+
     /// Wakes the pool's threads for a block this thread is about to hand the engine, so that
     /// their wake-up, which takes 100 µs and more on a virtual machine whose cores sat idle,
     /// overlaps the caller's own work before it (the pre-block system calls, a chain probe),
-    /// not the block's (see `wake.rs`). They wait, awake, until the block starts, for 2 ms at
-    /// most, or until the returned value is dropped. Optional: a block started without it
-    /// wakes them as it starts. A block the engine would hand back at once (`txs` judged by
-    /// the rules that need nothing else, with `beneficiary` the block's) wakes nothing.
-    pub fn wake_ahead(&self, txs: &(impl TxSource + ?Sized), beneficiary: Address) -> WokenAhead<'_> {
-        let (gas_limit, parties) = (|tx| txs.gas_limit(tx), |tx| txs.parties(tx));
-        if self.hands_back_at_start(0..txs.len(), gas_limit, parties, beneficiary) {
+    /// not the block's (see `wake.rs`). They wait, awake, until the block (or a session's
+    /// first transaction) starts them, for 2 ms at most, or until the returned value is
+    /// dropped. Optional: a block started without it wakes them as it starts.
+    pub fn wake_ahead(&self) -> WokenAhead<'_> {
+        if self.config.worker_slots() == 0 {
             return WokenAhead { hold: None, generation: 0 };
         }
         self.keep_workers_off_this_core();

@@ -111,8 +111,11 @@ impl Executor {
         // The engine's threads wake while this one builds the state and runs the pre-block
         // calls (`Engine::wake_ahead`): asleep since the last block, they take 100 µs and more.
         let awake = match self {
-            Self::Parallel(engine) if block.txs.len() >= engine.config().sequential_below_txs => {
-                Some(engine.wake_ahead(block, block.header.beneficiary))
+            Self::Parallel(engine)
+                if block.txs.len() >= engine.config().sequential_below_txs
+                    && !engine.would_hand_back(block, block.header.beneficiary) =>
+            {
+                Some(engine.wake_ahead())
             }
             _ => None,
         };

@@ -573,9 +573,9 @@ fn a_block_of_plain_transfers_is_handed_to_the_sequential_executor_up_front() {
 
 /// The rules that hand a block back before anything is set up judge it by what they need alone:
 /// the cheap-block rule by gas limits, the payout rule by senders and recipients. A block they
-/// hand back costs the caller no summary of any transaction (which parses every input) and wakes
-/// no thread, while a block with a contract call's gas limits (to accounts without code) wakes
-/// the engine's threads and is summarised for the dispatch.
+/// hand back costs the caller no summary of any transaction (which parses every input), and a
+/// caller can ask before waking the engine's threads for it, while a block with a contract
+/// call's gas limits (to accounts without code) is summarised for the dispatch.
 #[test]
 fn the_rules_at_the_start_read_gas_limits_and_parties_and_nothing_else() {
     struct LimitsOnly {
@@ -629,12 +629,13 @@ fn the_rules_at_the_start_read_gas_limits_and_parties_and_nothing_else() {
     // A pool's payout (every transaction from the beneficiary) is judged by the transactions'
     // parties alone, like the cheap rule by their gas limits; neither wakes the engine's threads.
     for (handed_back, why) in [(block_of(21_000, false), "transfers"), (block_of(100_000, true), "a payout")] {
-        assert!(!engine.wake_ahead(&handed_back, beneficiary).woke(), "{why}: nothing to wake the threads for");
+        assert!(engine.would_hand_back(&handed_back, beneficiary), "{why}: nothing to wake the threads for");
         assert!(matches!(run(&handed_back), Ok(Executed::HandedBack { from: 0, .. })), "{why}");
         assert_eq!(handed_back.summaries.load(Ordering::Relaxed), 0, "{why}: a handed-back block is not summarised");
     }
     let calls = block_of(100_000, false);
-    let awake = engine.wake_ahead(&calls, beneficiary);
+    assert!(!engine.would_hand_back(&calls, beneficiary));
+    let awake = engine.wake_ahead();
     assert!(awake.woke(), "a block the engine runs wakes its threads ahead");
     assert!(matches!(run(&calls), Ok(Executed::Complete(stats)) if stats.executions >= 200), "run on the engine");
     drop(awake);
