@@ -427,7 +427,7 @@ impl Engine {
             let plan = static_dispatch(&summaries, start, self.config.worker_slots(), block.block.beneficiary, true);
             // Awake, not asleep in the scope's end: woken by the pool's thread, this thread
             // would be put on its core (see `PoolHold::step_off_holders`).
-            wake::yield_until(|| built.load(Ordering::Acquire));
+            wake::yield_until(|| built.load(Ordering::Acquire), wake::HOLD_FOR);
             (summaries, plan)
         });
         self.hold.step_off_holders();

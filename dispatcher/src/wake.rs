@@ -25,7 +25,7 @@ use crate::placement::{PoolThreads, current_core, step_off};
 
 /// How long a job holds its thread awake at most: longer than a block's set-up and a caller's
 /// pre-block work usually take, short enough that a caller that never comes costs little.
-const HOLD_FOR: Duration = Duration::from_millis(2);
+pub(crate) const HOLD_FOR: Duration = Duration::from_millis(2);
 
 /// The word that holds the pool's threads: a generation, and whether its last release handed
 /// the threads a job (`GO`) or sent them back to sleep.
@@ -56,29 +56,25 @@ impl PoolHold {
 
     /// [`PoolHold::hold`] for at most `limit`, saying how it ended and giving back nothing.
     fn hold_for(&self, generation: u64, limit: Duration) -> Held {
-        let deadline = Instant::now() + limit;
         let core = current_core().filter(|&core| core < 64).map_or(0, |core| 1 << core);
         self.cores.fetch_or(core, Ordering::Relaxed);
-        let held = loop {
-            // Acquire: pairs with `release`'s Release, so that the job queued before it is
-            // visible to this thread's next look at the pool's queues (rayon's own
-            // synchronisation covers that too; this keeps the reasoning local).
-            let word = self.word.load(Ordering::Acquire);
-            if word >> 1 != generation {
-                break if word & 1 == 1 { Held::Cancelled } else { Held::Go };
-            }
-            if Instant::now() >= deadline {
-                break Held::GaveUp;
-            }
-            // Yielding, not spinning: a thread the kernel puts on this core (the caller, woken
-            // by this very thread as it finished the set-up job, is put on the waker's core)
-            // runs at once instead of waiting out the deadline behind the spin (2 ms at every
-            // block in a first version, on mainnet 6196166). With nothing else to run here a
-            // yield returns at once; rayon's own idle threads wait the same way.
-            std::thread::yield_now();
-        };
+        let mut word = 0;
+        // Acquire: pairs with `release`'s Release, so that the job queued before it is visible
+        // to this thread's next look at the pool's queues (rayon's own synchronisation covers
+        // that too; this keeps the reasoning local).
+        let released = yield_until(
+            || {
+                word = self.word.load(Ordering::Acquire);
+                word >> 1 != generation
+            },
+            limit,
+        );
         self.cores.fetch_and(!core, Ordering::Relaxed);
-        held
+        match (released, word & 1 == 1) {
+            (false, _) => Held::GaveUp,
+            (true, true) => Held::Cancelled,
+            (true, false) => Held::Go,
+        }
     }
 
     /// Moves the calling thread (the caller's) off the cores held threads run on, if it is on
@@ -139,11 +135,21 @@ impl Drop for WokenAhead<'_> {
     }
 }
 
-/// Yields until `done`, for at most [`HOLD_FOR`]: a wait for the other half of the set-up,
-/// which the pool's thread is running, that keeps this thread on its core.
-pub(crate) fn yield_until(done: impl Fn() -> bool) {
-    let deadline = Instant::now() + HOLD_FOR;
-    while !done() && Instant::now() < deadline {
+/// Yields until `done`, for at most `limit`; says whether `done` came first. The one way a
+/// thread here waits: yielding, not spinning, so that a thread the kernel puts on this core (the
+/// caller, woken by the pool's thread as it finished the set-up job, is put on the waker's core)
+/// runs at once instead of waiting out the deadline behind a spin (2 ms at every block in a first
+/// version, on mainnet 6196166). With nothing else to run here a yield returns at once; rayon's
+/// own idle threads wait the same way.
+pub(crate) fn yield_until(mut done: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::yield_now();
     }
 }
