@@ -9,6 +9,10 @@
 //! an unconfirmed result whose final execution no longer writes it. Such a read counts as stale:
 //! its source was a stale result, and the redo is exact. Fetching it instead would ask the
 //! database's server, which in a session is the very thread that is validating.
+//!
+//! The merger validates with [`validate_since`]: a value read from the base whose key no merge
+//! changed since the execution started is current by the merger's own log (`changes.rs`),
+//! without a lookup in the shared maps; [`validate`] compares every value.
 
 use parevm_statedb::{BaseState, BlockDb, Read, ReadSet, TxIndex};
 use rayon::prelude::*;
