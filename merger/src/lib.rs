@@ -9,7 +9,6 @@
 //! every transaction is executed a bounded number of times (see [`merge::MAX_EXECUTIONS_AT_TURN`]).
 
 mod beneficiary;
-mod changes;
 mod credit;
 mod error;
 mod merge;

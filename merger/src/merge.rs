@@ -18,7 +18,7 @@ use revm::{
     state::{Account, EvmState},
 };
 
-use crate::{BlockError, Mismatch, beneficiary, changes::ChangeLog, credit, validate, validate::validate_since};
+use crate::{BlockError, Mismatch, beneficiary, credit, validate};
 
 /// At its turn a transaction is re-executed at most this many times. One is enough in theory:
 /// an execution that starts once all predecessors are merged reads exact state and is valid.
@@ -149,8 +149,6 @@ pub struct Merger {
     stats: MergeStats,
     cumulative_gas_used: u64,
     logs: usize,
-    /// What each merge changed, for validating later results (`changes.rs`).
-    changes: ChangeLog,
 }
 
 impl Merger {
@@ -256,16 +254,10 @@ impl Merger {
             // valid by construction, and checking it again is pure cost (most executions are
             // exact when slots keep up, and every one the merger runs itself is). Debug builds
             // still check, and report a stale read as an internal error below.
-            let mut mismatch = match exact {
-                true if !cfg!(debug_assertions) => None,
-                true => validate(input.base, &result.reads, input.validation_pool),
-                false => validate_since(
-                    input.base,
-                    &result.reads,
-                    &self.changes,
-                    result.merged_at_start,
-                    input.validation_pool,
-                ),
+            let mut mismatch = if exact && !cfg!(debug_assertions) {
+                None
+            } else {
+                validate(input.base, &result.reads, input.validation_pool)
             };
             // A stale read may be only of balances the execution never observed: rebase them
             // instead of redoing (`credit.rs`).
@@ -342,11 +334,9 @@ impl Merger {
         let mut merger_writes = rebased;
         merger_writes.extend(credited.map(|account| (beneficiary, account)));
 
-        // Into the base, and into the log of what changed when, for validating later results.
-        let merger_writes_by_ref = merger_writes.iter().map(|(address, account)| (address, account));
-        for (address, account) in state.iter().chain(merger_writes_by_ref) {
-            let applied = input.base.apply_account(*address, account);
-            self.changes.record(tx, *address, account, applied);
+        input.base.apply(state);
+        for (address, account) in &merger_writes {
+            input.base.apply_account(*address, account);
         }
         // Release: a slot that reads `merged > tx` (Acquire) must find tx's writes in the base,
         // since it will no longer look for them among the unconfirmed results.

@@ -17,11 +17,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use alloy_primitives::{Address, B256, U256};
-use dashmap::{DashMap, mapref::entry::Entry};
+use dashmap::DashMap;
 use revm::{
     bytecode::Bytecode,
     primitives::KECCAK_EMPTY,
-    state::{Account, AccountInfo},
+    state::{Account, AccountInfo, EvmState},
 };
 
 use crate::{AccountSnapshot, AccountWrite, BlockDb, DbError, KeyHashBuilder, classify_write};
@@ -55,19 +55,6 @@ pub struct BaseState<D> {
     /// every storage read of the block through the accounts map. Written only before the slots
     /// start (`seed_account` takes `&mut self`).
     seeded_known: Vec<Address>,
-}
-
-/// What applying one account of a write set changed in the base (besides the slots the write
-/// changed): whether the observable part of the account (existence, balance, nonce, code) moved,
-/// and whether its storage was wiped (created or destroyed). The merger logs it, so that it can
-/// tell a read left unchanged since an execution started without looking at the base
-/// (`merger/src/changes.rs`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// The account's balance, nonce, code or existence changed (or was unknown before).
-    pub account: bool,
-    /// Its storage was wiped: every slot of it may have changed.
-    pub wiped: bool,
 }
 
 /// What a [`BaseState`] held besides its database, for freeing elsewhere.
@@ -210,24 +197,24 @@ where
         self.db.block_hash_ref(number).map_err(DbError::from_display)
     }
 
-    /// Applies one account of a confirmed transaction's write set (see [`classify_write`]), and
-    /// says what that changed. Only the merger calls this, in transaction order.
-    pub fn apply_account(&self, address: Address, account: &Account) -> Applied {
+    /// Applies a confirmed transaction's write set. Only the merger calls this, in tx order.
+    pub fn apply(&self, state: &EvmState) {
+        for (address, account) in state {
+            self.apply_account(*address, account);
+        }
+    }
+
+    /// Applies one account of a confirmed write set (see [`classify_write`]).
+    pub fn apply_account(&self, address: Address, account: &Account) {
         let write = classify_write(account);
         if write == AccountWrite::None {
-            return Applied::default();
+            return;
         }
         // One map operation for the account (this is on the merger's path, once per written
         // account of every transaction); the code map is touched only when the code changed.
-        let (mut entry, cached) = match self.accounts.entry(address) {
-            Entry::Occupied(entry) => (entry.into_ref(), true),
-            Entry::Vacant(entry) => (entry.insert(BaseAccount { info: None, epoch: 0 }), false),
-        };
+        let mut entry = self.accounts.entry(address).or_insert(BaseAccount { info: None, epoch: 0 });
         let base = entry.value_mut();
-        // Not cached: what it was is unknown here, so it counts as changed.
-        let before = cached.then(|| base.info.as_ref().map(AccountSnapshot::from));
-        let wiped = matches!(write, AccountWrite::Destroyed | AccountWrite::Created);
-        if wiped {
+        if matches!(write, AccountWrite::Destroyed | AccountWrite::Created) {
             base.epoch += 1;
             // Relaxed: see `wiped`; readers that miss it still find the epoch under the lock.
             self.wiped.store(true, Ordering::Relaxed);
@@ -255,14 +242,12 @@ where
                 }
             }
         }
-        let after = Some(base.info.as_ref().map(AccountSnapshot::from));
         drop(entry);
         if write != AccountWrite::Destroyed {
             for (slot, value) in account.changed_storage_slots() {
                 self.storage.insert((address, *slot), (epoch, value.present_value));
             }
         }
-        Applied { account: wiped || before != after, wiped }
     }
 
     /// Gives up the database and keeps only what the block cached and merged, which owns no
@@ -369,32 +354,5 @@ mod tests {
         base.apply_account(address, &account(AccountInfo::from_balance(U256::from(1)), &[(0, 77)]));
         // A late fill of the same slot from the database must not overwrite the merged value.
         assert_eq!(base.storage(address, U256::ZERO).unwrap(), U256::from(77));
-    }
-
-    #[test]
-    fn a_merge_reports_what_it_changed_of_the_account() {
-        let address = InMemoryDb::synthetic_address(0);
-        let db = InMemoryDb::synthetic(2, 2);
-        let base = BaseState::new(&db);
-        let info = base.basic(address).unwrap().unwrap();
-        let (changed, wiped) = (Applied { account: true, wiped: false }, Applied { account: true, wiped: true });
-        // Storage alone (a token's transfer): the account reads as it did.
-        let storage_only = account(info.clone(), &[(0, 5)]);
-        assert_eq!(base.apply_account(address, &storage_only), Applied::default());
-        let richer = AccountInfo { balance: info.balance + U256::from(1), ..info.clone() };
-        assert_eq!(base.apply_account(address, &account(richer.clone(), &[])), changed);
-        // Only read: nothing written, nothing changed.
-        assert_eq!(base.apply_account(address, &Account::from(richer)), Applied::default());
-        // An account the base had not cached: what it was is unknown, so it changed.
-        let uncached = InMemoryDb::synthetic_address(1);
-        let same = revm::DatabaseRef::basic_ref(&db, uncached).unwrap().unwrap();
-        assert_eq!(base.apply_account(uncached, &account(same, &[])), changed);
-        // Destroyed or created: every slot may have changed.
-        let mut destroyed = account(AccountInfo::default(), &[]);
-        destroyed.mark_selfdestruct();
-        assert_eq!(base.apply_account(address, &destroyed), wiped);
-        let mut created = account(AccountInfo { nonce: 1, ..Default::default() }, &[]);
-        created.mark_created();
-        assert_eq!(base.apply_account(address, &created), wiped);
     }
 }

@@ -15,7 +15,7 @@ use alloy_primitives::map::DefaultHashBuilder;
 
 /// A [`BuildHasher`] for the state maps' keys (see the module's notes).
 #[derive(Clone, Default)]
-pub struct KeyHashBuilder(DefaultHashBuilder);
+pub(crate) struct KeyHashBuilder(DefaultHashBuilder);
 
 impl BuildHasher for KeyHashBuilder {
     type Hasher = KeyHasher;
@@ -26,7 +26,7 @@ impl BuildHasher for KeyHashBuilder {
 }
 
 /// The default hasher, taking 20- and 32-byte strings (addresses, slots, hashes) as words.
-pub struct KeyHasher(<DefaultHashBuilder as BuildHasher>::Hasher);
+pub(crate) struct KeyHasher(<DefaultHashBuilder as BuildHasher>::Hasher);
 
 /// Hands each listed write to the default hasher as it is.
 macro_rules! forward {

@@ -23,10 +23,10 @@ mod unconfirmed;
 mod wakeup;
 mod writes;
 
-pub use base::{Applied, BaseCache, BaseState};
+pub use base::{BaseCache, BaseState};
 pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
-pub use key_hash::KeyHashBuilder;
+use key_hash::KeyHashBuilder;
 pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
 pub use remote::{
     Answer, OwnerChanges, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,

@@ -45,63 +45,32 @@ pub enum Read {
     Balance(Address, Option<U256>),
 }
 
-/// The reads of one execution, in the order they were made, and which of them came from the
-/// unconfirmed layer (the rest came from the base). The merger checks a read from the base by
-/// asking whether a merge changed its key since the execution started, on its own thread's
-/// memory; a read from an unconfirmed result by its value, since that result may have been
-/// replaced since. Dropping it returns the buffers to their pool.
-pub struct ReadSet(ReusableOwned<Buffers>);
-
-/// The pooled buffers of one read set.
-#[derive(Default)]
-struct Buffers {
-    reads: Vec<Read>,
-    /// Positions in `reads` of the values read from unconfirmed results, ascending.
-    unconfirmed: Vec<u32>,
-}
-
-impl Buffers {
-    fn with_capacity(reads: usize) -> Self {
-        Self { reads: Vec::with_capacity(reads), unconfirmed: Vec::with_capacity(reads / 4) }
-    }
-}
-
-impl ReadSet {
-    /// Records a value read from an unconfirmed result.
-    pub fn push_unconfirmed(&mut self, read: Read) {
-        let at = u32::try_from(self.0.reads.len()).expect("fewer than 2^32 reads");
-        self.0.unconfirmed.push(at);
-        self.0.reads.push(read);
-    }
-
-    /// Positions of the values read from unconfirmed results, ascending.
-    pub fn unconfirmed(&self) -> &[u32] {
-        &self.0.unconfirmed
-    }
-}
+/// The reads of one execution, in the order they were made. Dropping it returns the buffer to
+/// its pool.
+pub struct ReadSet(ReusableOwned<Vec<Read>>);
 
 impl std::ops::Deref for ReadSet {
     type Target = Vec<Read>;
     fn deref(&self) -> &Vec<Read> {
-        &self.0.reads
+        &self.0
     }
 }
 
 impl std::ops::DerefMut for ReadSet {
     fn deref_mut(&mut self) -> &mut Vec<Read> {
-        &mut self.0.reads
+        &mut self.0
     }
 }
 
 impl std::fmt::Debug for ReadSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadSet").field("reads", &self.0.reads).field("unconfirmed", &self.0.unconfirmed).finish()
+        f.debug_list().entries(self.0.iter()).finish()
     }
 }
 
 /// A pool of read buffers shared by all slots of an engine.
 #[derive(Clone)]
-pub struct ReadSetPool(Arc<Pool<Buffers>>);
+pub struct ReadSetPool(Arc<Pool<Vec<Read>>>);
 
 impl std::fmt::Debug for ReadSetPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,14 +87,13 @@ impl Default for ReadSetPool {
 impl ReadSetPool {
     /// A pool that starts with `capacity` empty buffers.
     pub fn new(capacity: usize) -> Self {
-        Self(Arc::new(Pool::new(capacity, || Buffers::with_capacity(64))))
+        Self(Arc::new(Pool::new(capacity, || Vec::with_capacity(64))))
     }
 
     /// Takes an empty buffer; it returns to the pool when the last owner drops it.
     pub fn take(&self) -> ReadSet {
-        let mut buffers = self.0.pull_owned(|| Buffers::with_capacity(64));
-        buffers.reads.clear();
-        buffers.unconfirmed.clear();
-        ReadSet(buffers)
+        let mut reads = self.0.pull_owned(|| Vec::with_capacity(64));
+        reads.clear();
+        ReadSet(reads)
     }
 }

@@ -63,15 +63,12 @@ where
     /// Records how the running execution used `address`'s balance (see [`Read::Balance`]);
     /// called by the slots' instruction hooks.
     pub fn note_balance_use(&mut self, address: Address, slack: Option<U256>) {
-        self.record(false, Read::Balance(address, slack));
+        self.record(Read::Balance(address, slack));
     }
 
-    /// Records a read, of a value from an unconfirmed result (`unconfirmed`) or from the base.
-    fn record(&mut self, unconfirmed: bool, read: Read) {
-        match self.reads.as_mut() {
-            Some(reads) if unconfirmed => reads.push_unconfirmed(read),
-            Some(reads) => reads.push(read),
-            None => {}
+    fn record(&mut self, read: Read) {
+        if let Some(reads) = self.reads.as_mut() {
+            reads.push(read);
         }
     }
 }
@@ -83,11 +80,11 @@ where
     type Error = DbError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, DbError> {
-        let (unconfirmed, info) = match self.unconfirmed.account(self.tx, self.first_unmerged(), address) {
-            Some(info) => (true, info),
-            None => (false, self.base.basic(address)?),
+        let info = match self.unconfirmed.account(self.tx, self.first_unmerged(), address) {
+            Some(info) => info,
+            None => self.base.basic(address)?,
         };
-        self.record(unconfirmed, Read::Account(address, info.as_ref().map(Into::into)));
+        self.record(Read::Account(address, info.as_ref().map(Into::into)));
         Ok(info)
     }
 
@@ -96,11 +93,11 @@ where
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, DbError> {
-        let (unconfirmed, value) = match self.unconfirmed.storage(self.tx, self.first_unmerged(), address, index) {
-            Some(value) => (true, value),
-            None => (false, self.base.storage(address, index)?),
+        let value = match self.unconfirmed.storage(self.tx, self.first_unmerged(), address, index) {
+            Some(value) => value,
+            None => self.base.storage(address, index)?,
         };
-        self.record(unconfirmed, Read::Storage(address, index, value));
+        self.record(Read::Storage(address, index, value));
         Ok(value)
     }
 
