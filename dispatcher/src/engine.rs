@@ -21,7 +21,7 @@ use alloy_primitives::{Address, U256};
 use crossbeam_utils::CachePadded;
 use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
 use parevm_slots::panic_message;
-use parevm_statedb::{BlockDb, BlockTxs, ExecOutcome, ReadSetPool, TxIndex, TxSource, TxSummary};
+use parevm_statedb::{BlockDb, BlockTxs, ExecOutcome, TxIndex, TxSource, TxSummary};
 use revm::{
     context::{BlockEnv, CfgEnv},
     state::AccountInfo,
@@ -191,7 +191,6 @@ pub struct Engine {
     pub(crate) threads: Arc<PoolThreads>,
     /// What keeps the pool's threads awake between a block's jobs (see `wake.rs`).
     pub(crate) hold: Arc<PoolHold>,
-    pub(crate) reads: ReadSetPool,
     /// Whether blocks time their executions (a diagnostic; off by default).
     pub(crate) time_executions: AtomicBool,
 }
@@ -250,7 +249,6 @@ impl Engine {
             threads,
             hold: Arc::default(),
             validation_pool,
-            reads: ReadSetPool::new(64),
             time_executions: AtomicBool::new(false),
         })
     }
@@ -453,7 +451,6 @@ impl Engine {
             txs: block.txs,
             block: block.block,
             cfg: block.cfg,
-            reads: self.reads.clone(),
             shadow_executions: AtomicU64::new(0),
             execution_nanos: AtomicU64::new(0),
             // Relaxed: a switch the caller sets between blocks.

@@ -16,7 +16,7 @@ use std::{
 use crossbeam_utils::CachePadded;
 use parevm_merger::{MergeDriver, MergeInput};
 use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker, panic_message};
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, DbError, ExecOutcome, ReadSetPool, TxIndex, TxResult, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, DbError, ExecOutcome, ReadSet, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
 
 use crate::{
@@ -62,7 +62,6 @@ pub(crate) struct BlockJob<'t, D> {
     pub txs: BlockTxs<'t>,
     pub block: BlockEnv,
     pub cfg: CfgEnv,
-    pub reads: ReadSetPool,
     /// Executions run by shadow workers.
     pub shadow_executions: AtomicU64,
     /// Nanoseconds the workers spent executing, added as each leaves its loop, if timed.
@@ -77,7 +76,6 @@ impl<D: BlockDb> BlockJob<'_, D> {
             base: &self.base,
             unconfirmed: &self.unconfirmed,
             merged: &self.merged,
-            pool: self.reads.clone(),
             txs: &self.txs,
             block: &self.block,
             cfg: &self.cfg,
@@ -132,7 +130,7 @@ impl<D: BlockDb> BlockJob<'_, D> {
     /// The result of an execution of `tx` at its turn on the caller's own state, where every
     /// predecessor is committed: exact, so it carries no reads to validate.
     pub fn exact_result(&self, tx: TxIndex, incarnation: u32, outcome: ExecOutcome) -> TxResult {
-        TxResult { incarnation, outcome, reads: self.reads.take(), merged_at_start: tx }
+        TxResult { incarnation, outcome, reads: ReadSet::new(), merged_at_start: tx }
     }
 
     /// Executes `tx` right here, at its turn, by `execute` (given the incarnation), unless a

@@ -206,7 +206,6 @@ impl Engine {
             txs: BlockTxs::with_capacity(capacity),
             block,
             cfg,
-            reads: self.reads.clone(),
             shadow_executions: AtomicU64::new(0),
             execution_nanos: AtomicU64::new(0),
             // A session reports no execution time (see `BlockStats::execution_time`).

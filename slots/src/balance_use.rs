@@ -112,7 +112,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use alloy_primitives::{Address, Bytes, U256};
-    use parevm_statedb::{BaseState, BlockTxs, InMemoryDb, Read, ReadSetPool, Unconfirmed};
+    use parevm_statedb::{BaseState, BlockTxs, InMemoryDb, Read, Unconfirmed};
     use revm::{
         bytecode::Bytecode,
         context::{BlockEnv, CfgEnv, TxEnv},
@@ -149,7 +149,6 @@ mod tests {
             base: &base,
             unconfirmed: &unconfirmed,
             merged: &merged,
-            pool: ReadSetPool::default(),
             txs: &txs,
             block: &block,
             cfg: &cfg,

@@ -18,7 +18,7 @@ use revm::{
     handler::{Handler, MainnetContext, MainnetEvm},
 };
 
-use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, ReadSetPool, SlotDb, TxIndex, TxResult, Unconfirmed};
+use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, SlotDb, TxIndex, TxResult, Unconfirmed};
 
 use crate::{ParallelHandler, balance_use};
 
@@ -34,8 +34,6 @@ pub struct ExecCtx<'a, D> {
     pub unconfirmed: &'a Unconfirmed,
     /// Number of merged transactions.
     pub merged: &'a AtomicUsize,
-    /// Read buffers.
-    pub pool: ReadSetPool,
     /// The block's transactions.
     pub txs: &'a BlockTxs<'a>,
     /// Block environment.
@@ -80,7 +78,7 @@ where
     }
 
     fn build(&self) -> SlotEvm<'a, D> {
-        let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.merged, self.ctx.pool.clone());
+        let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.merged);
         let mut evm = Context::mainnet()
             .with_block(self.ctx.block.clone())
             .with_cfg(self.ctx.cfg.clone())

@@ -18,7 +18,7 @@ use std::{
 
 use alloy_primitives::{Address, U256};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use parevm_statedb::{BaseState, ExecOutcome, InMemoryDb, ReadSetPool, SlotDb, TxResult, Unconfirmed};
+use parevm_statedb::{BaseState, ExecOutcome, InMemoryDb, ReadSet, SlotDb, TxResult, Unconfirmed};
 use revm::{
     Database,
     context::result::{ExecutionResult, Output, ResultGas, SuccessReason},
@@ -49,7 +49,7 @@ fn write_set(accounts: impl IntoIterator<Item = u64>, slots: u64) -> EvmState {
     state
 }
 
-fn publish(unconfirmed: &Unconfirmed, tx: usize, state: EvmState, pool: &ReadSetPool) {
+fn publish(unconfirmed: &Unconfirmed, tx: usize, state: EvmState) {
     let result = ExecutionResult::Success {
         reason: SuccessReason::Stop,
         gas: ResultGas::default(),
@@ -57,7 +57,7 @@ fn publish(unconfirmed: &Unconfirmed, tx: usize, state: EvmState, pool: &ReadSet
         output: Output::Call(Default::default()),
     };
     let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
-    unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads: pool.take(), merged_at_start: 0 }));
+    unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads: ReadSet::new(), merged_at_start: 0 }));
 }
 
 /// Reads `BATCH` accounts and `BATCH` slots (`keys` cycles over addresses) as tx `reader`.
@@ -76,7 +76,6 @@ fn read_batch<D: parevm_statedb::BlockDb>(db: &mut SlotDb<'_, D>, reader: usize,
 fn bench(c: &mut Criterion) {
     let db = db();
     let base = BaseState::new(&db);
-    let pool = ReadSetPool::default();
     let merged = AtomicUsize::new(0);
     let mut group = c.benchmark_group("slot_db");
     group.throughput(Throughput::Elements(BATCH));
@@ -86,7 +85,7 @@ fn bench(c: &mut Criterion) {
 
     // (a) no unconfirmed predecessors: straight to the base (warm after the first pass).
     let empty = Unconfirmed::new(1);
-    let mut slot = SlotDb::new(&base, &empty, &merged, pool.clone());
+    let mut slot = SlotDb::new(&base, &empty, &merged);
     for storage in [false, true] {
         let kind = if storage { "storage" } else { "basic" };
         group.bench_function(format!("base/{kind}"), |b| b.iter(|| read_batch(&mut slot, 0, &cold, storage)));
@@ -96,17 +95,17 @@ fn bench(c: &mut Criterion) {
     // leaves the beacon-roots contract in every Cancun block.
     let mut seeded = BaseState::new(&db);
     seeded.seed_account(addr(ACCOUNTS + 1), None, true, []).unwrap();
-    let mut slot = SlotDb::new(&seeded, &empty, &merged, pool.clone());
+    let mut slot = SlotDb::new(&seeded, &empty, &merged);
     group.bench_function("base_seeded/storage", |b| b.iter(|| read_batch(&mut slot, 0, &cold, true)));
 
     for n in [1usize, 8, 64] {
         // Tx 0 writes the hot keys; txs 1..n write unrelated transfers; the reader is tx n.
         let unconfirmed = Unconfirmed::new(n + 1);
-        publish(&unconfirmed, 0, write_set(hot.iter().copied(), 1), &pool);
+        publish(&unconfirmed, 0, write_set(hot.iter().copied(), 1));
         for tx in 1..n as u64 {
-            publish(&unconfirmed, tx as usize, write_set([200 + 3 * tx, 201 + 3 * tx, 999], 2), &pool);
+            publish(&unconfirmed, tx as usize, write_set([200 + 3 * tx, 201 + 3 * tx, 999], 2));
         }
-        let mut slot = SlotDb::new(&base, &unconfirmed, &merged, pool.clone());
+        let mut slot = SlotDb::new(&base, &unconfirmed, &merged);
         for storage in [false, true] {
             let kind = if storage { "storage" } else { "basic" };
             group.bench_with_input(BenchmarkId::new(format!("hit/{kind}"), n), &n, |b, &n| {
@@ -131,9 +130,9 @@ fn bench(c: &mut Criterion) {
             let info = AccountInfo { balance: U256::from(1), ..Default::default() };
             let account = Account::from(info).with_storage([(holder_slot(tx), slot)].into_iter());
             state.insert(token, account.with_touched_mark());
-            publish(&unconfirmed, tx as usize, state, &pool);
+            publish(&unconfirmed, tx as usize, state);
         }
-        let mut slot = SlotDb::new(&base, &unconfirmed, &merged, pool.clone());
+        let mut slot = SlotDb::new(&base, &unconfirmed, &merged);
         // The oldest writers' slots (all `n` of them, over and over, when there are fewer than a
         // batch), and slots nobody wrote.
         let oldest = (0..BATCH).map(|i| holder_slot(i % n as u64)).collect();

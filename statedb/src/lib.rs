@@ -27,7 +27,7 @@ pub use base::{BaseCache, BaseState};
 pub use error::DbError;
 pub use in_memory::{InMemoryAccount, InMemoryDb};
 use key_hash::KeyHashBuilder;
-pub use read_set::{AccountSnapshot, Read, ReadSet, ReadSetPool};
+pub use read_set::{AccountSnapshot, Read, ReadSet};
 pub use remote::{
     Answer, OwnerChanges, ParentState, Query, RemoteDb, Request, Requests, ServingDb, SharedParent, answering_own_reads,
 };

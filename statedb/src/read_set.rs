@@ -4,12 +4,18 @@
 //! comes: a transaction whose every input equals its sequential input computes its sequential
 //! output. Reads are recorded by value (not by version), so a write that restores an old value
 //! causes no conflict, and a read of an absent account or a zero slot is a read like any other.
-//! Read sets are recycled through a pool: an execution allocates nothing for them once warm.
+//!
+//! Read sets' buffers are recycled: an execution allocates nothing for them once warm. They flow
+//! one way, taken on the thread that executes and dropped on the merger's once the result is
+//! merged. A pool shared by those threads (`object_pool`'s, taken from and returned to at every
+//! execution) put its lock, and its `Arc`'s count, on one cache line that crossed between the
+//! cores twice per transaction. So each thread keeps a stock of its own, and the threads trade
+//! buffers in batches through one depot for the process: a crossing per batch.
 
-use std::sync::Arc;
+use std::{cell::RefCell, sync::LazyLock};
 
 use alloy_primitives::{Address, B256, U256};
-use object_pool::{Pool, ReusableOwned};
+use object_pool::Pool;
 use revm::state::AccountInfo;
 
 /// The part of an account that an execution can observe, code identified by its hash.
@@ -45,9 +51,37 @@ pub enum Read {
     Balance(Address, Option<U256>),
 }
 
-/// The reads of one execution, in the order they were made. Dropping it returns the buffer to
-/// its pool.
-pub struct ReadSet(ReusableOwned<Vec<Read>>);
+/// The reads of one execution, in the order they were made. Dropping it recycles the buffer
+/// (see the module's notes).
+pub struct ReadSet(Vec<Read>);
+
+impl ReadSet {
+    /// An empty read set, on a recycled buffer when there is one.
+    pub fn new() -> Self {
+        let recycled = STOCK.try_with(|stock| stock.borrow_mut().take()).ok().flatten();
+        Self(recycled.unwrap_or_else(|| Vec::with_capacity(BUFFER)))
+    }
+}
+
+impl Default for ReadSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ReadSet {
+    fn drop(&mut self) {
+        let mut buffer = std::mem::take(&mut self.0);
+        // Nothing to keep, or too much to keep: a transaction that read thousands of values
+        // does not leave every buffer that size.
+        if buffer.capacity() == 0 || buffer.capacity() > BUFFER_MAX {
+            return;
+        }
+        buffer.clear();
+        // A thread that is exiting has no stock any more: the buffer is freed.
+        let _ = STOCK.try_with(|stock| stock.borrow_mut().keep(buffer));
+    }
+}
 
 impl std::ops::Deref for ReadSet {
     type Target = Vec<Read>;
@@ -68,32 +102,90 @@ impl std::fmt::Debug for ReadSet {
     }
 }
 
-/// A pool of read buffers shared by all slots of an engine.
-#[derive(Clone)]
-pub struct ReadSetPool(Arc<Pool<Vec<Read>>>);
+/// Reads a new buffer has room for.
+const BUFFER: usize = 64;
+/// A buffer grown past this many reads is freed, not recycled.
+const BUFFER_MAX: usize = 4096;
+/// Buffers moved to or from the depot at once.
+const BATCH: usize = 32;
+/// A thread keeps at most this many spare buffers; beyond, it hands a batch to the depot.
+const STOCK_MAX: usize = 2 * BATCH;
+/// The depot keeps at most this many; beyond, a thread's surplus is freed. The buffers in use
+/// are a block's unmerged results, a few hundred at most when slots run far ahead.
+const DEPOT_MAX: usize = 512;
 
-impl std::fmt::Debug for ReadSetPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadSetPool").field("idle", &self.0.len()).finish()
+/// Spare buffers shared by the process's threads, moved in batches.
+static DEPOT: LazyLock<Pool<Vec<Read>>> = LazyLock::new(|| Pool::new(0, Vec::new));
+
+thread_local! {
+    /// This thread's spare buffers.
+    static STOCK: RefCell<Stock> = const { RefCell::new(Stock(Vec::new())) };
+}
+
+/// One thread's spare buffers.
+struct Stock(Vec<Vec<Read>>);
+
+impl Stock {
+    /// A spare buffer, refilling from the depot when out.
+    fn take(&mut self) -> Option<Vec<Read>> {
+        if self.0.is_empty() {
+            self.0.extend(std::iter::from_fn(|| DEPOT.try_pull().map(|buffer| buffer.detach().1)).take(BATCH));
+        }
+        self.0.pop()
+    }
+
+    /// Keeps an emptied buffer, handing a batch to the depot when the stock is full.
+    fn keep(&mut self, buffer: Vec<Read>) {
+        self.0.push(buffer);
+        if self.0.len() > STOCK_MAX {
+            let surplus = self.0.drain(self.0.len() - BATCH..);
+            if DEPOT.len() < DEPOT_MAX {
+                surplus.for_each(|buffer| DEPOT.attach(buffer));
+            }
+        }
     }
 }
 
-impl Default for ReadSetPool {
-    fn default() -> Self {
-        Self::new(64)
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl ReadSetPool {
-    /// A pool that starts with `capacity` empty buffers.
-    pub fn new(capacity: usize) -> Self {
-        Self(Arc::new(Pool::new(capacity, || Vec::with_capacity(64))))
+    fn stock() -> usize {
+        STOCK.with(|stock| stock.borrow().0.len())
     }
 
-    /// Takes an empty buffer; it returns to the pool when the last owner drops it.
-    pub fn take(&self) -> ReadSet {
-        let mut reads = self.0.pull_owned(|| Vec::with_capacity(64));
-        reads.clear();
-        ReadSet(reads)
+    #[test]
+    fn a_dropped_read_set_gives_its_buffer_emptied_to_the_next_one_on_its_thread() {
+        let mut reads = ReadSet::new();
+        reads.push(Read::Balance(Address::ZERO, None));
+        let buffer = reads.as_ptr();
+        drop(reads);
+        let next = ReadSet::new();
+        assert_eq!(next.as_ptr(), buffer);
+        assert!(next.is_empty());
+    }
+
+    #[test]
+    fn a_buffer_grown_past_the_bound_is_freed_not_recycled() {
+        let mut reads = ReadSet::new();
+        reads.extend(std::iter::repeat_n(Read::Balance(Address::ZERO, None), BUFFER_MAX + 1));
+        let buffer = reads.as_ptr();
+        drop(reads);
+        assert_ne!(ReadSet::new().as_ptr(), buffer);
+    }
+
+    #[test]
+    fn a_thread_keeps_a_bounded_stock_and_hands_its_surplus_on_in_a_batch() {
+        // On a thread of its own: the stock is per thread (what the depot hands it depends on
+        // the other tests).
+        std::thread::spawn(|| {
+            let sets: Vec<ReadSet> = (0..=STOCK_MAX).map(|_| ReadSet::new()).collect();
+            let before = stock();
+            drop(sets);
+            assert!(stock() <= STOCK_MAX, "bounded: {}", stock());
+            assert!(stock() < before + STOCK_MAX + 1, "the surplus went to the depot");
+        })
+        .join()
+        .expect("the test thread");
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use alloy_primitives::{Address, B256, U256};
 use revm::{Database, bytecode::Bytecode, state::AccountInfo};
 
-use crate::{BaseState, BlockDb, DbError, Read, ReadSet, ReadSetPool, TxIndex, Unconfirmed};
+use crate::{BaseState, BlockDb, DbError, Read, ReadSet, TxIndex, Unconfirmed};
 
 /// The `revm::Database` a slot executes one transaction on.
 #[derive(Debug)]
@@ -23,7 +23,6 @@ pub struct SlotDb<'a, D> {
     unconfirmed: &'a Unconfirmed,
     /// Number of merged transactions, published by the merger.
     merged: &'a AtomicUsize,
-    pool: ReadSetPool,
     tx: TxIndex,
     reads: Option<ReadSet>,
 }
@@ -33,24 +32,19 @@ where
     D: BlockDb,
 {
     /// A StateDB over the block's layers; call [`SlotDb::begin`] before each execution.
-    pub fn new(
-        base: &'a BaseState<D>,
-        unconfirmed: &'a Unconfirmed,
-        merged: &'a AtomicUsize,
-        pool: ReadSetPool,
-    ) -> Self {
-        Self { base, unconfirmed, merged, pool, tx: 0, reads: None }
+    pub fn new(base: &'a BaseState<D>, unconfirmed: &'a Unconfirmed, merged: &'a AtomicUsize) -> Self {
+        Self { base, unconfirmed, merged, tx: 0, reads: None }
     }
 
     /// Prepares for executing transaction `tx`.
     pub fn begin(&mut self, tx: TxIndex) {
         self.tx = tx;
-        self.reads = Some(self.pool.take());
+        self.reads = Some(ReadSet::new());
     }
 
     /// Ends the execution and returns what it read.
     pub fn finish(&mut self) -> ReadSet {
-        self.reads.take().unwrap_or_else(|| self.pool.take())
+        self.reads.take().unwrap_or_default()
     }
 
     fn first_unmerged(&self) -> TxIndex {

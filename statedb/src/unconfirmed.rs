@@ -349,7 +349,7 @@ impl Unconfirmed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ReadSetPool;
+    use crate::ReadSet;
     use revm::{
         context::result::{ExecutionResult, Output, SuccessReason},
         primitives::Bytes,
@@ -384,7 +384,7 @@ mod tests {
             output: Output::Call(Bytes::new()),
         };
         let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
-        let reads = ReadSetPool::new(1).take();
+        let reads = ReadSet::new();
         unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads, merged_at_start: 0 }));
     }
 
