@@ -130,7 +130,7 @@ impl<D: BlockDb> BlockJob<'_, D> {
     /// The result of an execution of `tx` at its turn on the caller's own state, where every
     /// predecessor is committed: exact, so it carries no reads to validate.
     pub fn exact_result(&self, tx: TxIndex, incarnation: u32, outcome: ExecOutcome) -> TxResult {
-        TxResult { incarnation, outcome, reads: ReadSet::new(), merged_at_start: tx }
+        TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: tx }
     }
 
     /// Executes `tx` right here, at its turn, by `execute` (given the incarnation), unless a

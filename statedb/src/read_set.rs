@@ -63,9 +63,11 @@ impl ReadSet {
     }
 }
 
+/// An empty read set with no buffer, for a result that records no reads (an execution on exact
+/// state): nothing taken from the stock, nothing given back.
 impl Default for ReadSet {
     fn default() -> Self {
-        Self::new()
+        Self(Vec::new())
     }
 }
 
