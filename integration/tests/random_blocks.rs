@@ -239,10 +239,21 @@ fn build(case: &Case) -> SyntheticBlock {
     block
 }
 
+/// `PAREVM_RANDOM_CASES` and `PAREVM_RANDOM_SEED` (decimal or `0x` hex) widen the search beyond
+/// CI's fixed 64 cases, to soak the engine: see docs/data.md, "Random blocks".
+fn soak_setting(name: &str, default: u64) -> u64 {
+    let Ok(value) = std::env::var(name) else { return default };
+    let parsed = match value.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => value.replace('_', "").parse(),
+    };
+    parsed.unwrap_or_else(|_| panic!("{name}={value}: not a number"))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
-        rng_seed: RngSeed::Fixed(0x9a4e_7e11),
+        cases: u32::try_from(soak_setting("PAREVM_RANDOM_CASES", 64)).expect("PAREVM_RANDOM_CASES fits in u32"),
+        rng_seed: RngSeed::Fixed(soak_setting("PAREVM_RANDOM_SEED", 0x9a4e_7e11)),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
