@@ -365,11 +365,17 @@ thread_local! {
 /// waits): a slot asks the owner, the owner asks itself. Outside `f` the owner asking itself is
 /// an error, as it would otherwise wait for itself.
 pub fn answering_own_reads<DB: Database, R>(db: &mut DB, f: impl FnOnce() -> R) -> R {
-    /// Puts back what was there before, however `f` ends.
+    /// Puts back what was there before, however `f` ends. If `f` unwinds, a panic of the
+    /// owner's database kept for raising at the scope's end goes with it: the thread is already
+    /// unwinding with `f`'s own, and left in the cell it would be raised in a later scope that
+    /// never saw it.
     struct Restore(Option<OwnDb>);
     impl Drop for Restore {
         fn drop(&mut self) {
             OWN_DB.set(self.0.take());
+            if std::thread::panicking() {
+                drop(OWN_PANIC.take());
+            }
         }
     }
     let mut answer = |query: Query| query.answer(db);
@@ -650,6 +656,25 @@ mod tests {
         let panic = caught.expect_err("raised again when the scope ends");
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"the owner's database broke"));
         assert!(remote.basic_ref(Address::ZERO).is_err(), "and refused outside it, as ever");
+    }
+
+    #[test]
+    fn a_kept_database_panic_goes_with_a_scope_that_unwinds_for_its_own() {
+        let (remote, _requests) = RemoteDb::served_here(Arc::new(Wakeup::default()), Duration::from_secs(10));
+        let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            answering_own_reads(&mut Panicky, || {
+                let _ = remote.basic_ref(Address::ZERO);
+                panic!("the scope's own panic");
+            })
+        }));
+        let panic = first.expect_err("the scope's own panic goes on");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"the scope's own panic"));
+        // A later scope on the same thread, over a healthy database, is not hit by the old one.
+        let mut healthy = revm::database::WrapDatabaseRef(InMemoryDb::default());
+        let later = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            answering_own_reads(&mut healthy, || remote.basic_ref(Address::ZERO).map(|info| info.is_none()))
+        }));
+        assert!(later.expect("no stale panic").expect("answered"), "an empty database has no such account");
     }
 
     #[test]
