@@ -569,3 +569,62 @@ fn a_parent_state_is_used_only_for_its_own_block() {
     assert!(parent.after(B256::with_last_byte(1)).is_some());
     assert!(parent.after(B256::with_last_byte(2)).is_none());
 }
+
+/// A database whose reads of one account fail, the first `budget` times (all of them if
+/// `usize::MAX`).
+#[derive(Debug)]
+struct FailingAccount {
+    inner: InMemoryDb,
+    account: Address,
+    budget: std::sync::atomic::AtomicUsize,
+}
+
+impl revm::DatabaseRef for FailingAccount {
+    type Error = parevm_statedb::DbError;
+    fn basic_ref(&self, address: Address) -> Result<Option<revm::state::AccountInfo>, Self::Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if address == self.account && self.budget.fetch_update(SeqCst, SeqCst, |b| b.checked_sub(1)).is_ok() {
+            return Err(parevm_statedb::DbError("injected failure reading the beneficiary".into()));
+        }
+        self.inner.basic_ref(address).map_err(parevm_statedb::DbError::from_display)
+    }
+    fn code_by_hash_ref(&self, hash: B256) -> Result<revm::bytecode::Bytecode, Self::Error> {
+        self.inner.code_by_hash_ref(hash).map_err(parevm_statedb::DbError::from_display)
+    }
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
+        self.inner.storage_ref(address, index).map_err(parevm_statedb::DbError::from_display)
+    }
+    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
+        self.inner.block_hash_ref(number).map_err(parevm_statedb::DbError::from_display)
+    }
+}
+
+/// The session loads the beneficiary at its start, and the merger credits deferred fees from
+/// it. If that read fails once, the block is still sequential's (a failed read is judged again
+/// at the transaction's turn); if every read fails, the block fails with the sequential
+/// executor's error, word for word.
+#[test]
+fn a_failed_read_of_the_beneficiary_is_judged_again_and_a_lasting_one_is_sequentials_error() {
+    let synthetic = mixed_block(40, 40);
+    let block = synthetic.block();
+    let beneficiary = block.header.beneficiary;
+    let failing = |budget| FailingAccount {
+        inner: synthetic.db.clone(),
+        account: beneficiary,
+        budget: std::sync::atomic::AtomicUsize::new(budget),
+    };
+    let expected = sequential(&synthetic.chain, &block, &synthetic.db);
+    for slots in [2, 3] {
+        let executor = common::own_drop_in(slots);
+        let output = executor.execute(&synthetic.chain, &block, &failing(1)).expect("one failed read is retried");
+        let stats = output.stats.as_ref().expect("ran on the engine");
+        assert_eq!(stats.sequential_from, None, "{slots} slots: to the end");
+        let diffs = compare_outputs(&expected, &output);
+        assert!(diffs.is_empty(), "{slots} slots: {diffs:#?}");
+
+        let sequential = Executor::Sequential.execute(&synthetic.chain, &block, &failing(usize::MAX)).unwrap_err();
+        assert!(sequential.to_string().contains("injected failure"), "{sequential}");
+        let parallel = executor.execute(&synthetic.chain, &block, &failing(usize::MAX)).unwrap_err();
+        assert_eq!(parallel.to_string(), sequential.to_string(), "{slots} slots");
+    }
+}

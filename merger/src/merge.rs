@@ -56,9 +56,11 @@ pub enum RedoCause {
     Beneficiary,
     /// It panicked on speculative state.
     Panic,
-    /// Its database read failed. The failure is judged on a second execution at the
-    /// transaction's turn: a slot's read can fail where the sequential executor's would not (in a
-    /// session, a slot gives up when the database's owner is away for `stall_timeout`).
+    /// Its database read failed, or the merger's read of the beneficiary to credit the fee the
+    /// slot deferred did. The failure is judged on a second execution at the transaction's turn:
+    /// a slot's read can fail where the sequential executor's would not (in a session, a slot
+    /// gives up when the database's owner is away for `stall_timeout`, and the merger, on the
+    /// owner's thread, cannot ask itself).
     Database,
 }
 
@@ -232,7 +234,7 @@ impl Merger {
         let mut ours = input.unconfirmed.newer(tx, 0).or_else(|| driver.run_at_turn(tx, false));
         let mut seen = 0;
         let mut redos_at_turn = 0;
-        let (result, rebased) = loop {
+        let (result, rebased, credited) = loop {
             let result = match ours.take().or_else(|| input.unconfirmed.newer(tx, seen)) {
                 Some(result) => result,
                 // Not in yet. Most results are in by their turn, and the clock is read only for
@@ -284,7 +286,18 @@ impl Merger {
                 }
                 (None, ExecOutcome::Panicked(_)) => RedoCause::Panic,
                 (None, ExecOutcome::Invalid(EVMError::Database(_))) if redos_at_turn == 0 => RedoCause::Database,
-                (None, _) => break (result, rebased),
+                // The fee the slot deferred is credited now, from the base. Reading the
+                // beneficiary can fail where the sequential executor's read would not (a
+                // session's merger cannot ask its own thread): judged again at the turn, like a
+                // slot's failed read.
+                (None, ExecOutcome::Executed { deferred_reward: Some(reward), .. }) => {
+                    match beneficiary::credited_account(input.base, input.block.beneficiary, *reward, input.cfg.spec) {
+                        Ok(account) => break (result, rebased, Some(account)),
+                        Err(_) if redos_at_turn == 0 => RedoCause::Database,
+                        Err(error) => return Err(BlockError::Database { tx, error }),
+                    }
+                }
+                (None, _) => break (result, rebased, None),
                 (Some(Mismatch(read)), _) if exact => {
                     return Err(BlockError::Internal {
                         tx,
@@ -305,7 +318,7 @@ impl Merger {
             self.stats.count(cause);
             ours = driver.run_at_turn(tx, true);
         };
-        self.accept(input, tx, result, rebased)
+        self.accept(input, tx, result, rebased, credited)
     }
 
     fn accept<D: BlockDb>(
@@ -314,9 +327,10 @@ impl Merger {
         tx: TxIndex,
         result: Arc<TxResult>,
         rebased: Vec<(Address, Account)>,
+        credited: Option<Account>,
     ) -> Result<MergedTx, BlockError> {
-        let (exec, state, deferred_reward) = match &result.outcome {
-            ExecOutcome::Executed { result, state, deferred_reward } => (result, state, *deferred_reward),
+        let (exec, state) = match &result.outcome {
+            ExecOutcome::Executed { result, state, .. } => (result, state),
             ExecOutcome::Invalid(error) => {
                 return Err(BlockError::Evm { tx, error: error.clone() });
             }
@@ -325,10 +339,6 @@ impl Merger {
             }
         };
         let beneficiary = input.block.beneficiary;
-        let credited = deferred_reward
-            .map(|reward| beneficiary::credited_account(input.base, beneficiary, reward, input.cfg.spec))
-            .transpose()
-            .map_err(|error| BlockError::Database { tx, error })?;
         // Accounts the merger wrote for the transaction, over its write set: the deferred fee's
         // beneficiary, rebased balances (never the beneficiary's, see `credit.rs`).
         let mut merger_writes = rebased;
@@ -367,5 +377,135 @@ impl Merger {
             first_log_index,
             executions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use alloy_primitives::U256;
+    use parevm_statedb::{DbError, InMemoryDb, ReadSet};
+    use revm::{
+        DatabaseRef,
+        bytecode::Bytecode,
+        context::{
+            TxEnv,
+            result::{Output, ResultGas, SuccessReason},
+        },
+        primitives::B256,
+        state::AccountInfo,
+    };
+
+    use super::*;
+
+    const BENEFICIARY: Address = Address::with_last_byte(0xbe);
+
+    /// A database whose reads of the beneficiary fail, the first `budget` times.
+    #[derive(Debug)]
+    struct FailingBeneficiary {
+        inner: InMemoryDb,
+        budget: AtomicUsize,
+    }
+
+    impl DatabaseRef for FailingBeneficiary {
+        type Error = DbError;
+        fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+            if address == BENEFICIARY
+                && self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok()
+            {
+                return Err(DbError("injected failure reading the beneficiary".into()));
+            }
+            self.inner.basic_ref(address).map_err(DbError::from_display)
+        }
+        fn code_by_hash_ref(&self, hash: B256) -> Result<Bytecode, DbError> {
+            self.inner.code_by_hash_ref(hash).map_err(DbError::from_display)
+        }
+        fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {
+            self.inner.storage_ref(address, index).map_err(DbError::from_display)
+        }
+        fn block_hash_ref(&self, number: u64) -> Result<B256, DbError> {
+            self.inner.block_hash_ref(number).map_err(DbError::from_display)
+        }
+    }
+
+    fn executed(deferred_reward: Option<u128>) -> ExecOutcome {
+        let result = ExecutionResult::Success {
+            reason: SuccessReason::Stop,
+            gas: ResultGas::default(),
+            logs: Vec::new(),
+            output: Output::Call(Default::default()),
+        };
+        ExecOutcome::Executed { result, state: EvmState::default(), deferred_reward }
+    }
+
+    /// Executes at the turn with a given outcome, counting the calls.
+    struct AtTurn {
+        outcome: fn() -> ExecOutcome,
+        calls: Vec<(TxIndex, bool)>,
+    }
+
+    impl MergeDriver for AtTurn {
+        fn wait(&mut self, _: TxIndex, _: u32, _: Duration) -> Option<Arc<TxResult>> {
+            None
+        }
+        fn run_at_turn(&mut self, tx: TxIndex, redo: bool) -> Option<Arc<TxResult>> {
+            self.calls.push((tx, redo));
+            let outcome = (self.outcome)();
+            Some(Arc::new(TxResult { incarnation: 2, outcome, reads: ReadSet::default(), merged_at_start: tx }))
+        }
+    }
+
+    /// Merges transaction 0, whose slot's result deferred a fee, over a database that fails the
+    /// beneficiary's first `budget` reads.
+    fn merge_deferred(
+        budget: usize,
+        at_turn: fn() -> ExecOutcome,
+    ) -> (Result<MergedTx, BlockError>, AtTurn, MergeStats) {
+        let base =
+            BaseState::new(FailingBeneficiary { inner: InMemoryDb::default(), budget: AtomicUsize::new(budget) });
+        let unconfirmed = Unconfirmed::new(1);
+        let outcome = executed(Some(1_000));
+        unconfirmed
+            .publish(0, Arc::new(TxResult { incarnation: 1, outcome, reads: ReadSet::default(), merged_at_start: 0 }));
+        let txs = BlockTxs::with_capacity(1);
+        txs.push(TxEnv { gas_limit: 21_000, ..Default::default() }).expect("room for one");
+        let block = BlockEnv { beneficiary: BENEFICIARY, gas_limit: 30_000_000, ..Default::default() };
+        let (cfg, merged) = (CfgEnv::default(), AtomicUsize::new(0));
+        let input = MergeInput {
+            base: &base,
+            unconfirmed: &unconfirmed,
+            merged: &merged,
+            txs: &txs,
+            block: &block,
+            cfg: &cfg,
+            validation_pool: None,
+            stall_timeout: Duration::from_secs(1),
+        };
+        let mut driver = AtTurn { outcome: at_turn, calls: Vec::new() };
+        let mut merger = Merger::new();
+        let merged = merger.merge_next(&input, &mut driver);
+        (merged, driver, merger.stats().clone())
+    }
+
+    #[test]
+    fn a_failed_read_of_the_beneficiary_for_a_deferred_fee_is_judged_again_at_the_turn() {
+        // Once: the transaction runs again at its turn (exactly, crediting its own fee), and is
+        // merged, as a slot's failed read would be.
+        let (merged, driver, stats) = merge_deferred(1, || executed(None));
+        assert_eq!(merged.expect("merged after the redo").executions, 2);
+        assert_eq!(driver.calls, vec![(0, true)]);
+        assert_eq!(stats.redos[RedoCause::Database as usize], 1);
+        // Not once: the fee is credited at once, with no redo.
+        let (merged, driver, _) = merge_deferred(0, || executed(None));
+        let merged = merged.expect("merged");
+        assert_eq!((merged.executions, driver.calls.len()), (1, 0));
+        assert_eq!(merged.state[&BENEFICIARY].info.balance, U256::from(1_000));
+        // Lasting: the execution at the turn fails on the database, and the block fails with the
+        // EVM's error, as the sequential executor's does.
+        let failed =
+            || ExecOutcome::Invalid(EVMError::Database(DbError("injected failure reading the beneficiary".into())));
+        let (merged, _, _) = merge_deferred(usize::MAX, failed);
+        assert!(matches!(merged, Err(BlockError::Evm { tx: 0, .. })), "{merged:?}");
     }
 }
