@@ -77,6 +77,12 @@ where
         self.busy
     }
 
+    /// Drops the EVM, to be rebuilt on next use: after a panic around an execution its journal
+    /// may hold anything.
+    pub fn discard_evm(&mut self) {
+        self.evm = None;
+    }
+
     fn build(&self) -> SlotEvm<'a, D> {
         let db = SlotDb::new(self.ctx.base, self.ctx.unconfirmed, self.ctx.merged);
         let mut evm = Context::mainnet()

@@ -7,13 +7,14 @@
 //! The merger's thread is a worker too, one [`Worker::step`] at a time: while the transaction it
 //! must merge next is still executing elsewhere, it executes queued work instead of idling.
 
-use std::sync::{Arc, atomic::AtomicUsize};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind, resume_unwind},
+    sync::{Arc, atomic::AtomicUsize},
+};
 
-use parevm_statedb::BlockDb;
+use parevm_statedb::{BlockDb, ExecOutcome, ReadSet, TxIndex, TxResult};
 
-use parevm_statedb::TxIndex;
-
-use crate::{TaskTable, TxExecutor, exec::ExecCtx};
+use crate::{TaskTable, TxExecutor, exec::ExecCtx, panic_message};
 
 /// Which of a slot's two workers this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,8 +126,25 @@ where
         if self.role == Role::Primary {
             source.set_busy(self.slot, true);
         }
-        let result = self.executor.execute(tx, incarnation);
-        self.ctx.unconfirmed.publish(tx, Arc::new(result));
+        // The execution catches its own panics (revm's, the slot database's). One in the work
+        // around it (the transaction's environment, the read set, publishing) is a bug of the
+        // engine's; caught here, the transaction gets a panicked result, which the merger redoes
+        // at its turn (or fails the block with, for a first transaction), instead of staying
+        // claimed until the block stalls after `stall_timeout`.
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            let result = self.executor.execute(tx, incarnation);
+            self.ctx.unconfirmed.publish(tx, Arc::new(result));
+        }));
+        if let Err(panic) = run {
+            self.executor.discard_evm();
+            let outcome = ExecOutcome::Panicked(panic_message(panic.as_ref()));
+            let result = TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: 0 };
+            // The unconfirmed layer may be what broke: then this worker ends as before (its loop's
+            // catch), and the block stalls, boundedly.
+            if catch_unwind(AssertUnwindSafe(|| self.ctx.unconfirmed.publish(tx, Arc::new(result)))).is_err() {
+                resume_unwind(panic);
+            }
+        }
         if self.table.finish(tx) {
             source.requeue(tx);
         }
@@ -137,5 +155,87 @@ where
         if self.role == Role::Shadow {
             self.stats.shadow_executions += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Mutex, atomic::AtomicUsize};
+
+    use alloy_primitives::{Address, U256};
+    use parevm_statedb::{BaseState, BlockTxs, InMemoryDb, Unconfirmed};
+    use revm::{
+        context::{BlockEnv, CfgEnv, TxEnv},
+        primitives::{TxKind, hardfork::SpecId},
+        state::AccountInfo,
+    };
+
+    use super::*;
+    use crate::TxStatus;
+
+    /// Hands out the transactions it was given, once each, in order.
+    struct Listed(Mutex<Vec<TxIndex>>);
+
+    impl TaskSource for Listed {
+        fn epoch(&self) -> u64 {
+            0
+        }
+        fn is_done(&self) -> bool {
+            self.0.lock().unwrap().is_empty()
+        }
+        fn next_task(&self, _: usize, _: Role) -> Option<TxIndex> {
+            let mut txs = self.0.lock().unwrap();
+            (!txs.is_empty()).then(|| txs.remove(0))
+        }
+        fn wait(&self, _: usize, _: Role, _: u64) {}
+        fn requeue(&self, _: TxIndex) {}
+        fn leave_to_merger(&self, _: TxIndex, _: &AtomicUsize) -> bool {
+            false
+        }
+        fn set_busy(&self, _: usize, _: bool) {}
+    }
+
+    /// A panic around an execution (here its transaction's environment, which a bug scheduled
+    /// before it was appended) leaves the transaction with a panicked result, not claimed
+    /// forever, and the worker's next execution runs on a rebuilt EVM.
+    #[test]
+    fn a_panic_around_an_execution_publishes_a_panicked_result() {
+        let sender = Address::with_last_byte(0xa1);
+        let mut db = InMemoryDb::default();
+        db.insert_account(sender, AccountInfo::from_balance(U256::from(10).pow(U256::from(18))), Default::default());
+        let (base, unconfirmed, merged) = (BaseState::new(&db), Unconfirmed::new(2), AtomicUsize::new(0));
+        let txs = BlockTxs::with_capacity(2);
+        let transfer = TxEnv {
+            caller: sender,
+            kind: TxKind::Call(Address::with_last_byte(0xb2)),
+            gas_limit: 21_000,
+            ..Default::default()
+        };
+        txs.push(transfer).expect("room");
+        let (block, cfg) = (BlockEnv::default(), CfgEnv::new_with_spec(SpecId::CANCUN));
+        let ctx = ExecCtx {
+            base: &base,
+            unconfirmed: &unconfirmed,
+            merged: &merged,
+            txs: &txs,
+            block: &block,
+            cfg: &cfg,
+            time_executions: false,
+        };
+        let table = TaskTable::new(2);
+        let mut worker = Worker::new(0, Role::Primary, &table, &ctx);
+        let source = Listed(Mutex::new(vec![1, 0]));
+
+        assert!(worker.step(&source), "transaction 1, never appended");
+        assert_eq!(table.status(1), TxStatus::Done, "finished, not left claimed");
+        let result = unconfirmed.newer(1, 0).expect("a result is published");
+        match &result.outcome {
+            ExecOutcome::Panicked(message) => assert!(message.contains("appended"), "{message}"),
+            other => panic!("expected a panicked result, got {other:?}"),
+        }
+
+        assert!(worker.step(&source), "transaction 0");
+        let result = unconfirmed.newer(0, 0).expect("a result is published");
+        assert!(result.state().is_some(), "executed: {:?}", result.outcome);
     }
 }
