@@ -77,10 +77,11 @@ where
         self.busy
     }
 
-    /// Drops the EVM, to be rebuilt on next use: after a panic around an execution its journal
-    /// may hold anything.
-    pub fn discard_evm(&mut self) {
+    /// The outcome of an execution that panicked, in it or around it (the worker's publishing).
+    /// The EVM goes too, to be rebuilt on next use: its journal may hold anything.
+    pub fn panicked(&mut self, panic: &(dyn Any + Send)) -> ExecOutcome {
         self.evm = None;
+        ExecOutcome::Panicked(panic_message(panic))
     }
 
     fn build(&self) -> SlotEvm<'a, D> {
@@ -125,10 +126,7 @@ where
         let outcome = match run {
             Ok((Ok(result), state, deferred_reward)) => ExecOutcome::Executed { result, state, deferred_reward },
             Ok((Err(error), _, _)) => ExecOutcome::Invalid(error),
-            Err(panic) => {
-                self.evm = None;
-                ExecOutcome::Panicked(panic_message(panic.as_ref()))
-            }
+            Err(panic) => self.panicked(panic.as_ref()),
         };
         TxResult { incarnation, outcome, reads, merged_at_start }
     }

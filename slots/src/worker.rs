@@ -12,9 +12,9 @@ use std::{
     sync::{Arc, atomic::AtomicUsize},
 };
 
-use parevm_statedb::{BlockDb, ExecOutcome, ReadSet, TxIndex, TxResult};
+use parevm_statedb::{BlockDb, ReadSet, TxIndex, TxResult};
 
-use crate::{TaskTable, TxExecutor, exec::ExecCtx, panic_message};
+use crate::{TaskTable, TxExecutor, exec::ExecCtx};
 
 /// Which of a slot's two workers this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +136,7 @@ where
             self.ctx.unconfirmed.publish(tx, Arc::new(result));
         }));
         if let Err(panic) = run {
-            self.executor.discard_evm();
-            let outcome = ExecOutcome::Panicked(panic_message(panic.as_ref()));
+            let outcome = self.executor.panicked(panic.as_ref());
             let result = TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: 0 };
             // The unconfirmed layer may be what broke: then this worker ends as before (its loop's
             // catch), and the block stalls, boundedly.
@@ -163,7 +162,7 @@ mod tests {
     use std::sync::{Mutex, atomic::AtomicUsize};
 
     use alloy_primitives::{Address, U256};
-    use parevm_statedb::{BaseState, BlockTxs, InMemoryDb, Unconfirmed};
+    use parevm_statedb::{BaseState, BlockTxs, ExecOutcome, InMemoryDb, Unconfirmed};
     use revm::{
         context::{BlockEnv, CfgEnv, TxEnv},
         primitives::{TxKind, hardfork::SpecId},
