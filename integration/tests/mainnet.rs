@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use parevm::{
     ChainSpec, Executor, LoadError,
@@ -162,20 +162,40 @@ fn a_tampered_header_is_caught() {
     assert!(mismatches[0].to_string().contains(&output.result.gas_used.to_string()));
 }
 
-/// A scratch copy of one block folder whose files a test may break.
-fn scratch_block(name: &str) -> PathBuf {
-    let source = blocks().into_iter().find(|d| d.ends_with("46147")).unwrap();
-    let dir = std::env::temp_dir().join(format!("parevm-test-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["block.json", "pre_state.json"] {
-        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+/// A scratch copy of one block folder whose files a test may break, removed when dropped (a
+/// failing test's copy too: the panic unwinds through the drop).
+struct ScratchBlock(PathBuf);
+
+impl ScratchBlock {
+    fn new(name: &str) -> Self {
+        let source = blocks().into_iter().find(|d| d.ends_with("46147")).unwrap();
+        let dir = std::env::temp_dir().join(format!("parevm-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["block.json", "pre_state.json"] {
+            std::fs::copy(source.join(file), dir.join(file)).unwrap();
+        }
+        Self(dir)
     }
-    dir
+}
+
+impl std::ops::Deref for ScratchBlock {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchBlock {
+    fn drop(&mut self) {
+        // Best effort: a copy left behind is litter in the temporary folder, not a wrong result.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
 fn a_missing_file_is_named() {
-    let dir = scratch_block("missing");
+    let dir = ScratchBlock::new("missing");
     std::fs::remove_file(dir.join("pre_state.json")).unwrap();
     let err = load_block(&dir).unwrap_err();
     assert!(matches!(err, LoadError::Io { .. }));
@@ -184,7 +204,7 @@ fn a_missing_file_is_named() {
 
 #[test]
 fn bad_hex_names_file_and_field() {
-    let dir = scratch_block("badhex");
+    let dir = ScratchBlock::new("badhex");
     let pre = dir.join("pre_state.json");
     let text = std::fs::read_to_string(&pre).unwrap();
     let start = text.find("\"balance\":\"0x").expect("compact JSON") + "\"balance\":\"".len();
@@ -196,7 +216,7 @@ fn bad_hex_names_file_and_field() {
 
 #[test]
 fn a_truncated_block_file_is_named() {
-    let dir = scratch_block("truncated");
+    let dir = ScratchBlock::new("truncated");
     let path = dir.join("block.json");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, &text[..text.len() / 2]).unwrap();
@@ -206,7 +226,7 @@ fn a_truncated_block_file_is_named() {
 
 #[test]
 fn a_corrupted_header_field_fails_the_hash_check() {
-    let dir = scratch_block("header");
+    let dir = ScratchBlock::new("header");
     let path = dir.join("block.json");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let gas_used = json["gasUsed"].as_str().unwrap().to_string();
