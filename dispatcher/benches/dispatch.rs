@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(format!("{n}txs"), format!("{slots}slots")), &block, |b, block| {
                 b.iter(|| {
                     let summaries: Vec<TxSummary> = black_box(block).iter().map(TxSummary::from).collect();
-                    black_box(static_dispatch(&summaries, 0, slots - 1, Default::default(), true))
+                    black_box(static_dispatch(&summaries, 0, slots - 1, Default::default(), true, &Default::default()))
                 })
             });
         }

@@ -52,6 +52,11 @@
 //! from 1.23x to 1.63x (geomean 1.271 -> 1.308x); without the parent state the slot waits on
 //! the caller's answers anyway, and nothing changed (0.949 -> 0.956x).
 //!
+//! A transaction is heavy too when its call (recipient and selector) ran long in an earlier
+//! execution, whatever its gas limit: a proof verification spends milliseconds of a gas limit
+//! that the rule above cannot see (`parevm_slots`' `heavy_calls.rs`, which the engine keeps
+//! across blocks).
+//!
 //! The merger's thread has a lane of its own. In the batch path it is the last queue, which that
 //! thread executes from between merges (`Role::Merger`), with affinity like a slot's and half a
 //! worker's share of the gas (its load counts double), since the thread also merges and commits
@@ -70,6 +75,7 @@ use alloy_primitives::{
     Address,
     map::{AddressMap, AddressSet},
 };
+use parevm_slots::HeavyCalls;
 use parevm_statedb::TxSummary;
 
 /// The dispatch pass, one transaction at a time: a block handed in transaction by transaction
@@ -193,10 +199,10 @@ impl HeavyArrivals {
         Self { line, senders: AddressSet::default() }
     }
 
-    /// Whether `tx`, the block's next transaction, is heavy. Called for every transaction, in
-    /// order: it records the sender.
-    pub fn arrives(&mut self, tx: &TxSummary) -> bool {
-        self.senders.insert(tx.sender) && tx.gas_limit >= self.line
+    /// Whether `tx`, the block's next transaction, is heavy, by its gas limit or as a call
+    /// `calls` remembers. Called for every transaction, in order: it records the sender.
+    pub fn arrives(&mut self, tx: &TxSummary, calls: &HeavyCalls) -> bool {
+        self.senders.insert(tx.sender) && (tx.gas_limit >= self.line || calls.is_heavy(tx))
     }
 }
 
@@ -227,6 +233,7 @@ pub fn static_dispatch(
     slots: usize,
     beneficiary: Address,
     merger_lane: bool,
+    calls: &HeavyCalls,
 ) -> Vec<Vec<usize>> {
     let mut dispatcher = if merger_lane {
         Dispatcher::with_merger_queue(slots, beneficiary)
@@ -236,7 +243,7 @@ pub fn static_dispatch(
     // A sender and a recipient per transaction: sized once rather than rehashed as it grows.
     dispatcher.affinity.reserve(2 * txs.len());
     let mut queues = vec![Vec::new(); dispatcher.slots];
-    let heavy = heavy_txs(txs, first);
+    let heavy = heavy_txs(txs, first, calls);
     for (i, tx) in txs.iter().enumerate() {
         if let Some(slot) = dispatcher.assign(*tx, heavy.contains(&(first + i))) {
             queues[slot].push(first + i);
@@ -265,18 +272,23 @@ pub fn sender_predecessors(txs: &[TxSummary], first: usize) -> Vec<Option<usize>
     predecessors
 }
 
-/// The heavy transactions (see the module's notes), as block indices. At most 16 reach a
-/// sixteenth of the total, so the sender check costs at most 16 passes over the block, and
-/// usually none.
-fn heavy_txs(txs: &[TxSummary], first: usize) -> Vec<usize> {
+/// The heavy transactions (see the module's notes), by gas or as calls `calls` remembers, as
+/// block indices.
+fn heavy_txs(txs: &[TxSummary], first: usize, calls: &HeavyCalls) -> Vec<usize> {
     let total: u128 = txs.iter().map(|tx| u128::from(tx.gas_limit)).sum();
     let line = heavy_line(total);
-    (0..txs.len())
-        .filter(|&i| {
-            u128::from(txs[i].gas_limit) >= line && txs[..i].iter().all(|earlier| earlier.sender != txs[i].sender)
-        })
-        .map(|i| first + i)
-        .collect()
+    let mut heavy: Vec<usize> = (0..txs.len()).filter(|&i| u128::from(txs[i].gas_limit) >= line).collect();
+    heavy.extend(calls.heavy(txs));
+    if heavy.is_empty() {
+        return heavy;
+    }
+    heavy.sort_unstable();
+    heavy.dedup();
+    // Each sender's first transaction, in one pass, only for a block with a heavy one.
+    let mut senders = AddressSet::default();
+    let firsts: Vec<bool> = txs.iter().map(|tx| senders.insert(tx.sender)).collect();
+    heavy.retain(|&i| firsts[i]);
+    heavy.into_iter().map(|i| first + i).collect()
 }
 
 #[cfg(test)]
@@ -285,6 +297,9 @@ mod tests {
     use alloy_primitives::{TxKind, address};
     use parevm_statedb::token_selector::{TRANSFER, TRANSFER_FROM};
     use revm::context::TxEnv;
+
+    /// No heavy calls remembered.
+    static NONE: std::sync::LazyLock<HeavyCalls> = std::sync::LazyLock::new(HeavyCalls::default);
 
     /// A beneficiary none of the test transactions involves.
     const NOBODY: Address = Address::repeat_byte(0xfe);
@@ -299,18 +314,18 @@ mod tests {
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let mut heavy = HeavyArrivals::new(32_000_000);
         let summary = |from, gas| TxSummary::from(&tx(from, NOBODY, gas));
-        assert!(!heavy.arrives(&summary(a, 21_000)), "light");
-        assert!(!heavy.arrives(&summary(a, 5_000_000)), "its sender sent before: its nonce is not there yet");
-        assert!(!heavy.arrives(&summary(b, 1_999_999)), "under a sixteenth of the block");
+        assert!(!heavy.arrives(&summary(a, 21_000), &NONE), "light");
+        assert!(!heavy.arrives(&summary(a, 5_000_000), &NONE), "its sender sent before: its nonce is not there yet");
+        assert!(!heavy.arrives(&summary(b, 1_999_999), &NONE), "under a sixteenth of the block");
         let mut heavy = HeavyArrivals::new(32_000_000);
-        assert!(heavy.arrives(&summary(b, 2_000_000)));
-        assert!(HeavyArrivals::new(1_000_000).arrives(&summary(a, 1_000_000)), "a million gas at least");
-        assert!(!HeavyArrivals::new(1_000_000).arrives(&summary(a, 999_999)));
+        assert!(heavy.arrives(&summary(b, 2_000_000), &NONE));
+        assert!(HeavyArrivals::new(1_000_000).arrives(&summary(a, 1_000_000), &NONE), "a million gas at least");
+        assert!(!HeavyArrivals::new(1_000_000).arrives(&summary(a, 999_999), &NONE));
     }
 
     fn dispatch(txs: &[TxEnv], slots: usize, beneficiary: Address) -> Vec<Vec<usize>> {
         let summaries: Vec<TxSummary> = txs.iter().map(TxSummary::from).collect();
-        static_dispatch(&summaries, 0, slots, beneficiary, false)
+        static_dispatch(&summaries, 0, slots, beneficiary, false, &NONE)
     }
 
     #[test]
@@ -402,12 +417,12 @@ mod tests {
         let beneficiary = Address::with_last_byte(0xbe);
         let summaries: Vec<TxSummary> =
             [tx(beneficiary, to, 21_000), tx(to, other, 21_000)].iter().map(TxSummary::from).collect();
-        assert_eq!(static_dispatch(&summaries, 0, 1, beneficiary, true), vec![vec![1], vec![]]);
+        assert_eq!(static_dispatch(&summaries, 0, 1, beneficiary, true, &NONE), vec![vec![1], vec![]]);
     }
 
     fn dispatch_with_merger_lane(txs: &[TxEnv]) -> Vec<Vec<usize>> {
         let summaries: Vec<TxSummary> = txs.iter().map(TxSummary::from).collect();
-        static_dispatch(&summaries, 0, 1, NOBODY, true)
+        static_dispatch(&summaries, 0, 1, NOBODY, true, &NONE)
     }
 
     #[test]
@@ -523,11 +538,41 @@ mod tests {
     }
 
     #[test]
+    fn a_call_remembered_as_heavy_goes_first_in_a_workers_lane_whatever_its_gas() {
+        let (pool, verifier) = (Address::with_last_byte(0xdd), Address::with_last_byte(0xee));
+        // A proof verification that ran long before, at the block's end with a modest gas limit.
+        let verify =
+            |from: u8| TxEnv { data: vec![1, 2, 3, 4].into(), ..tx(Address::with_last_byte(from), verifier, 400_000) };
+        let txs = [
+            tx(Address::with_last_byte(1), pool, 100_000),
+            tx(Address::with_last_byte(2), pool, 100_000),
+            verify(3),
+            verify(1),
+        ];
+        let summaries: Vec<TxSummary> = txs.iter().map(TxSummary::from).collect();
+        let plan = |calls: &HeavyCalls| static_dispatch(&summaries, 0, 1, NOBODY, true, calls);
+        // By gas alone the verification lands in the merger's lane, the worker's being loaded.
+        assert_eq!(plan(&NONE), vec![vec![0, 1, 3], vec![2]]);
+        let calls = HeavyCalls::default();
+        for _ in 0..parevm_slots::HEAVY_RUNS {
+            calls.learn(parevm_slots::Call::of(&summaries[2]).unwrap(), parevm_slots::HEAVY_TIME);
+        }
+        // Transaction 3 makes the same call, but its sender's nonce comes after transaction 0's:
+        // it follows its sender, in block order.
+        assert_eq!(plan(&calls), vec![vec![2, 0, 1, 3], vec![]]);
+
+        // A session sees it as it arrives.
+        let mut arrivals = HeavyArrivals::new(30_000_000);
+        let heavy: Vec<bool> = summaries.iter().map(|tx| arrivals.arrives(tx, &calls)).collect();
+        assert_eq!(heavy, [false, false, true, false]);
+    }
+
+    #[test]
     fn transactions_after_a_prefix_keep_their_block_indices() {
         let txs: Vec<_> =
             (0..4u8).map(|i| tx(Address::with_last_byte(i), Address::with_last_byte(i), 21_000)).collect();
         let summaries: Vec<TxSummary> = txs.iter().map(TxSummary::from).collect();
-        assert_eq!(static_dispatch(&summaries, 10, 1, NOBODY, false), vec![vec![10, 11, 12, 13]]);
-        assert_eq!(static_dispatch(&summaries, 10, 2, NOBODY, false), vec![vec![10, 12], vec![11, 13]]);
+        assert_eq!(static_dispatch(&summaries, 10, 1, NOBODY, false, &NONE), vec![vec![10, 11, 12, 13]]);
+        assert_eq!(static_dispatch(&summaries, 10, 2, NOBODY, false, &NONE), vec![vec![10, 12], vec![11, 13]]);
     }
 }

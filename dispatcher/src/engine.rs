@@ -20,7 +20,7 @@ use std::{
 use alloy_primitives::{Address, U256};
 use crossbeam_utils::CachePadded;
 use parevm_merger::{BlockError, MergeStats, MergedTx, Merger, RedoCause};
-use parevm_slots::panic_message;
+use parevm_slots::{HeavyCalls, panic_message};
 use parevm_statedb::{BlockDb, BlockTxs, ExecOutcome, TxIndex, TxSource, TxSummary};
 use revm::{
     context::{BlockEnv, CfgEnv},
@@ -193,6 +193,9 @@ pub struct Engine {
     pub(crate) hold: Arc<PoolHold>,
     /// Whether blocks time their executions (a diagnostic; off by default).
     pub(crate) time_executions: AtomicBool,
+    /// The calls that ran long in earlier executions, which the dispatch starts first
+    /// (`parevm_slots`' `heavy_calls.rs`).
+    pub(crate) heavy_calls: Arc<HeavyCalls>,
 }
 
 impl Engine {
@@ -250,6 +253,7 @@ impl Engine {
             hold: Arc::default(),
             validation_pool,
             time_executions: AtomicBool::new(false),
+            heavy_calls: Arc::default(),
         })
     }
 
@@ -341,6 +345,12 @@ impl Engine {
         &self.config
     }
 
+    /// The calls the engine has seen run long, which its dispatch starts first whatever their
+    /// gas limits (`parevm_slots`' `heavy_calls.rs`).
+    pub fn heavy_calls(&self) -> &HeavyCalls {
+        &self.heavy_calls
+    }
+
     /// Turns the execution timer on or off for the blocks that start from now on: with it on,
     /// every execution is timed and [`BlockStats::execution_time`] reports the total. A
     /// diagnostic, off by default: two clock reads per execution slow cheap transactions by a
@@ -422,7 +432,14 @@ impl Engine {
             });
             self.hold_pool_for_next_job();
             let summaries: Vec<TxSummary> = (start..n).map(|tx| block.txs.summary(tx)).collect();
-            let plan = static_dispatch(&summaries, start, self.config.worker_slots(), block.block.beneficiary, true);
+            let plan = static_dispatch(
+                &summaries,
+                start,
+                self.config.worker_slots(),
+                block.block.beneficiary,
+                true,
+                &self.heavy_calls,
+            );
             // Awake, not asleep in the scope's end: woken by the pool's thread, this thread
             // would be put on its core (see `PoolHold::step_off_holders`).
             wake::yield_until(|| built.load(Ordering::Acquire), wake::HOLD_FOR);
@@ -455,6 +472,7 @@ impl Engine {
             execution_nanos: AtomicU64::new(0),
             // Relaxed: a switch the caller sets between blocks.
             time_executions: self.time_executions.load(Ordering::Relaxed),
+            heavy_calls: self.heavy_calls.clone(),
         };
 
         // Again: a thread that gave up waiting gave its core back.

@@ -15,7 +15,7 @@ use std::{
 
 use crossbeam_utils::CachePadded;
 use parevm_merger::{MergeDriver, MergeInput};
-use parevm_slots::{ExecCtx, RedoRequest, Role, TaskSource, TaskTable, Worker, panic_message};
+use parevm_slots::{ExecCtx, HeavyCalls, RedoRequest, Role, TaskSource, TaskTable, Worker, panic_message};
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, DbError, ExecOutcome, ReadSet, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
 
@@ -68,6 +68,9 @@ pub(crate) struct BlockJob<'t, D> {
     pub execution_nanos: AtomicU64,
     /// Whether executions are timed (`Engine::time_executions`).
     pub time_executions: bool,
+    /// The engine's memory of heavy calls, which this block's executions teach (`parevm_slots`'
+    /// `heavy_calls.rs`).
+    pub heavy_calls: Arc<HeavyCalls>,
 }
 
 impl<D: BlockDb> BlockJob<'_, D> {
@@ -80,6 +83,7 @@ impl<D: BlockDb> BlockJob<'_, D> {
             block: &self.block,
             cfg: &self.cfg,
             time_executions: self.time_executions,
+            heavy_calls: Some(&self.heavy_calls),
         }
     }
 
@@ -147,7 +151,7 @@ impl<D: BlockDb> BlockJob<'_, D> {
             return None;
         }
         let incarnation = table.try_claim(tx)?;
-        let result = Arc::new(execute(incarnation));
+        let result = Arc::new(HeavyCalls::time(Some(&self.heavy_calls), &self.txs, tx, || execute(incarnation)));
         if table.finish(tx) {
             self.scheduler.requeue(tx);
         }

@@ -210,6 +210,7 @@ impl Engine {
             execution_nanos: AtomicU64::new(0),
             // A session reports no execution time (see `BlockStats::execution_time`).
             time_executions: false,
+            heavy_calls: self.heavy_calls.clone(),
         });
         let session = Session {
             engine: self,
@@ -265,7 +266,7 @@ impl Session<'_> {
             }
         }
         let summary = TxSummary::from(&tx);
-        let heavy = self.heavy.arrives(&summary);
+        let heavy = self.heavy.arrives(&summary, &self.job.heavy_calls);
         let slot = self.dispatcher.assign(summary, heavy);
         let index = self.job.txs.push(tx).expect("not full: checked above");
         if let Some(slot) = slot

@@ -133,6 +133,27 @@ fn a_wallets_run_of_transactions_is_not_taken_out_of_order() {
     assert!(redos.iter().sum::<u64>() <= 5, "account redos per run: {redos:?}");
 }
 
+/// Block 19932703 spends most of its time in transaction 142, a rollup's proof verification
+/// whose gas limit (556,413 of the block's 24.5 M) does not make it heavy: milliseconds here,
+/// where 500 µs make a call heavy. After two runs, by either entry point, the engine remembers
+/// the call, and the next run, which starts it first, still equals the sequential executor.
+#[test]
+fn a_call_that_ran_long_is_remembered_and_the_block_stays_exact() {
+    let chain = ChainSpec::mainnet();
+    let block = load_block(&common::mainnet_dir().join("19932703")).unwrap();
+    let verification = block.block.summary(142);
+    for executor in [parevm::Executor::Parallel(common::engine(2)), common::own_drop_in(2)] {
+        let calls = executor.engine().unwrap().heavy_calls();
+        assert!(!calls.is_heavy(&verification), "{}: nothing learnt yet", executor.name());
+        for run in 0..=parevm_slots::HEAVY_RUNS {
+            let diffs = common::differences(&chain, &block.block, &block.db, &executor);
+            assert!(diffs.is_empty(), "{} run {run}: {diffs:#?}", executor.name());
+        }
+        assert!(calls.is_heavy(&verification), "{}: the verification is remembered", executor.name());
+        assert!(!calls.is_heavy(&block.block.summary(141)), "a light transaction is not");
+    }
+}
+
 #[test]
 fn every_summary_agrees_with_its_converted_transaction() {
     let (mut creations, mut total) = (0, 0);

@@ -292,7 +292,14 @@ fn generator_reaches_failures_and_conflicts() {
             Ok(out) => redone += u64::from(out.stats.unwrap().merge.total_redos() > 0),
         }
         let summaries: Vec<_> = (0..block.txs.len()).map(|tx| parevm_statedb::TxSource::summary(&block, tx)).collect();
-        let plan = parevm_dispatcher::dispatch::static_dispatch(&summaries, 0, 1, block.header.beneficiary, false);
+        let plan = parevm_dispatcher::dispatch::static_dispatch(
+            &summaries,
+            0,
+            1,
+            block.header.beneficiary,
+            false,
+            &Default::default(),
+        );
         heavy_first += u64::from(!plan[0].is_sorted());
         probed += u64::from(parevm_dispatcher::ChainProbe::wanted(&block));
     }

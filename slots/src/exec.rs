@@ -20,7 +20,7 @@ use revm::{
 
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, SlotDb, TxIndex, TxResult, Unconfirmed};
 
-use crate::{ParallelHandler, balance_use};
+use crate::{HeavyCalls, ParallelHandler, balance_use};
 
 /// The EVM a slot runs.
 pub type SlotEvm<'a, D> = MainnetEvm<MainnetContext<SlotDb<'a, D>>>;
@@ -45,6 +45,9 @@ pub struct ExecCtx<'a, D> {
     /// on every thread, the merger's included, whose work is the block's serial path on cheap
     /// transactions (docs/benchmarks.md, "Changes measured alone").
     pub time_executions: bool,
+    /// The heavy calls the engine remembers across blocks, which executions of transactions
+    /// that may make one teach (`heavy_calls.rs`); `None`: nothing is learnt.
+    pub heavy_calls: Option<&'a HeavyCalls>,
 }
 
 /// One worker's EVM for one block.

@@ -14,7 +14,7 @@ use std::{
 
 use parevm_statedb::{BlockDb, ReadSet, TxIndex, TxResult};
 
-use crate::{TaskTable, TxExecutor, exec::ExecCtx};
+use crate::{HeavyCalls, TaskTable, TxExecutor, exec::ExecCtx};
 
 /// Which of a slot's two workers this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,8 @@ where
         // at its turn (or fails the block with, for a first transaction), instead of staying
         // claimed until the block stalls after `stall_timeout`.
         let run = catch_unwind(AssertUnwindSafe(|| {
-            let result = self.executor.execute(tx, incarnation);
+            let (executor, ctx) = (&mut self.executor, self.ctx);
+            let result = HeavyCalls::time(ctx.heavy_calls, ctx.txs, tx, || executor.execute(tx, incarnation));
             self.ctx.unconfirmed.publish(tx, Arc::new(result));
         }));
         if let Err(panic) = run {
@@ -220,6 +221,7 @@ mod tests {
             block: &block,
             cfg: &cfg,
             time_executions: false,
+            heavy_calls: None,
         };
         let table = TaskTable::new(2);
         let mut worker = Worker::new(0, Role::Primary, &table, &ctx);

@@ -43,6 +43,10 @@ pub struct TxSummary {
     /// once). Its recipient's credit does not depend on the recipient's balance, and the merger
     /// rebases it (`parevm_merger`'s `credit.rs`), so transfers to one recipient are independent.
     pub plain_transfer: bool,
+    /// For a call with input, the function it calls: the input's first four bytes (`None` for a
+    /// creation or input shorter than that). With the recipient, it names the call that the
+    /// slots remember as heavy when it runs long (`parevm_slots`' `heavy_calls.rs`).
+    pub selector: Option<[u8; 4]>,
 }
 
 impl TxSummary {
@@ -50,7 +54,8 @@ impl TxSummary {
     pub fn new(sender: Address, recipient: Option<Address>, gas_limit: u64, input: &[u8]) -> Self {
         let token_holders = recipient.and_then(|_| token_holders(input));
         let plain_transfer = recipient.is_some() && input.is_empty() && gas_limit <= PLAIN_TRANSFER_GAS;
-        Self { sender, recipient, gas_limit, token_holders, plain_transfer }
+        let selector = recipient.and_then(|_| input.first_chunk::<4>().copied());
+        Self { sender, recipient, gas_limit, token_holders, plain_transfer, selector }
     }
 }
 
