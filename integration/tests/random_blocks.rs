@@ -6,12 +6,14 @@
 //! after Cancun's EIP-6780) and re-created with storage, reverted transactions, transient
 //! storage, access lists, blob transactions, the beneficiary as sender or observed by a
 //! contract, nonce gaps and blocks out of gas (which must fail exactly as sequential fails); and
-//! from Prague, EIP-7702 delegations of accounts that other transactions then call or pay.
+//! from Prague, EIP-7702 delegations of accounts that other transactions then call or pay; and
+//! transactions started first because the engine was taught their calls ran long.
 
 mod common;
 
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use parevm::synthetic::{Fee, SyntheticBlock, authority, contracts, create2_child};
+use parevm_slots::{Call, HEAVY_RUNS, HEAVY_TIME, HeavyCalls};
 use proptest::{prelude::*, strategy::ValueTree, test_runner::RngSeed};
 
 const SENDERS: u8 = 8;
@@ -88,6 +90,10 @@ struct TxSpec {
     /// A gas limit of 2M instead of 100k: usually a sixteenth of the block's limits or more, so
     /// static dispatch starts it first, on state from before its predecessors.
     heavy: bool,
+    /// A gas limit of 300k, and its call (if it has a selector) taught to the engine as one that
+    /// ran long before the block (`teach`): started first by the dispatch or the session,
+    /// whatever its gas, until an execution of it runs short and the engine forgets it.
+    learned: bool,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,8 +116,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn tx_spec() -> impl Strategy<Value = TxSpec> {
-    (0..SENDERS, op(), any::<u8>(), prop::bool::weighted(0.0015), prop::bool::weighted(0.02))
-        .prop_map(|(sender, op, fee, gap, heavy)| TxSpec { sender, op, fee, gap, heavy })
+    (
+        0..SENDERS,
+        op(),
+        any::<u8>(),
+        prop::bool::weighted(0.0015),
+        prop::bool::weighted(0.02),
+        prop::bool::weighted(0.03),
+    )
+        .prop_map(|(sender, op, fee, gap, heavy, learned)| TxSpec { sender, op, fee, gap, heavy, learned })
 }
 
 #[derive(Debug, Clone)]
@@ -233,10 +246,27 @@ fn build(case: &Case) -> SyntheticBlock {
             (true, 2) if cancun && matches!(to, TxKind::Call(_)) => Fee::Blob(20, 2),
             (true, _) => Fee::Dynamic(20, u128::from(spec.fee % 3)),
         };
-        let gas_limit = if spec.heavy { 2_000_000 } else { 100_000 };
+        let gas_limit = match (spec.heavy, spec.learned) {
+            (true, _) => 2_000_000,
+            (false, true) => 300_000,
+            (false, false) => 100_000,
+        };
         block.push(from, to, value, input, gas_limit, fee, u64::from(spec.gap));
     }
     block
+}
+
+/// Teaches `calls` the calls of the block's `learned` transactions as heavy (see `TxSpec`);
+/// returns how many transactions make one.
+fn teach(case: &Case, block: &parevm::BlockInput, calls: &HeavyCalls) -> usize {
+    let mut taught = 0;
+    for (tx, spec) in case.txs.iter().enumerate() {
+        if let Some(call) = Call::of(&parevm_statedb::TxSource::summary(block, tx)).filter(|_| spec.learned) {
+            (0..HEAVY_RUNS).for_each(|_| calls.learn(call, HEAVY_TIME));
+            taught += 1;
+        }
+    }
+    taught
 }
 
 /// `PAREVM_RANDOM_CASES` and `PAREVM_RANDOM_SEED` (decimal or `0x` hex) widen the search beyond
@@ -263,12 +293,14 @@ proptest! {
         let synthetic = build(&case);
         let block = synthetic.block();
         for executor in [common::parallel(case.slots), common::drop_in(case.slots)] {
+            teach(&case, &block, executor.engine().expect("an engine").heavy_calls());
             let diffs = common::differences(&synthetic.chain, &block, &synthetic.db, executor);
             prop_assert!(diffs.is_empty(), "{}, {} txs on {}: {:#?}", executor.name(), case.txs.len(), case.network, diffs);
         }
         // The drop-in reading the parent state directly, except what the pre-block calls and a
         // probed opening changed (the opening's senders send again later).
         let parent = common::parent_of(&synthetic.db);
+        teach(&case, &block, common::drop_in(case.slots).engine().expect("an engine").heavy_calls());
         let diffs = common::differences_with(&synthetic.chain, &block, &synthetic.db, common::drop_in(case.slots), Some(&parent));
         prop_assert!(diffs.is_empty(), "drop-in with the parent state, {} txs on {}: {:#?}", case.txs.len(), case.network, diffs);
     }
@@ -282,7 +314,7 @@ fn generator_reaches_failures_and_conflicts() {
         rng_seed: RngSeed::Fixed(7),
         ..ProptestConfig::default()
     });
-    let (mut failed, mut redone, mut heavy_first, mut probed) = (0, 0, 0, 0);
+    let (mut failed, mut redone, mut heavy_first, mut probed, mut learned_first) = (0, 0, 0, 0, 0);
     for _ in 0..40 {
         let case = case().new_tree(&mut runner).unwrap().current();
         let synthetic = build(&case);
@@ -292,21 +324,21 @@ fn generator_reaches_failures_and_conflicts() {
             Ok(out) => redone += u64::from(out.stats.unwrap().merge.total_redos() > 0),
         }
         let summaries: Vec<_> = (0..block.txs.len()).map(|tx| parevm_statedb::TxSource::summary(&block, tx)).collect();
-        let plan = parevm_dispatcher::dispatch::static_dispatch(
-            &summaries,
-            0,
-            1,
-            block.header.beneficiary,
-            false,
-            &Default::default(),
-        );
-        heavy_first += u64::from(!plan[0].is_sorted());
+        let plan = |calls: &HeavyCalls| {
+            parevm_dispatcher::dispatch::static_dispatch(&summaries, 0, 1, block.header.beneficiary, false, calls)
+        };
+        heavy_first += u64::from(!plan(&HeavyCalls::default())[0].is_sorted());
+        let taught = HeavyCalls::default();
+        if teach(&case, &block, &taught) > 0 && plan(&taught) != plan(&HeavyCalls::default()) {
+            learned_first += 1;
+        }
         probed += u64::from(parevm_dispatcher::ChainProbe::wanted(&block));
     }
     assert!(failed > 0, "no failing block generated");
     assert!(redone > 0, "no block needed a redo");
     assert!(heavy_first > 0, "no block had a heavy transaction moved to the front");
     assert!(probed > 0, "no block opened with calls to one contract");
+    assert!(learned_first > 0, "no block had a transaction moved by a call the engine learnt");
 }
 
 /// The EIP-7702 ops do what they claim: an authority's delegation is set, and a later call runs
@@ -318,9 +350,30 @@ fn delegations_take_effect() {
         beneficiary: 1,
         tight_gas: false,
         txs: vec![
-            TxSpec { sender: 0, op: Op::Delegate { authority: 1, target: 0 }, fee: 0, gap: false, heavy: false },
-            TxSpec { sender: 2, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false, heavy: false },
-            TxSpec { sender: 3, op: Op::CallAuthority { authority: 1 }, fee: 0, gap: false, heavy: false },
+            TxSpec {
+                sender: 0,
+                op: Op::Delegate { authority: 1, target: 0 },
+                fee: 0,
+                gap: false,
+                heavy: false,
+                learned: false,
+            },
+            TxSpec {
+                sender: 2,
+                op: Op::CallAuthority { authority: 1 },
+                fee: 0,
+                gap: false,
+                heavy: false,
+                learned: false,
+            },
+            TxSpec {
+                sender: 3,
+                op: Op::CallAuthority { authority: 1 },
+                fee: 0,
+                gap: false,
+                heavy: false,
+                learned: false,
+            },
         ],
         slots: 2,
         opening: None,
