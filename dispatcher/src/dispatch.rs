@@ -52,10 +52,11 @@
 //! from 1.23x to 1.63x (geomean 1.271 -> 1.308x); without the parent state the slot waits on
 //! the caller's answers anyway, and nothing changed (0.949 -> 0.956x).
 //!
-//! A transaction is heavy too when its call (recipient and selector) ran long in an earlier
-//! execution, whatever its gas limit: a proof verification spends milliseconds of a gas limit
-//! that the rule above cannot see (`parevm_slots`' `heavy_calls.rs`, which the engine keeps
-//! across blocks).
+//! A transaction is heavy too when its call (recipient and selector) ran long before, whatever
+//! its gas limit: a proof verification spends milliseconds of a gas limit that the rule above
+//! cannot see. The engine remembers, across blocks, the calls of transactions with 200,000 gas
+//! or more whose merged executions took 500 µs or more twice in a row (`parevm_slots`'
+//! `heavy_calls.rs`).
 //!
 //! The merger's thread has a lane of its own. In the batch path it is the last queue, which that
 //! thread executes from between merges (`Role::Merger`), with affinity like a slot's and half a
@@ -184,8 +185,11 @@ pub(crate) fn is_beneficiary_tx(beneficiary: Address, from: Address, to: Option<
     from == beneficiary || to == Some(beneficiary)
 }
 
-/// A session's test for heavy transactions (see the module's notes) as they arrive: a sixteenth
-/// of the block's gas limit and a million gas, and no earlier transaction from the same sender.
+/// The test for heavy transactions (see the module's notes), one transaction at a time in block
+/// order: no earlier transaction from the same sender, and a gas limit at the line or a call
+/// the engine remembers as heavy. A session judges its transactions as they arrive, against a
+/// line of a sixteenth of the block's gas limit and a million gas; the batch path against the
+/// block's total of gas limits (`heavy_txs`).
 #[derive(Debug)]
 pub struct HeavyArrivals {
     line: u64,
@@ -195,14 +199,21 @@ pub struct HeavyArrivals {
 impl HeavyArrivals {
     /// For a block of `block_gas_limit`.
     pub fn new(block_gas_limit: u64) -> Self {
-        let line = u64::try_from(heavy_line(u128::from(block_gas_limit))).unwrap_or(u64::MAX);
-        Self { line, senders: AddressSet::default() }
+        Self::with_line(heavy_line(u128::from(block_gas_limit)))
+    }
+
+    fn with_line(line: u128) -> Self {
+        Self { line: u64::try_from(line).unwrap_or(u64::MAX), senders: AddressSet::default() }
     }
 
     /// Whether `tx`, the block's next transaction, is heavy, by its gas limit or as a call
     /// `calls` remembers. Called for every transaction, in order: it records the sender.
     pub fn arrives(&mut self, tx: &TxSummary, calls: &HeavyCalls) -> bool {
-        self.senders.insert(tx.sender) && (tx.gas_limit >= self.line || calls.is_heavy(tx))
+        self.judge(tx, || calls.is_heavy(tx))
+    }
+
+    fn judge(&mut self, tx: &TxSummary, remembered: impl FnOnce() -> bool) -> bool {
+        self.senders.insert(tx.sender) && (tx.gas_limit >= self.line || remembered())
     }
 }
 
@@ -243,16 +254,17 @@ pub fn static_dispatch(
     // A sender and a recipient per transaction: sized once rather than rehashed as it grows.
     dispatcher.affinity.reserve(2 * txs.len());
     let mut queues = vec![Vec::new(); dispatcher.slots];
-    let heavy = heavy_txs(txs, first, calls);
+    let heavy = heavy_txs(txs, calls);
+    let is_heavy = |i: usize| heavy.as_ref().is_some_and(|heavy| heavy[i]);
     for (i, tx) in txs.iter().enumerate() {
-        if let Some(slot) = dispatcher.assign(*tx, heavy.contains(&(first + i))) {
+        if let Some(slot) = dispatcher.assign(*tx, is_heavy(i)) {
             queues[slot].push(first + i);
         }
     }
-    if !heavy.is_empty() {
+    if heavy.is_some() {
         for queue in &mut queues {
-            if queue.iter().any(|tx| heavy.contains(tx)) {
-                let (mut reordered, light): (Vec<usize>, Vec<usize>) = queue.iter().partition(|tx| heavy.contains(tx));
+            let (mut reordered, light): (Vec<usize>, Vec<usize>) = queue.iter().partition(|&&tx| is_heavy(tx - first));
+            if !reordered.is_empty() {
                 reordered.extend(light);
                 *queue = reordered;
             }
@@ -272,23 +284,23 @@ pub fn sender_predecessors(txs: &[TxSummary], first: usize) -> Vec<Option<usize>
     predecessors
 }
 
-/// The heavy transactions (see the module's notes), by gas or as calls `calls` remembers, as
-/// block indices.
-fn heavy_txs(txs: &[TxSummary], first: usize, calls: &HeavyCalls) -> Vec<usize> {
+/// For each of `txs`, whether it is heavy (see the module's notes), by its gas against the
+/// block's total or as a call `calls` remembers; `None` if no transaction can be, which spares
+/// most blocks the pass over their senders.
+fn heavy_txs(txs: &[TxSummary], calls: &HeavyCalls) -> Option<Vec<bool>> {
     let total: u128 = txs.iter().map(|tx| u128::from(tx.gas_limit)).sum();
     let line = heavy_line(total);
-    let mut heavy: Vec<usize> = (0..txs.len()).filter(|&i| u128::from(txs[i].gas_limit) >= line).collect();
-    heavy.extend(calls.heavy(txs));
-    if heavy.is_empty() {
-        return heavy;
+    let remembered = calls.heavy(txs);
+    if remembered.is_none() && txs.iter().all(|tx| u128::from(tx.gas_limit) < line) {
+        return None;
     }
-    heavy.sort_unstable();
-    heavy.dedup();
-    // Each sender's first transaction, in one pass, only for a block with a heavy one.
-    let mut senders = AddressSet::default();
-    let firsts: Vec<bool> = txs.iter().map(|tx| senders.insert(tx.sender)).collect();
-    heavy.retain(|&i| firsts[i]);
-    heavy.into_iter().map(|i| first + i).collect()
+    let mut arrivals = HeavyArrivals::with_line(line);
+    Some(
+        txs.iter()
+            .enumerate()
+            .map(|(i, tx)| arrivals.judge(tx, || remembered.as_ref().is_some_and(|r| r[i])))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -555,7 +567,7 @@ mod tests {
         assert_eq!(plan(&NONE), vec![vec![0, 1, 3], vec![2]]);
         let calls = HeavyCalls::default();
         for _ in 0..parevm_slots::HEAVY_RUNS {
-            calls.learn(parevm_slots::Call::of(&summaries[2]).unwrap(), parevm_slots::HEAVY_TIME);
+            calls.learn(&summaries[2], parevm_slots::HEAVY_TIME);
         }
         // Transaction 3 makes the same call, but its sender's nonce comes after transaction 0's:
         // it follows its sender, in block order.
@@ -565,6 +577,13 @@ mod tests {
         let mut arrivals = HeavyArrivals::new(30_000_000);
         let heavy: Vec<bool> = summaries.iter().map(|tx| arrivals.arrives(tx, &calls)).collect();
         assert_eq!(heavy, [false, false, true, false]);
+
+        // After a prefix of two merged elsewhere, the block indices stay, and transaction 3 is
+        // now its sender's first of the transactions dispatched: both start first.
+        let rest = static_dispatch(&summaries[2..], 2, 2, NOBODY, false, &calls);
+        assert_eq!(rest, vec![vec![2], vec![3]]);
+        // Unremembered, 3 follows 2 to the verifier's slot.
+        assert_eq!(static_dispatch(&summaries[2..], 2, 2, NOBODY, false, &NONE), vec![vec![2, 3], vec![]]);
     }
 
     #[test]

@@ -193,9 +193,9 @@ pub struct Engine {
     pub(crate) hold: Arc<PoolHold>,
     /// Whether blocks time their executions (a diagnostic; off by default).
     pub(crate) time_executions: AtomicBool,
-    /// The calls that ran long in earlier executions, which the dispatch starts first
+    /// The calls whose merged executions ran long, which the dispatch starts first
     /// (`parevm_slots`' `heavy_calls.rs`).
-    pub(crate) heavy_calls: Arc<HeavyCalls>,
+    pub(crate) heavy_calls: HeavyCalls,
 }
 
 impl Engine {
@@ -253,7 +253,7 @@ impl Engine {
             hold: Arc::default(),
             validation_pool,
             time_executions: AtomicBool::new(false),
-            heavy_calls: Arc::default(),
+            heavy_calls: HeavyCalls::default(),
         })
     }
 
@@ -472,7 +472,6 @@ impl Engine {
             execution_nanos: AtomicU64::new(0),
             // Relaxed: a switch the caller sets between blocks.
             time_executions: self.time_executions.load(Ordering::Relaxed),
-            heavy_calls: self.heavy_calls.clone(),
         };
 
         // Again: a thread that gave up waiting gave its core back.
@@ -495,6 +494,7 @@ impl Engine {
             // block at it, not at the next one (the merged count already counts it).
             let committing = Cell::new(None);
             let mut on_merged = |merged: MergedTx| {
+                job.teach(&self.heavy_calls, &merged);
                 committing.set(Some(merged.index));
                 caller.borrow_mut().commit(merged);
                 committing.set(None);

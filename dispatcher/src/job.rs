@@ -14,8 +14,8 @@ use std::{
 };
 
 use crossbeam_utils::CachePadded;
-use parevm_merger::{MergeDriver, MergeInput};
-use parevm_slots::{ExecCtx, HeavyCalls, RedoRequest, Role, TaskSource, TaskTable, Worker, panic_message};
+use parevm_merger::{MergeDriver, MergeInput, MergedTx};
+use parevm_slots::{ExecCtx, HeavyCalls, RedoRequest, Role, TaskSource, TaskTable, Worker, heavy_calls, panic_message};
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, DbError, ExecOutcome, ReadSet, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
 
@@ -68,9 +68,6 @@ pub(crate) struct BlockJob<'t, D> {
     pub execution_nanos: AtomicU64,
     /// Whether executions are timed (`Engine::time_executions`).
     pub time_executions: bool,
-    /// The engine's memory of heavy calls, which this block's executions teach (`parevm_slots`'
-    /// `heavy_calls.rs`).
-    pub heavy_calls: Arc<HeavyCalls>,
 }
 
 impl<D: BlockDb> BlockJob<'_, D> {
@@ -83,7 +80,6 @@ impl<D: BlockDb> BlockJob<'_, D> {
             block: &self.block,
             cfg: &self.cfg,
             time_executions: self.time_executions,
-            heavy_calls: Some(&self.heavy_calls),
         }
     }
 
@@ -134,7 +130,15 @@ impl<D: BlockDb> BlockJob<'_, D> {
     /// The result of an execution of `tx` at its turn on the caller's own state, where every
     /// predecessor is committed: exact, so it carries no reads to validate.
     pub fn exact_result(&self, tx: TxIndex, incarnation: u32, outcome: ExecOutcome) -> TxResult {
-        TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: tx }
+        TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: tx, took: None }
+    }
+
+    /// Teaches `calls` how long the execution of `merged` took, if it was timed
+    /// (`parevm_slots`' `heavy_calls.rs`): on the thread that merges, as it merges.
+    pub fn teach(&self, calls: &HeavyCalls, merged: &MergedTx) {
+        if let Some(took) = merged.took {
+            calls.learn(&self.txs.summary(merged.index), took);
+        }
     }
 
     /// Executes `tx` right here, at its turn, by `execute` (given the incarnation), unless a
@@ -151,7 +155,13 @@ impl<D: BlockDb> BlockJob<'_, D> {
             return None;
         }
         let incarnation = table.try_claim(tx)?;
-        let result = Arc::new(HeavyCalls::time(Some(&self.heavy_calls), &self.txs, tx, || execute(incarnation)));
+        // Timed like a slot's execution (`TxExecutor::execute`), unless `execute` was one.
+        let started = heavy_calls::is_timed(self.txs.gas_limit(tx)).then(Instant::now);
+        let mut result = execute(incarnation);
+        if let Some(started) = started {
+            result.took.get_or_insert(started.elapsed());
+        }
+        let result = Arc::new(result);
         if table.finish(tx) {
             self.scheduler.requeue(tx);
         }

@@ -210,7 +210,6 @@ impl Engine {
             execution_nanos: AtomicU64::new(0),
             // A session reports no execution time (see `BlockStats::execution_time`).
             time_executions: false,
-            heavy_calls: self.heavy_calls.clone(),
         });
         let session = Session {
             engine: self,
@@ -266,7 +265,7 @@ impl Session<'_> {
             }
         }
         let summary = TxSummary::from(&tx);
-        let heavy = self.heavy.arrives(&summary, &self.job.heavy_calls);
+        let heavy = self.heavy.arrives(&summary, &self.engine.heavy_calls);
         let slot = self.dispatcher.assign(summary, heavy);
         let index = self.job.txs.push(tx).expect("not full: checked above");
         if let Some(slot) = slot
@@ -365,6 +364,7 @@ impl Session<'_> {
             helper,
         };
         let merged = self.merger.merge_next(&input, &mut driver)?;
+        self.job.teach(&self.engine.heavy_calls, &merged);
         owner.commit(merged);
         self.hand_back |= self.rule.tripped(self.merger.next(), self.merger.stats().total_redos());
         Ok(())

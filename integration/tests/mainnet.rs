@@ -136,21 +136,32 @@ fn a_wallets_run_of_transactions_is_not_taken_out_of_order() {
 /// Block 19932703 spends most of its time in transaction 142, a rollup's proof verification
 /// whose gas limit (556,413 of the block's 24.5 M) does not make it heavy: milliseconds here,
 /// where 500 µs make a call heavy. After two runs, by either entry point, the engine remembers
-/// the call, and the next run, which starts it first, still equals the sequential executor.
+/// the call and not a swap through Uniswap's router (113, timed too, with 238,970 gas); the
+/// dispatch then starts 142 with the transaction heavy by its gas, and the next run still
+/// equals the sequential executor.
 #[test]
 fn a_call_that_ran_long_is_remembered_and_the_block_stays_exact() {
     let chain = ChainSpec::mainnet();
     let block = load_block(&common::mainnet_dir().join("19932703")).unwrap();
-    let verification = block.block.summary(142);
-    for executor in [parevm::Executor::Parallel(common::engine(2)), common::own_drop_in(2)] {
+    let summaries: Vec<TxSummary> = (0..TxSource::len(&block.block)).map(|tx| block.block.summary(tx)).collect();
+    let (verification, swap) = (&summaries[142], &summaries[113]);
+    assert!(parevm_slots::heavy_calls::is_timed(swap.gas_limit), "the swap is timed");
+    for executor in [Executor::Parallel(common::engine(2)), common::own_drop_in(2)] {
         let calls = executor.engine().unwrap().heavy_calls();
-        assert!(!calls.is_heavy(&verification), "{}: nothing learnt yet", executor.name());
+        let plan = || {
+            let beneficiary = block.block.header.beneficiary;
+            parevm_dispatcher::dispatch::static_dispatch(&summaries, 0, 1, beneficiary, true, calls)
+        };
+        assert!(!calls.is_heavy(verification), "{}: nothing learnt yet", executor.name());
+        // Transaction 71 (2 M gas) is heavy by its gas: it goes first in the worker's lane.
+        assert_eq!(plan()[0][..2], [71, 0], "{}: by gas alone", executor.name());
         for run in 0..=parevm_slots::HEAVY_RUNS {
             let diffs = common::differences(&chain, &block.block, &block.db, &executor);
             assert!(diffs.is_empty(), "{} run {run}: {diffs:#?}", executor.name());
         }
-        assert!(calls.is_heavy(&verification), "{}: the verification is remembered", executor.name());
-        assert!(!calls.is_heavy(&block.block.summary(141)), "a light transaction is not");
+        assert!(calls.is_heavy(verification), "{}: the verification is remembered", executor.name());
+        assert!(!calls.is_heavy(swap), "{}: the swap is not", executor.name());
+        assert_eq!(plan()[0][..3], [71, 142, 0], "{}: the verification starts next", executor.name());
     }
 }
 

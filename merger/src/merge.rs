@@ -121,6 +121,8 @@ pub struct MergedTx {
     pub first_log_index: usize,
     /// How many times it was executed.
     pub executions: u32,
+    /// How long the execution merged took, if it was timed (see [`TxResult::took`]).
+    pub took: Option<Duration>,
 }
 
 /// What the merger works on, borrowed for one block.
@@ -355,7 +357,7 @@ impl Merger {
         self.cumulative_gas_used += exec.gas().tx_gas_used();
         let first_log_index = self.logs;
         self.logs += exec.logs().len();
-        let executions = result.incarnation;
+        let (executions, took) = (result.incarnation, result.took);
         self.stats.max_executions = self.stats.max_executions.max(executions);
 
         // Nobody reads tx's result any more; take it back without copying when we can.
@@ -376,6 +378,7 @@ impl Merger {
             cumulative_gas_used: self.cumulative_gas_used,
             first_log_index,
             executions,
+            took,
         })
     }
 }
@@ -452,7 +455,13 @@ mod tests {
         fn run_at_turn(&mut self, tx: TxIndex, redo: bool) -> Option<Arc<TxResult>> {
             self.calls.push((tx, redo));
             let outcome = (self.outcome)();
-            Some(Arc::new(TxResult { incarnation: 2, outcome, reads: ReadSet::default(), merged_at_start: tx }))
+            Some(Arc::new(TxResult {
+                incarnation: 2,
+                outcome,
+                reads: ReadSet::default(),
+                merged_at_start: tx,
+                took: None,
+            }))
         }
     }
 
@@ -466,8 +475,10 @@ mod tests {
             BaseState::new(FailingBeneficiary { inner: InMemoryDb::default(), budget: AtomicUsize::new(budget) });
         let unconfirmed = Unconfirmed::new(1);
         let outcome = executed(Some(1_000));
-        unconfirmed
-            .publish(0, Arc::new(TxResult { incarnation: 1, outcome, reads: ReadSet::default(), merged_at_start: 0 }));
+        unconfirmed.publish(
+            0,
+            Arc::new(TxResult { incarnation: 1, outcome, reads: ReadSet::default(), merged_at_start: 0, took: None }),
+        );
         let txs = BlockTxs::with_capacity(1);
         txs.push(TxEnv { gas_limit: 21_000, ..Default::default() }).expect("room for one");
         let block = BlockEnv { beneficiary: BENEFICIARY, gas_limit: 30_000_000, ..Default::default() };

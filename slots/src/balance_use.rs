@@ -153,7 +153,6 @@ mod tests {
             block: &block,
             cfg: &cfg,
             time_executions: false,
-            heavy_calls: None,
         };
         let result = TxExecutor::new(&ctx).execute(0, 1);
         assert!(result.state().is_some(), "executed: {:?}", result.outcome);

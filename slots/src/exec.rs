@@ -20,7 +20,7 @@ use revm::{
 
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, ExecOutcome, SlotDb, TxIndex, TxResult, Unconfirmed};
 
-use crate::{HeavyCalls, ParallelHandler, balance_use};
+use crate::{ParallelHandler, balance_use, heavy_calls};
 
 /// The EVM a slot runs.
 pub type SlotEvm<'a, D> = MainnetEvm<MainnetContext<SlotDb<'a, D>>>;
@@ -45,9 +45,6 @@ pub struct ExecCtx<'a, D> {
     /// on every thread, the merger's included, whose work is the block's serial path on cheap
     /// transactions (docs/benchmarks.md, "Changes measured alone").
     pub time_executions: bool,
-    /// The heavy calls the engine remembers across blocks, which executions of transactions
-    /// that may make one teach (`heavy_calls.rs`); `None`: nothing is learnt.
-    pub heavy_calls: Option<&'a HeavyCalls>,
 }
 
 /// One worker's EVM for one block.
@@ -98,14 +95,19 @@ where
         evm
     }
 
-    /// Executes transaction `tx` as its `incarnation`-th execution.
+    /// Executes transaction `tx` as its `incarnation`-th execution, timed if the engine's timer
+    /// is on or the transaction may make a heavy call (`heavy_calls.rs`).
     pub fn execute(&mut self, tx: TxIndex, incarnation: u32) -> TxResult {
-        if !self.ctx.time_executions {
+        if !self.ctx.time_executions && !heavy_calls::is_timed(self.ctx.txs.gas_limit(tx)) {
             return self.execute_untimed(tx, incarnation);
         }
         let started = Instant::now();
-        let result = self.execute_untimed(tx, incarnation);
-        self.busy += started.elapsed();
+        let mut result = self.execute_untimed(tx, incarnation);
+        let took = started.elapsed();
+        if self.ctx.time_executions {
+            self.busy += took;
+        }
+        result.took = Some(took);
         result
     }
 
@@ -131,7 +133,7 @@ where
             Ok((Err(error), _, _)) => ExecOutcome::Invalid(error),
             Err(panic) => self.panicked(panic.as_ref()),
         };
-        TxResult { incarnation, outcome, reads, merged_at_start }
+        TxResult { incarnation, outcome, reads, merged_at_start, took: None }
     }
 }
 

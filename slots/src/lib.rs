@@ -11,12 +11,12 @@
 mod balance_use;
 mod exec;
 mod handler;
-mod heavy_calls;
+pub mod heavy_calls;
 mod table;
 mod worker;
 
 pub use exec::{ExecCtx, SlotEvm, TxExecutor, panic_message};
 pub use handler::ParallelHandler;
-pub use heavy_calls::{Call, HEAVY_RUNS, HEAVY_TIME, HeavyCalls, MIN_GAS as HEAVY_CALL_MIN_GAS};
+pub use heavy_calls::{HEAVY_RUNS, HEAVY_TIME, HeavyCalls};
 pub use table::{RedoRequest, TaskTable, TxStatus};
 pub use worker::{Role, TaskSource, Worker, WorkerStats};

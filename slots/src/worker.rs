@@ -14,7 +14,7 @@ use std::{
 
 use parevm_statedb::{BlockDb, ReadSet, TxIndex, TxResult};
 
-use crate::{HeavyCalls, TaskTable, TxExecutor, exec::ExecCtx};
+use crate::{TaskTable, TxExecutor, exec::ExecCtx};
 
 /// Which of a slot's two workers this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,13 +132,12 @@ where
         // at its turn (or fails the block with, for a first transaction), instead of staying
         // claimed until the block stalls after `stall_timeout`.
         let run = catch_unwind(AssertUnwindSafe(|| {
-            let (executor, ctx) = (&mut self.executor, self.ctx);
-            let result = HeavyCalls::time(ctx.heavy_calls, ctx.txs, tx, || executor.execute(tx, incarnation));
+            let result = self.executor.execute(tx, incarnation);
             self.ctx.unconfirmed.publish(tx, Arc::new(result));
         }));
         if let Err(panic) = run {
             let outcome = self.executor.panicked(panic.as_ref());
-            let result = TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: 0 };
+            let result = TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: 0, took: None };
             // The unconfirmed layer may be what broke: then this worker ends as before (its loop's
             // catch), and the block stalls, boundedly.
             if catch_unwind(AssertUnwindSafe(|| self.ctx.unconfirmed.publish(tx, Arc::new(result)))).is_err() {
@@ -221,7 +220,6 @@ mod tests {
             block: &block,
             cfg: &cfg,
             time_executions: false,
-            heavy_calls: None,
         };
         let table = TaskTable::new(2);
         let mut worker = Worker::new(0, Role::Primary, &table, &ctx);

@@ -57,7 +57,10 @@ fn publish(unconfirmed: &Unconfirmed, tx: usize, state: EvmState) {
         output: Output::Call(Default::default()),
     };
     let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
-    unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads: ReadSet::new(), merged_at_start: 0 }));
+    unconfirmed.publish(
+        tx,
+        Arc::new(TxResult { incarnation: 1, outcome, reads: ReadSet::new(), merged_at_start: 0, took: None }),
+    );
 }
 
 /// Reads `BATCH` accounts and `BATCH` slots (`keys` cycles over addresses) as tx `reader`.

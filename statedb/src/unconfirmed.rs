@@ -69,6 +69,9 @@ pub struct TxResult {
     /// How many transactions were merged when this execution started. If that was all of the
     /// transaction's predecessors, the execution read exact state and cannot be invalid.
     pub merged_at_start: TxIndex,
+    /// How long the execution took, if it was timed: one of a transaction that may make a heavy
+    /// call (`parevm_slots`' `heavy_calls.rs`), or any while the engine's timer is on.
+    pub took: Option<Duration>,
 }
 
 impl TxResult {
@@ -385,7 +388,7 @@ mod tests {
         };
         let outcome = ExecOutcome::Executed { result, state, deferred_reward: None };
         let reads = ReadSet::new();
-        unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads, merged_at_start: 0 }));
+        unconfirmed.publish(tx, Arc::new(TxResult { incarnation: 1, outcome, reads, merged_at_start: 0, took: None }));
     }
 
     #[test]
