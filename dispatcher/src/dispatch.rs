@@ -189,7 +189,7 @@ pub(crate) fn is_beneficiary_tx(beneficiary: Address, from: Address, to: Option<
 /// order: no earlier transaction from the same sender, and a gas limit at the line or a call
 /// the engine remembers as heavy. A session judges its transactions as they arrive, against a
 /// line of a sixteenth of the block's gas limit and a million gas; the batch path against the
-/// block's total of gas limits (`heavy_txs`).
+/// total of the gas limits of the transactions it dispatches (`heavy_txs`).
 #[derive(Debug)]
 pub struct HeavyArrivals {
     line: u64,

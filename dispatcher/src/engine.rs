@@ -494,10 +494,11 @@ impl Engine {
             // block at it, not at the next one (the merged count already counts it).
             let committing = Cell::new(None);
             let mut on_merged = |merged: MergedTx| {
-                job.teach(&self.heavy_calls, &merged);
-                committing.set(Some(merged.index));
+                let (index, took) = (merged.index, merged.took);
+                committing.set(Some(index));
                 caller.borrow_mut().commit(merged);
                 committing.set(None);
+                job.teach(&self.heavy_calls, index, took);
             };
             let mut driver = TurnRedo::new(&job, &ctx, self.config.worker_slots(), exact);
             let input = job.merge_input(self.validation_pool.as_ref(), self.config.stall_timeout);

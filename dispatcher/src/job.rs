@@ -14,7 +14,7 @@ use std::{
 };
 
 use crossbeam_utils::CachePadded;
-use parevm_merger::{MergeDriver, MergeInput, MergedTx};
+use parevm_merger::{MergeDriver, MergeInput};
 use parevm_slots::{ExecCtx, HeavyCalls, RedoRequest, Role, TaskSource, TaskTable, Worker, heavy_calls, panic_message};
 use parevm_statedb::{BaseState, BlockDb, BlockTxs, DbError, ExecOutcome, ReadSet, TxIndex, TxResult, Unconfirmed};
 use revm::context::{BlockEnv, CfgEnv};
@@ -133,11 +133,14 @@ impl<D: BlockDb> BlockJob<'_, D> {
         TxResult { incarnation, outcome, reads: ReadSet::default(), merged_at_start: tx, took: None }
     }
 
-    /// Teaches `calls` how long the execution of `merged` took, if it was timed
+    /// Teaches `calls` how long the merged execution of transaction `index` took, if it was timed
     /// (`parevm_slots`' `heavy_calls.rs`): on the thread that merges, as it merges.
-    pub fn teach(&self, calls: &HeavyCalls, merged: &MergedTx) {
-        if let Some(took) = merged.took {
-            calls.learn(&self.txs.summary(merged.index), took);
+    pub fn teach(&self, calls: &HeavyCalls, index: TxIndex, took: Option<Duration>) {
+        // The gas first: with the engine's timer on, every execution carries its time.
+        if let Some(took) = took
+            && heavy_calls::is_timed(self.txs.gas_limit(index))
+        {
+            calls.learn(&self.txs.summary(index), took);
         }
     }
 

@@ -364,8 +364,9 @@ impl Session<'_> {
             helper,
         };
         let merged = self.merger.merge_next(&input, &mut driver)?;
-        self.job.teach(&self.engine.heavy_calls, &merged);
+        let (index, took) = (merged.index, merged.took);
         owner.commit(merged);
+        self.job.teach(&self.engine.heavy_calls, index, took);
         self.hand_back |= self.rule.tripped(self.merger.next(), self.merger.stats().total_redos());
         Ok(())
     }

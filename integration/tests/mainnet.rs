@@ -136,16 +136,16 @@ fn a_wallets_run_of_transactions_is_not_taken_out_of_order() {
 /// Block 19932703 spends most of its time in transaction 142, a rollup's proof verification
 /// whose gas limit (556,413 of the block's 24.5 M) does not make it heavy: milliseconds here,
 /// where 500 µs make a call heavy. After two runs, by either entry point, the engine remembers
-/// the call and not a swap through Uniswap's router (113, timed too, with 238,970 gas); the
-/// dispatch then starts 142 with the transaction heavy by its gas, and the next run still
-/// equals the sequential executor.
+/// the call; the dispatch then starts 142 ahead of the block's first transaction, and the next
+/// run still equals the sequential executor. (Whether other calls are remembered too depends
+/// on the host's load: a wall clock's time; the memory's rules are unit-tested with fixed
+/// durations in `heavy_calls.rs`.)
 #[test]
 fn a_call_that_ran_long_is_remembered_and_the_block_stays_exact() {
     let chain = ChainSpec::mainnet();
     let block = load_block(&common::mainnet_dir().join("19932703")).unwrap();
     let summaries: Vec<TxSummary> = (0..TxSource::len(&block.block)).map(|tx| block.block.summary(tx)).collect();
-    let (verification, swap) = (&summaries[142], &summaries[113]);
-    assert!(parevm_slots::heavy_calls::is_timed(swap.gas_limit), "the swap is timed");
+    let verification = &summaries[142];
     for executor in [Executor::Parallel(common::engine(2)), common::own_drop_in(2)] {
         let calls = executor.engine().unwrap().heavy_calls();
         let plan = || {
@@ -160,8 +160,11 @@ fn a_call_that_ran_long_is_remembered_and_the_block_stays_exact() {
             assert!(diffs.is_empty(), "{} run {run}: {diffs:#?}", executor.name());
         }
         assert!(calls.is_heavy(verification), "{}: the verification is remembered", executor.name());
-        assert!(!calls.is_heavy(swap), "{}: the swap is not", executor.name());
-        assert_eq!(plan()[0][..3], [71, 142, 0], "{}: the verification starts next", executor.name());
+        // Heavy ones go first in the worker's lane, in block order (under load, other calls
+        // may have run long enough to join them).
+        let lane = &plan()[0];
+        let position = |tx| lane.iter().position(|&t| t == tx).unwrap_or_else(|| panic!("{tx} in {lane:?}"));
+        assert!(position(142) < position(0), "{}: the verification ahead of 0: {lane:?}", executor.name());
     }
 }
 

@@ -460,10 +460,14 @@ mod tests {
                 outcome,
                 reads: ReadSet::default(),
                 merged_at_start: tx,
-                took: None,
+                took: Some(TURN_TOOK),
             }))
         }
     }
+
+    /// How long the slot's execution and the one at the turn took, as their results say.
+    const SLOT_TOOK: Duration = Duration::from_micros(700);
+    const TURN_TOOK: Duration = Duration::from_micros(600);
 
     /// Merges transaction 0, whose slot's result deferred a fee, over a database that fails the
     /// beneficiary's first `budget` reads.
@@ -475,10 +479,15 @@ mod tests {
             BaseState::new(FailingBeneficiary { inner: InMemoryDb::default(), budget: AtomicUsize::new(budget) });
         let unconfirmed = Unconfirmed::new(1);
         let outcome = executed(Some(1_000));
-        unconfirmed.publish(
-            0,
-            Arc::new(TxResult { incarnation: 1, outcome, reads: ReadSet::default(), merged_at_start: 0, took: None }),
-        );
+        let slots_result = Arc::new(TxResult {
+            incarnation: 1,
+            outcome,
+            reads: ReadSet::default(),
+            merged_at_start: 0,
+            took: Some(SLOT_TOOK),
+        });
+        // Still held here when it is merged: the merger copies it rather than taking it.
+        unconfirmed.publish(0, slots_result.clone());
         let txs = BlockTxs::with_capacity(1);
         txs.push(TxEnv { gas_limit: 21_000, ..Default::default() }).expect("room for one");
         let block = BlockEnv { beneficiary: BENEFICIARY, gas_limit: 30_000_000, ..Default::default() };
@@ -496,6 +505,7 @@ mod tests {
         let mut driver = AtTurn { outcome: at_turn, calls: Vec::new() };
         let mut merger = Merger::new();
         let merged = merger.merge_next(&input, &mut driver);
+        drop(slots_result);
         (merged, driver, merger.stats().clone())
     }
 
@@ -504,13 +514,15 @@ mod tests {
         // Once: the transaction runs again at its turn (exactly, crediting its own fee), and is
         // merged, as a slot's failed read would be.
         let (merged, driver, stats) = merge_deferred(1, || executed(None));
-        assert_eq!(merged.expect("merged after the redo").executions, 2);
+        let merged = merged.expect("merged after the redo");
+        // The time is the merged execution's, the one at the turn (heavy calls learn from it).
+        assert_eq!((merged.executions, merged.took), (2, Some(TURN_TOOK)));
         assert_eq!(driver.calls, vec![(0, true)]);
         assert_eq!(stats.redos[RedoCause::Database as usize], 1);
         // Not once: the fee is credited at once, with no redo.
         let (merged, driver, _) = merge_deferred(0, || executed(None));
         let merged = merged.expect("merged");
-        assert_eq!((merged.executions, driver.calls.len()), (1, 0));
+        assert_eq!((merged.executions, driver.calls.len(), merged.took), (1, 0, Some(SLOT_TOOK)));
         assert_eq!(merged.state[&BENEFICIARY].info.balance, U256::from(1_000));
         // Lasting: the execution at the turn fails on the database, and the block fails with the
         // EVM's error, as the sequential executor's does.

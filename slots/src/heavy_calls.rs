@@ -36,8 +36,9 @@
 //! "Changes measured alone", session 19). A block whose heavy call is new to the process gains
 //! nothing: the call is learnt as it runs.
 //!
-//! The memory is the engine's, and its block's caller's thread alone looks it up (the dispatch,
-//! a session's arrivals) and teaches it (the merge): the lock is never contended.
+//! The memory is the engine's, and within the engine only the block's caller's thread looks it
+//! up (the dispatch, a session's arrivals) and teaches it (the merge): the engine never
+//! contends for the lock.
 
 use std::time::Duration;
 
