@@ -192,7 +192,7 @@ pub(crate) fn is_beneficiary_tx(beneficiary: Address, from: Address, to: Option<
 /// total of the gas limits of the transactions it dispatches (`heavy_txs`).
 #[derive(Debug)]
 pub struct HeavyArrivals {
-    line: u64,
+    line: u128,
     senders: AddressSet,
 }
 
@@ -203,7 +203,7 @@ impl HeavyArrivals {
     }
 
     fn with_line(line: u128) -> Self {
-        Self { line: u64::try_from(line).unwrap_or(u64::MAX), senders: AddressSet::default() }
+        Self { line, senders: AddressSet::default() }
     }
 
     /// Whether `tx`, the block's next transaction, is heavy, by its gas limit or as a call
@@ -213,7 +213,7 @@ impl HeavyArrivals {
     }
 
     fn judge(&mut self, tx: &TxSummary, remembered: impl FnOnce() -> bool) -> bool {
-        self.senders.insert(tx.sender) && (tx.gas_limit >= self.line || remembered())
+        self.senders.insert(tx.sender) && (u128::from(tx.gas_limit) >= self.line || remembered())
     }
 }
 
@@ -263,8 +263,9 @@ pub fn static_dispatch(
     }
     if heavy.is_some() {
         for queue in &mut queues {
-            let (mut reordered, light): (Vec<usize>, Vec<usize>) = queue.iter().partition(|&&tx| is_heavy(tx - first));
-            if !reordered.is_empty() {
+            if queue.iter().any(|&tx| is_heavy(tx - first)) {
+                let (mut reordered, light): (Vec<usize>, Vec<usize>) =
+                    queue.iter().partition(|&&tx| is_heavy(tx - first));
                 reordered.extend(light);
                 *queue = reordered;
             }
