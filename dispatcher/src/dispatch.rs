@@ -15,7 +15,7 @@
 //! from. ERC-20 transfers went from 0.62–0.78x to 0.93–0.94x (`parevm bench --workload erc20`);
 //! on the 100+ transaction mainnet blocks, where such calls are a sixth of the transactions, the
 //! geomean went from 1.232x to 1.240x, and 10760440 from 1.18x to 1.27x, its redos from 0.10 to
-//! 0.04 per transaction (`docs/benchmarks.md`, "Changes measured alone"). A token that does more
+//! 0.04 per transaction (`docs/benchmarks-log.md`, "Changes measured alone"). A token that does more
 //! in `transfer` (a fee to a collector) is still validated like any contract: its calls are
 //! redone when they conflict.
 //!

@@ -215,8 +215,8 @@ impl Engine {
     ///   without; 6196166 0.83x and 0.95x: waking the worker and its shadow at once when the
     ///   worker ran out of work stopped the merger's thread for 40-75 µs in the middle of its
     ///   merges; ERC-20 transfers 0.78x and 0.83x, AMM swaps 0.64x and 0.65x; in pairs of builds
-    ///   later, ERC-20 0.82x and 0.84x but AMM 0.67x and 0.65x; docs/benchmarks.md, "Changes
-    ///   measured alone"). [`Engine::config`] says which way it went;
+    ///   later, ERC-20 0.82x and 0.84x but AMM 0.67x and 0.65x; docs/benchmarks-log.md,
+    ///   "Changes measured alone"). [`Engine::config`] says which way it went;
     /// - a validation pool only with cores left over by the slots and the shadows (below).
     pub fn with_cores(mut config: EngineConfig, cores: usize) -> Result<Self, ConfigError> {
         config.validate()?;
@@ -234,7 +234,7 @@ impl Engine {
         // threads (which spin a while before sleeping, as rayon's do) take the cores from the
         // executions, and the merger waits for them. On 2 cores, no pool: A/B on the 100+
         // transaction mainnet blocks, 4 alternating pairs, geomean +3% / +6% at what are now 2 / 3 slots
-        // (docs/benchmarks.md).
+        // (docs/benchmarks-log.md).
         // Every thread that executes has a core: the merger's and the pool's (primaries, and
         // shadows if started).
         let busy = config.threads() + 1;

@@ -30,8 +30,8 @@ use crate::{
 /// caller's reads and dispatches the transactions (`Engine::run`). Each is sized for the whole
 /// block up front, so building them is mostly allocating and filling memory: on ERC-20
 /// transfers (870) a third of the set-up, which takes two to three times as long when the
-/// block comes after a pause, as a node's blocks do (docs/benchmarks.md, "Changes measured
-/// alone", session 16).
+/// block comes after a pause, as a node's blocks do (docs/benchmarks-log.md, "Changes
+/// measured alone", session 16).
 pub(crate) struct SharedMaps<D> {
     pub base: BaseState<D>,
     pub unconfirmed: Unconfirmed,

@@ -56,7 +56,7 @@ const NO_SLOT: usize = usize::MAX;
 
 /// A session's primary leaves a transaction to the merger when it is among the merger's next
 /// this many (the one it is merging and the two after): measured against 1, 2, 4 and 8 in
-/// `docs/benchmarks.md` ("Changes measured alone").
+/// `docs/benchmarks-log.md` ("Changes measured alone").
 pub const MERGER_TURNS: usize = 3;
 
 /// Longest sleep of an idle worker between checks (a safety net; wake-ups are explicit).

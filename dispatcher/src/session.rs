@@ -516,7 +516,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
         // what this one writes (a pool's reserves, a counter). Those that no slot has started
         // run at their turn here, exactly, like the rest of the owner's lane, instead of on a
         // slot on state about to change; and so do those handed in later (`push`). Drop-in AMM
-        // swaps 0.56x -> 0.69x, their redos 0.14 -> 0.00 per transaction (docs/benchmarks.md).
+        // swaps 0.56x -> 0.69x, their redos 0.14 -> 0.00 per transaction (docs/benchmarks-log.md).
         // One pass over the block's summaries per recipient, the first time it is redone: a few
         // nanoseconds a transaction, against the microseconds of the redo itself.
         if redo

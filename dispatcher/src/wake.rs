@@ -6,7 +6,7 @@
 //! job reached the pool's thread 100-150 µs after the caller queued it, against about 15 µs
 //! when blocks follow each other; the block's set-up, which the caller runs alone, took
 //! 300-450 µs instead of about 100 (`examples/profile 2 erc20 30 100`, temporary timers,
-//! docs/benchmarks.md, "Changes measured alone", session 16). So the caller wakes the pool as
+//! docs/benchmarks-log.md, "Changes measured alone", session 16). So the caller wakes the pool as
 //! early as it can ([`Engine::wake_ahead`](crate::Engine::wake_ahead), before its own pre-block
 //! work), the block's set-up gives the pool's thread half of the work, and each job the pool
 //! runs before the block's workers keeps its thread awake ([`PoolHold::hold`]) until the caller

@@ -43,7 +43,7 @@ pub struct ExecCtx<'a, D> {
     /// Whether to time every execution (the engine's execution-time counter, a diagnostic).
     /// Off in normal running: reading the clock twice costs ~40 ns, 3% of executing an AMM swap,
     /// on every thread, the merger's included, whose work is the block's serial path on cheap
-    /// transactions (docs/benchmarks.md, "Changes measured alone").
+    /// transactions (docs/benchmarks-log.md, "Changes measured alone").
     pub time_executions: bool,
 }
 

@@ -32,7 +32,7 @@
 //!
 //! Once the engine has seen them, 19932703 runs at 1.60x instead of 1.20x and 11743952 at 1.79x
 //! instead of 1.54x; 16146267, whose 0.8 ms call is learnt too, at 1.56x instead of 1.65x: its
-//! next heaviest (0.44-0.51 ms, under the line) then ends the block alone (`docs/benchmarks.md`,
+//! next heaviest (0.44-0.51 ms, under the line) then ends the block alone (`docs/benchmarks-log.md`,
 //! "Changes measured alone", session 19). A block whose heavy call is new to the process gains
 //! nothing: the call is learnt as it runs.
 //!
@@ -55,7 +55,7 @@ pub const MIN_GAS: u64 = 200_000;
 /// An execution this long makes its call heavy: a sixteenth of a block of 8 ms, the time this
 /// machine's busiest mainnet blocks take sequentially. Half of it caught 16146267's next
 /// heaviest call too, and many more calls besides, for no gain over the whole of the mainnet
-/// blocks (`docs/benchmarks.md`, session 19).
+/// blocks (`docs/benchmarks-log.md`, session 19).
 pub const HEAVY_TIME: Duration = Duration::from_micros(500);
 
 /// Merged executions in a row that must take [`HEAVY_TIME`] for their call to be heavy.
