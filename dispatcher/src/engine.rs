@@ -112,6 +112,12 @@ pub struct BlockStats {
     /// path, which has no owner. With the parent state, only what the owner changed before the
     /// session is asked.
     pub owner_reads: u64,
+    /// First executions that a session's owner ran itself at the transaction's turn, on its own
+    /// state: its lane's, a redone recipient's, and any a worker had not started by then; zero in
+    /// the batch path. Of a block's transactions, those no worker executed first. Without the
+    /// parent state the worker, held up by a round trip per key it misses, leaves most of a
+    /// mainnet block to the owner (docs/benchmarks.md, "At a glance").
+    pub owner_turn_executions: u64,
     /// Set when a rule (the chain rule, the cheap-block rule, a payout block's) handed the block
     /// back after this many transactions: the caller executes the rest sequentially (see
     /// [`Engine::execute`]).

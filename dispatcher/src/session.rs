@@ -134,6 +134,8 @@ struct Serving {
     next: bool,
     /// Reads answered that way so far.
     served: u64,
+    /// First executions the owner ran at their turn (`BlockStats::owner_turn_executions`).
+    turn_executions: u64,
 }
 
 impl Engine {
@@ -381,6 +383,7 @@ impl Session<'_> {
             merge: MergeStats::clone(self.merger.stats()),
             served_while_executing: self.serving.served,
             owner_reads: self.requests.served(),
+            owner_turn_executions: self.serving.turn_executions,
             execution_time: std::time::Duration::ZERO,
             // Handed back only if the caller had more to come.
             sequential_from: (self.hand_back && self.merger.next() < self.job.txs.capacity())
@@ -531,11 +534,15 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
         }
         let serve = self.serving.next;
         let served = requests.served();
-        let mut executed = false;
+        let (mut executed, mut first) = (false, false);
         let result = job.run_at_turn(tx, redo, |incarnation| {
             executed = true;
+            first = incarnation == 1;
             job.exact_result(tx, incarnation, owner.execute_exact(tx, job.txs.tx_env(tx), serve.then_some(requests)))
         });
+        if first {
+            self.serving.turn_executions += 1;
+        }
         // Judged on executions only (a worker may hold the transaction, and then nothing ran).
         if executed {
             let answered = requests.served() - served;

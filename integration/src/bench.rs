@@ -192,6 +192,9 @@ pub struct ParallelResult {
     pub redos: u64,
     /// Executions (first runs and redos) in the verification run.
     pub executions: u64,
+    /// First executions the caller's thread ran itself at their turn in the verification run
+    /// (`BlockStats::owner_turn_executions`): a session's (the drop-in's) only, 0 otherwise.
+    pub owner_turn_executions: u64,
     /// Where a rule (chain, cheap block) handed the block to the sequential executor in the verification
     /// run, if it did.
     pub sequential_from: Option<usize>,
@@ -263,6 +266,10 @@ pub struct ConfigSummary {
     /// against: over all blocks, the cheap transactions of the blocks the rules hand back would
     /// weigh on one side only.
     pub sequential_execution_us: Option<f64>,
+    /// Of the transactions of the blocks this configuration ran in a session to the end, the
+    /// share whose first execution the caller's thread ran itself at its turn, no worker having
+    /// taken it (`BlockStats::owner_turn_executions`); `None` outside the drop-in.
+    pub owner_turn_share: Option<f64>,
 }
 
 /// Totals over all blocks.
@@ -598,6 +605,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
                 limit: limit.speedup(engine.config().slots),
                 redos: stats.merge.total_redos(),
                 executions: stats.executions,
+                owner_turn_executions: stats.owner_turn_executions,
                 sequential_from: stats.sequential_from,
                 allocations: allocations[j + 1],
                 timed_execution_ms: executing[j + 1].0,
@@ -655,6 +663,12 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
             let executions: u64 = engine_run.iter().map(|b| b.parallel[j].timed_executions).sum();
             let engine_txs: usize = engine_run.iter().map(|b| b.txs).sum();
             let sequential_ms: f64 = engine_run.iter().map(|b| b.limit.total_ms).sum();
+            let sessions: Vec<&BlockBench> = blocks
+                .iter()
+                .filter(|b| b.parallel[j].sequential_from.is_none() && b.parallel[j].owner_turn_executions > 0)
+                .collect();
+            let turn_executions: u64 = sessions.iter().map(|b| b.parallel[j].owner_turn_executions).sum();
+            let session_txs: usize = sessions.iter().map(|b| b.txs).sum();
             ConfigSummary {
                 slots: blocks[0].parallel[j].slots,
                 total_ms,
@@ -665,6 +679,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
                 allocations_per_tx: per_tx(allocations, txs),
                 execution_us: (executing_ms > 0.0 && executions > 0).then(|| executing_ms * 1e3 / executions as f64),
                 sequential_execution_us: (engine_txs > 0).then(|| sequential_ms * 1e3 / engine_txs as f64),
+                owner_turn_share: (session_txs > 0).then(|| turn_executions as f64 / session_txs as f64),
             }
         })
         .collect();
@@ -794,6 +809,19 @@ pub fn render_table(report: &BenchReport) -> String {
             "execution time, us, over the blocks each ran on the engine to the end: one execution (all threads) \
              against one sequential transaction (the limit's pass): {}\n",
             timed.join(", ")
+        );
+    }
+    let turns: Vec<String> = report
+        .configs
+        .iter()
+        .zip(&summary.parallel)
+        .filter_map(|(config, c)| Some(format!("{} {:.0}%", config.name, 100.0 * c.owner_turn_share?)))
+        .collect();
+    if !turns.is_empty() {
+        out += &format!(
+            "transactions whose first execution the caller's thread ran itself at their turn, no worker having \
+             taken it, over the blocks run in a session to the end (docs/benchmarks.md, At a glance): {}\n",
+            turns.join(", ")
         );
     }
     out += &match summary.cross_core_ns {
@@ -1146,6 +1174,7 @@ mod tests {
                 limit: 2.0,
                 redos: txs as u64 / 2,
                 executions: txs as u64,
+                owner_turn_executions: 0,
                 sequential_from: None,
                 allocations: None,
                 timed_execution_ms: par / 2.0,
@@ -1193,6 +1222,19 @@ mod tests {
         blocks[0].parallel[0].sequential_from = Some(0);
         let p = &summarize(&blocks).parallel[0];
         assert_eq!((p.execution_us, p.sequential_execution_us), (None, None));
+    }
+
+    #[test]
+    fn the_callers_share_counts_the_blocks_run_in_a_session_to_the_end() {
+        let mut blocks = [block(1, 10, 4.0, 1.0), block(2, 30, 1.0, 1.0), block(3, 20, 3.0, 3.0)];
+        assert_eq!(summarize(&blocks).parallel[0].owner_turn_share, None, "no session: the batch path");
+        blocks[0].parallel[0].owner_turn_executions = 6;
+        blocks[1].parallel[0].owner_turn_executions = 24;
+        // Handed back midway: its transactions after that ran on no worker at all.
+        blocks[2].parallel[0].owner_turn_executions = 5;
+        blocks[2].parallel[0].sequential_from = Some(8);
+        let share = summarize(&blocks).parallel[0].owner_turn_share.unwrap();
+        assert!((share - 30.0 / 40.0).abs() < 1e-12, "{share}");
     }
 
     /// A report of `blocks` for one 2-slot configuration.

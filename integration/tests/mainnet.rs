@@ -92,8 +92,8 @@ fn the_drop_in_with_the_parent_state_equals_sequential_on_every_block() {
 #[test]
 fn the_drop_in_answers_reads_while_it_executes_and_stays_exact() {
     let chain = ChainSpec::mainnet();
-    let executor = common::own_drop_in(2);
-    let mut served = 0;
+    let (executor, batch) = (common::own_drop_in(2), Executor::Parallel(common::engine(2)));
+    let (mut served, mut turn_executions, mut txs) = (0, 0, 0);
     for dir in blocks() {
         let block = load_block(&dir).unwrap();
         if block.block.txs.len() < 100 {
@@ -103,9 +103,22 @@ fn the_drop_in_answers_reads_while_it_executes_and_stays_exact() {
         let output = executor.execute(&chain, &block.block, &block.db).unwrap();
         let diffs = compare_outputs(&expected, &output);
         assert!(diffs.is_empty(), "block {}: {diffs:#?}", block.block.number());
-        served += output.stats.map_or(0, |stats| stats.served_while_executing);
+        // No counters: the block ran on the Ethereum executor from the start (the chain probe).
+        if let Some(stats) = output.stats {
+            served += stats.served_while_executing;
+            if stats.sequential_from.is_none() {
+                // Each transaction is executed first once, by a worker or by the caller at its turn.
+                assert!(stats.owner_turn_executions <= stats.txs as u64, "block {}: {stats:?}", block.block.number());
+                turn_executions += stats.owner_turn_executions;
+                txs += stats.txs as u64;
+            }
+        }
+        let batch = batch.execute(&chain, &block.block, &block.db).unwrap().stats;
+        assert_eq!(batch.map(|stats| stats.owner_turn_executions), Some(0), "the batch path has no owner");
     }
     assert!(served > 0, "no read was answered from inside the caller's executions");
+    // The caller runs its own lane at each turn: a share of the blocks, never none of them.
+    assert!(turn_executions > 0 && turn_executions < txs, "{turn_executions} of {txs}");
 }
 
 /// The engine schedules by a transaction's summary and executes its `TxEnv`, built separately
