@@ -114,9 +114,10 @@ pub struct BlockStats {
     pub owner_reads: u64,
     /// First executions that a session's owner ran itself at the transaction's turn, on its own
     /// state: its lane's, a redone recipient's, and any a worker had not started by then; zero in
-    /// the batch path. Of a block's transactions, those no worker executed first. Without the
-    /// parent state the worker, held up by a round trip per key it misses, leaves most of a
-    /// mainnet block to the owner (docs/benchmarks.md, "At a glance").
+    /// the batch path. Not counted: the transactions a probe ran before the session (counted in
+    /// `txs`), those after a hand-back, and, with the parent state, those the owner executed
+    /// ahead of their turn from its lane. Without the parent state the owner runs most of a
+    /// mainnet block this way (docs/benchmarks.md, "At a glance").
     pub owner_turn_executions: u64,
     /// Set when a rule (the chain rule, the cheap-block rule, a payout block's) handed the block
     /// back after this many transactions: the caller executes the rest sequentially (see

@@ -23,8 +23,9 @@ pub(crate) fn record_block(stats: &BlockStats) {
     // A session's slots' reads answered by the caller's thread, a round trip each: thousands per
     // block without the parent state, almost none with it (`with_parent_states`).
     metrics::counter!("parevm_owner_reads_total").increment(stats.owner_reads);
-    // Of a session's transactions, those the caller's thread executed first itself: set against
-    // `parevm_txs_total`, the share the workers did not take.
+    // Of a session's transactions, those the caller's thread executed first itself at their
+    // turn (its own lane, and those no worker had started); `parevm_txs_total` also counts
+    // blocks handed back, so the ratio of the two reads low.
     metrics::counter!("parevm_owner_turn_executions_total").increment(stats.owner_turn_executions);
     metrics::histogram!("parevm_merge_wait_seconds").record(stats.merge.merge_wait.as_secs_f64());
     // Batch path only (see `BlockStats::execution_time`); divided by the executions, the mean

@@ -27,7 +27,7 @@
 //!   answered from its own database ([`answering_own_reads`]). Without the parent state that
 //!   would leave the slots' questions unanswered for a whole execution (measured: drop-in
 //!   mainnet 126–133 -> 141–154 ms a pass); with it the drop-in runs the 100+ transaction
-//!   mainnet blocks at 1.24x instead of 0.96x (docs/benchmarks.md). The owner's lane then runs
+//!   mainnet blocks at 1.24x instead of 0.96x (docs/benchmarks-log.md). The owner's lane then runs
 //!   when the owner waits: in `finish`, or past the look-ahead, not while transactions are
 //!   handed in (`merge_ready` stops at it), so most commits come in a burst at the end. Running
 //!   its lane at each turn as it is handed in instead was slower: mainnet 1.17–1.21x against

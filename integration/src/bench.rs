@@ -192,8 +192,9 @@ pub struct ParallelResult {
     pub redos: u64,
     /// Executions (first runs and redos) in the verification run.
     pub executions: u64,
-    /// First executions the caller's thread ran itself at their turn in the verification run
-    /// (`BlockStats::owner_turn_executions`): a session's (the drop-in's) only, 0 otherwise.
+    /// First executions the caller's thread ran itself at their turn in the verification run,
+    /// the block's first, before the warm-up (`BlockStats::owner_turn_executions`): a session's
+    /// (the drop-in's) only, 0 otherwise.
     pub owner_turn_executions: u64,
     /// Where a rule (chain, cheap block) handed the block to the sequential executor in the verification
     /// run, if it did.
@@ -267,8 +268,10 @@ pub struct ConfigSummary {
     /// weigh on one side only.
     pub sequential_execution_us: Option<f64>,
     /// Of the transactions of the blocks this configuration ran in a session to the end, the
-    /// share whose first execution the caller's thread ran itself at its turn, no worker having
-    /// taken it (`BlockStats::owner_turn_executions`); `None` outside the drop-in.
+    /// share whose first execution the caller's thread ran itself at its turn: its own lane's,
+    /// and those no worker had started (`BlockStats::owner_turn_executions`); `None` outside the
+    /// drop-in. A session is known by that count: one whose caller ran none at its turn counts
+    /// as none, and a probe's transactions before the session count in the block's.
     pub owner_turn_share: Option<f64>,
 }
 
@@ -819,8 +822,9 @@ pub fn render_table(report: &BenchReport) -> String {
         .collect();
     if !turns.is_empty() {
         out += &format!(
-            "transactions whose first execution the caller's thread ran itself at their turn, no worker having \
-             taken it, over the blocks run in a session to the end (docs/benchmarks.md, At a glance): {}\n",
+            "transactions whose first execution the caller's thread ran itself at their turn (its own lane, and \
+             those no worker had started), over the blocks run in a session to the end, first run: {} \
+             (docs/benchmarks.md, At a glance)\n",
             turns.join(", ")
         );
     }

