@@ -567,9 +567,7 @@ mod tests {
         // By gas alone the verification lands in the merger's lane, the worker's being loaded.
         assert_eq!(plan(&NONE), vec![vec![0, 1, 3], vec![2]]);
         let calls = HeavyCalls::default();
-        for _ in 0..parevm_slots::HEAVY_RUNS {
-            calls.learn(&summaries[2], parevm_slots::HEAVY_TIME);
-        }
+        calls.remember(&summaries[2]);
         // Transaction 3 makes the same call, but its sender's nonce comes after transaction 0's:
         // it follows its sender, in block order.
         assert_eq!(plan(&calls), vec![vec![2, 0, 1, 3], vec![]]);

@@ -13,7 +13,7 @@ mod common;
 
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use parevm::synthetic::{Fee, SyntheticBlock, authority, contracts, create2_child};
-use parevm_slots::{HEAVY_RUNS, HEAVY_TIME, HeavyCalls};
+use parevm_slots::HeavyCalls;
 use proptest::{prelude::*, strategy::ValueTree, test_runner::RngSeed};
 
 const SENDERS: u8 = 8;
@@ -94,6 +94,13 @@ struct TxSpec {
     /// ran long before the block (`teach`): started first by the dispatch or the session,
     /// whatever its gas, until an execution of it runs short and the engine forgets it.
     learned: bool,
+}
+
+impl TxSpec {
+    /// `op` from `sender`, with the lowest fee, no nonce gap, and an ordinary gas limit.
+    fn plain(sender: u8, op: Op) -> Self {
+        Self { sender, op, fee: 0, gap: false, heavy: false, learned: false }
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -262,7 +269,7 @@ fn teach(case: &Case, block: &parevm::BlockInput, calls: &HeavyCalls) -> usize {
     let mut taught = 0;
     for (tx, _) in case.txs.iter().enumerate().filter(|(_, spec)| spec.learned) {
         let summary = parevm_statedb::TxSource::summary(block, tx);
-        (0..HEAVY_RUNS).for_each(|_| calls.learn(&summary, HEAVY_TIME));
+        calls.remember(&summary);
         taught += usize::from(calls.is_heavy(&summary));
     }
     taught
@@ -349,30 +356,9 @@ fn delegations_take_effect() {
         beneficiary: 1,
         tight_gas: false,
         txs: vec![
-            TxSpec {
-                sender: 0,
-                op: Op::Delegate { authority: 1, target: 0 },
-                fee: 0,
-                gap: false,
-                heavy: false,
-                learned: false,
-            },
-            TxSpec {
-                sender: 2,
-                op: Op::CallAuthority { authority: 1 },
-                fee: 0,
-                gap: false,
-                heavy: false,
-                learned: false,
-            },
-            TxSpec {
-                sender: 3,
-                op: Op::CallAuthority { authority: 1 },
-                fee: 0,
-                gap: false,
-                heavy: false,
-                learned: false,
-            },
+            TxSpec::plain(0, Op::Delegate { authority: 1, target: 0 }),
+            TxSpec::plain(2, Op::CallAuthority { authority: 1 }),
+            TxSpec::plain(3, Op::CallAuthority { authority: 1 }),
         ],
         slots: 2,
         opening: None,

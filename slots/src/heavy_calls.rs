@@ -132,6 +132,13 @@ impl HeavyCalls {
         *seen = Seen { tick, runs: (seen.runs + 1).min(HEAVY_RUNS) };
     }
 
+    /// Remembers `tx`'s call as heavy at once, as [`HEAVY_RUNS`] long merged executions of it
+    /// would (nothing if its executions are not timed, see [`is_timed`]): for a caller that
+    /// already knows the call is heavy, as the tests do.
+    pub fn remember(&self, tx: &TxSummary) {
+        (0..HEAVY_RUNS).for_each(|_| self.learn(tx, HEAVY_TIME));
+    }
+
     /// Whether `tx` makes a call remembered as heavy.
     pub fn is_heavy(&self, tx: &TxSummary) -> bool {
         let Some(call) = Call::of(tx) else { return false };
@@ -174,10 +181,6 @@ mod tests {
         TxSummary::new(Address::repeat_byte(0xaa), Some(Address::with_last_byte(to)), gas, &[1, 2, 3, 4, 5])
     }
 
-    fn teach(calls: &HeavyCalls, tx: &TxSummary) {
-        (0..HEAVY_RUNS).for_each(|_| calls.learn(tx, HEAVY_TIME));
-    }
-
     #[test]
     fn a_call_that_ran_long_twice_is_heavy_until_it_runs_short() {
         let calls = HeavyCalls::default();
@@ -214,10 +217,10 @@ mod tests {
         let plain = TxSummary::new(Address::ZERO, Some(Address::with_last_byte(1)), 500_000, &[]);
         let creation = TxSummary::new(Address::ZERO, None, 500_000, &[1, 2, 3, 4]);
         for tx in [call(1, MIN_GAS - 1), plain, creation] {
-            teach(&calls, &tx);
+            calls.remember(&tx);
             assert!(calls.calls.lock().seen.is_empty(), "{tx:?}");
         }
-        teach(&calls, &call(1, MIN_GAS));
+        calls.remember(&call(1, MIN_GAS));
         assert_eq!(calls.calls.lock().seen.len(), 1);
     }
 
@@ -228,11 +231,11 @@ mod tests {
             TxSummary::new(Address::ZERO, Some(Address::left_padding_from(&i.to_be_bytes())), MIN_GAS, &[1, 2, 3, 4])
         };
         for i in 0..CAPACITY {
-            teach(&calls, &summary(i));
+            calls.remember(&summary(i));
         }
         // Call 0 is looked up (seen again), so call 1 is now the oldest.
         assert!(calls.is_heavy(&summary(0)));
-        teach(&calls, &summary(CAPACITY));
+        calls.remember(&summary(CAPACITY));
         assert_eq!(calls.calls.lock().seen.len(), CAPACITY);
         assert!(calls.is_heavy(&summary(0)) && calls.is_heavy(&summary(CAPACITY)));
         assert!(!calls.is_heavy(&summary(1)));
@@ -243,7 +246,7 @@ mod tests {
         let calls = HeavyCalls::default();
         let block = [call(1, MIN_GAS), call(7, MIN_GAS), call(7, 21_000), call(7, 1_000_000)];
         assert_eq!(calls.heavy(&block), None, "nothing remembered");
-        teach(&calls, &call(7, MIN_GAS));
+        calls.remember(&call(7, MIN_GAS));
         assert_eq!(calls.heavy(&block), Some(vec![false, true, false, true]));
         assert_eq!(calls.heavy(&block[..1]), None, "none of these");
     }
