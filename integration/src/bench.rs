@@ -814,18 +814,12 @@ pub fn render_table(report: &BenchReport) -> String {
             timed.join(", ")
         );
     }
-    let turns: Vec<String> = report
-        .configs
-        .iter()
-        .zip(&summary.parallel)
-        .filter_map(|(config, c)| Some(format!("{} {:.0}%", config.name, 100.0 * c.owner_turn_share?)))
-        .collect();
-    if !turns.is_empty() {
+    if summary.parallel.iter().any(|c| c.owner_turn_share.is_some()) {
         out += &format!(
             "transactions whose first execution the caller's thread ran itself at their turn (its own lane, and \
-             those no worker had started), over the blocks run in a session to the end, first run: {} \
+             those no worker had started), over the blocks run in a session to the end, first run, %: {} \
              (docs/benchmarks.md, At a glance)\n",
-            turns.join(", ")
+            per_config(report, |c| c.owner_turn_share.map(|share| 100.0 * share))
         );
     }
     out += &match summary.cross_core_ns {
