@@ -119,6 +119,11 @@ pub struct BlockStats {
     /// ahead of their turn from its lane. Without the parent state the owner runs most of a
     /// mainnet block this way (docs/benchmarks.md, "At a glance").
     pub owner_turn_executions: u64,
+    /// Of `owner_turn_executions`, those static dispatch had sent to a worker's queue: the
+    /// owner reached them at their turn before any worker started them. The rest were the
+    /// owner's by dispatch (its lane, the beneficiary's, a redone recipient's). Zero in the
+    /// batch path.
+    pub owner_overtook: u64,
     /// Set when a rule (the chain rule, the cheap-block rule, a payout block's) handed the block
     /// back after this many transactions: the caller executes the rest sequentially (see
     /// [`Engine::execute`]).

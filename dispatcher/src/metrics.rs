@@ -27,6 +27,9 @@ pub(crate) fn record_block(stats: &BlockStats) {
     // turn (its own lane, and those no worker had started); `parevm_txs_total` also counts
     // blocks handed back, so the ratio of the two reads low.
     metrics::counter!("parevm_owner_turn_executions_total").increment(stats.owner_turn_executions);
+    // Of those, the ones dispatch had sent to a worker, which the caller reached first: the
+    // worker falling behind, where the rest of the count is the dispatch's own choice.
+    metrics::counter!("parevm_owner_overtook_total").increment(stats.owner_overtook);
     metrics::histogram!("parevm_merge_wait_seconds").record(stats.merge.merge_wait.as_secs_f64());
     // Batch path only (see `BlockStats::execution_time`); divided by the executions, the mean
     // cost of one execution, to set against the sequential executor's per transaction.

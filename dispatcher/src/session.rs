@@ -117,6 +117,7 @@ pub struct Session<'e> {
     started: bool,
     /// Whether the owner's executions answer the slots' reads as they go.
     serving: Serving,
+    turns: OwnerTurns,
     /// Recipients of transactions redone at their turn: later transactions to them are the
     /// owner's, at their turn (see `OwnerDriver::run_at_turn`).
     demoted: AddressSet,
@@ -134,8 +135,19 @@ struct Serving {
     next: bool,
     /// Reads answered that way so far.
     served: u64,
+}
+
+/// What the owner ran itself at a transaction's turn, by where static dispatch had sent it.
+#[derive(Debug, Default)]
+struct OwnerTurns {
+    /// Per transaction of the session, whether it is in a worker's queue by dispatch: not the
+    /// owner's lane, nor the beneficiary's, nor a redone recipient's (taken back when the
+    /// recipient is redone).
+    to_worker: Vec<bool>,
     /// First executions the owner ran at their turn (`BlockStats::owner_turn_executions`).
-    turn_executions: u64,
+    executions: u64,
+    /// Of those, the ones that had gone to a worker (`BlockStats::owner_overtook`).
+    overtook: u64,
 }
 
 impl Engine {
@@ -226,6 +238,7 @@ impl Engine {
             hand_back: false,
             started: false,
             serving: Serving::default(),
+            turns: OwnerTurns { to_worker: Vec::with_capacity(capacity), ..OwnerTurns::default() },
             demoted: AddressSet::default(),
             helper_lane: helps.then_some(lanes - 1),
             heavy,
@@ -270,9 +283,9 @@ impl Session<'_> {
         let heavy = self.heavy.arrives(&summary, &self.engine.heavy_calls);
         let slot = self.dispatcher.assign(summary, heavy);
         let index = self.job.txs.push(tx).expect("not full: checked above");
-        if let Some(slot) = slot
-            && !recipient.is_some_and(|to| self.demoted.contains(&to))
-        {
+        let to_worker = slot.filter(|_| !recipient.is_some_and(|to| self.demoted.contains(&to)));
+        self.turns.to_worker.push(to_worker.is_some_and(|slot| Some(slot) != self.helper_lane));
+        if let Some(slot) = to_worker {
             if heavy {
                 self.job.scheduler.push_heavy(index, slot);
             } else {
@@ -362,6 +375,7 @@ impl Session<'_> {
             requests: &self.requests,
             owner: &mut *owner,
             serving: &mut self.serving,
+            turns: &mut self.turns,
             demoted: &mut self.demoted,
             helper,
         };
@@ -383,7 +397,8 @@ impl Session<'_> {
             merge: MergeStats::clone(self.merger.stats()),
             served_while_executing: self.serving.served,
             owner_reads: self.requests.served(),
-            owner_turn_executions: self.serving.turn_executions,
+            owner_turn_executions: self.turns.executions,
+            owner_overtook: self.turns.overtook,
             execution_time: std::time::Duration::ZERO,
             // Handed back only if the caller had more to come.
             sequential_from: (self.hand_back && self.merger.next() < self.job.txs.capacity())
@@ -436,6 +451,7 @@ struct OwnerDriver<'s, 'c, 'a, O> {
     requests: &'s Requests,
     owner: &'s mut O,
     serving: &'s mut Serving,
+    turns: &'s mut OwnerTurns,
     demoted: &'s mut AddressSet,
     /// The owner's worker on its own lane (see `OwnerDriver::wait`).
     helper: Option<&'s mut Helper<'c, 'a>>,
@@ -529,6 +545,7 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
             for later in tx + 1..job.txs.len() {
                 if tx_recipient(job, later) == Some(to) {
                     job.scheduler.leave(later);
+                    self.turns.to_worker[later] = false;
                 }
             }
         }
@@ -541,7 +558,8 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
             job.exact_result(tx, incarnation, owner.execute_exact(tx, job.txs.tx_env(tx), serve.then_some(requests)))
         });
         if first {
-            self.serving.turn_executions += 1;
+            self.turns.executions += 1;
+            self.turns.overtook += u64::from(self.turns.to_worker[tx]);
         }
         // Judged on executions only (a worker may hold the transaction, and then nothing ran).
         if executed {

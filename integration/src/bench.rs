@@ -196,6 +196,8 @@ pub struct ParallelResult {
     /// the block's first, before the warm-up (`BlockStats::owner_turn_executions`): a session's
     /// (the drop-in's) only, 0 otherwise.
     pub owner_turn_executions: u64,
+    /// Of those, the ones static dispatch had sent to a worker (`BlockStats::owner_overtook`).
+    pub owner_overtook: u64,
     /// Where a rule (chain, cheap block) handed the block to the sequential executor in the verification
     /// run, if it did.
     pub sequential_from: Option<usize>,
@@ -273,6 +275,10 @@ pub struct ConfigSummary {
     /// drop-in. A session is known by that count: one whose caller ran none at its turn counts
     /// as none, and a probe's transactions before the session count in the block's.
     pub owner_turn_share: Option<f64>,
+    /// Of the same transactions, the share the caller ran at its turn though dispatch had sent
+    /// them to a worker, which had not started them (`BlockStats::owner_overtook`): the part of
+    /// `owner_turn_share` that is the worker falling behind rather than the dispatch's choice.
+    pub owner_overtook_share: Option<f64>,
 }
 
 /// Totals over all blocks.
@@ -609,6 +615,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
                 redos: stats.merge.total_redos(),
                 executions: stats.executions,
                 owner_turn_executions: stats.owner_turn_executions,
+                owner_overtook: stats.owner_overtook,
                 sequential_from: stats.sequential_from,
                 allocations: allocations[j + 1],
                 timed_execution_ms: executing[j + 1].0,
@@ -671,6 +678,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
                 .filter(|b| b.parallel[j].sequential_from.is_none() && b.parallel[j].owner_turn_executions > 0)
                 .collect();
             let turn_executions: u64 = sessions.iter().map(|b| b.parallel[j].owner_turn_executions).sum();
+            let overtook: u64 = sessions.iter().map(|b| b.parallel[j].owner_overtook).sum();
             let session_txs: usize = sessions.iter().map(|b| b.txs).sum();
             ConfigSummary {
                 slots: blocks[0].parallel[j].slots,
@@ -683,6 +691,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
                 execution_us: (executing_ms > 0.0 && executions > 0).then(|| executing_ms * 1e3 / executions as f64),
                 sequential_execution_us: (engine_txs > 0).then(|| sequential_ms * 1e3 / engine_txs as f64),
                 owner_turn_share: (session_txs > 0).then(|| turn_executions as f64 / session_txs as f64),
+                owner_overtook_share: (session_txs > 0).then(|| overtook as f64 / session_txs as f64),
             }
         })
         .collect();
@@ -820,6 +829,10 @@ pub fn render_table(report: &BenchReport) -> String {
              those no worker had started), over the blocks run in a session to the end, first run, %: {} \
              (docs/benchmarks.md, At a glance)\n",
             per_config(report, |c| c.owner_turn_share.map(|share| 100.0 * share))
+        );
+        out += &format!(
+            "  of which dispatch had sent to a worker, which had not started them, %: {}\n",
+            per_config(report, |c| c.owner_overtook_share.map(|share| 100.0 * share))
         );
     }
     out += &match summary.cross_core_ns {
@@ -1173,6 +1186,7 @@ mod tests {
                 redos: txs as u64 / 2,
                 executions: txs as u64,
                 owner_turn_executions: 0,
+                owner_overtook: 0,
                 sequential_from: None,
                 allocations: None,
                 timed_execution_ms: par / 2.0,
@@ -1227,12 +1241,18 @@ mod tests {
         let mut blocks = [block(1, 10, 4.0, 1.0), block(2, 30, 1.0, 1.0), block(3, 20, 3.0, 3.0)];
         assert_eq!(summarize(&blocks).parallel[0].owner_turn_share, None, "no session: the batch path");
         blocks[0].parallel[0].owner_turn_executions = 6;
+        blocks[0].parallel[0].owner_overtook = 1;
         blocks[1].parallel[0].owner_turn_executions = 24;
+        blocks[1].parallel[0].owner_overtook = 3;
         // Handed back midway: its transactions after that ran on no worker at all.
         blocks[2].parallel[0].owner_turn_executions = 5;
+        blocks[2].parallel[0].owner_overtook = 5;
         blocks[2].parallel[0].sequential_from = Some(8);
-        let share = summarize(&blocks).parallel[0].owner_turn_share.unwrap();
+        let summary = summarize(&blocks);
+        let share = summary.parallel[0].owner_turn_share.unwrap();
         assert!((share - 30.0 / 40.0).abs() < 1e-12, "{share}");
+        let overtook = summary.parallel[0].owner_overtook_share.unwrap();
+        assert!((overtook - 4.0 / 40.0).abs() < 1e-12, "{overtook}");
     }
 
     /// A report of `blocks` for one 2-slot configuration.
