@@ -35,7 +35,10 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: profile seq|N|dropin:N|parent:N transfers|erc20|amm|hot|mainnet [ROUNDS [PAUSE_MS]]";
-    let (Some(executor), Some(what)) = (args.first(), args.get(1)) else { panic!("{usage}") };
+    let (Some(executor), Some(what)) = (args.first(), args.get(1)) else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
     let rounds: usize = args.get(2).map_or(50, |r| r.parse().expect("ROUNDS: a number")).max(1);
     let pause = Duration::from_millis(args.get(3).map_or(0, |p| p.parse().expect("PAUSE_MS: a number")));
     let engine = |slots: &str| {

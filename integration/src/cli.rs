@@ -110,6 +110,7 @@ struct EthtestArgs {
 }
 
 pub fn main() -> ExitCode {
+    end_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay(args),
@@ -176,6 +177,18 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, String> {
     }
     println!("{matched}/{} blocks match", reports.len());
     Ok(if matched == reports.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `parevm replay | head` should end quietly once `head` has read enough, as Unix tools do. Rust
+/// starts programs with SIGPIPE ignored, so a write to the closed pipe fails instead and
+/// `println!` panics ("failed printing to stdout: Broken pipe", exit code 101).
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` only sets how the process reacts to SIGPIPE. It runs first in `main`,
+    // before any thread of ours exists, and touches no Rust-managed state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn report_line(report: &BlockReport) -> String {
