@@ -19,11 +19,10 @@ use crate::config::{ConfigFileError, ParevmConfig};
 pub struct ParevmArgs {
     /// Execute blocks with parevm's parallel engine: the engine API's payload validation and the
     /// pipeline's execution stage. Payload building always stays sequential. Without this flag
-    /// the node is stock reth. Measured on 2 cores, this is no faster than sequential (0.99x
-    /// geomean on mainnet blocks of 100+ transactions, single blocks down to 0.72x; 0.86-0.96x
-    /// on earlier builds): reth does not yet hand the executor a shareable view of the parent
-    /// state, so the slots wait on the caller's thread for every database read (docs/reth.md,
-    /// "The parent state").
+    /// the node is stock reth. Measured on 2 cores, this is no faster than sequential (0.94-0.99x
+    /// geomean on mainnet blocks of 100+ transactions, single blocks down to 0.59x): reth does
+    /// not yet hand the executor a shareable view of the parent state, so the slots wait on the
+    /// caller's thread for every database read (docs/reth.md, "The parent state").
     #[arg(id = "parevm_parallel", long = "parallel", action = ArgAction::SetTrue)]
     pub parallel: bool,
 
