@@ -283,9 +283,9 @@ impl Session<'_> {
         let heavy = self.heavy.arrives(&summary, &self.engine.heavy_calls);
         let slot = self.dispatcher.assign(summary, heavy);
         let index = self.job.txs.push(tx).expect("not full: checked above");
-        let to_worker = slot.filter(|_| !recipient.is_some_and(|to| self.demoted.contains(&to)));
-        self.turns.to_worker.push(to_worker.is_some_and(|slot| Some(slot) != self.helper_lane));
-        if let Some(slot) = to_worker {
+        let queue = slot.filter(|_| !recipient.is_some_and(|to| self.demoted.contains(&to)));
+        self.turns.to_worker.push(is_a_workers(queue, self.helper_lane));
+        if let Some(slot) = queue {
             if heavy {
                 self.job.scheduler.push_heavy(index, slot);
             } else {
@@ -460,6 +460,12 @@ struct OwnerDriver<'s, 'c, 'a, O> {
 type Job = BlockJob<'static, RemoteDb>;
 type Helper<'c, 'a> = Worker<'c, 'a, RemoteDb>;
 
+/// Whether a transaction queued on `queue` (`None`: on none, the owner runs it at its turn) is a
+/// worker's: the owner's own lane is a queue too with the parent state (`owner_queue`).
+fn is_a_workers(queue: Option<usize>, owner_queue: Option<usize>) -> bool {
+    queue.is_some() && queue != owner_queue
+}
+
 /// The recipient of the session's transaction `tx`.
 fn tx_recipient(job: &BlockJob<'static, RemoteDb>, tx: TxIndex) -> Option<Address> {
     job.txs.summary(tx).recipient
@@ -576,6 +582,15 @@ impl<O: Owner> MergeDriver for OwnerDriver<'_, '_, '_, O> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_is_a_workers_if_queued_on_a_lane_not_the_owners() {
+        assert!(!is_a_workers(None, None), "the owner's lane without the parent state, or the beneficiary's");
+        assert!(!is_a_workers(None, Some(1)), "the beneficiary's with the parent state");
+        assert!(is_a_workers(Some(0), None));
+        assert!(is_a_workers(Some(0), Some(1)));
+        assert!(!is_a_workers(Some(1), Some(1)), "the owner's own queue with the parent state");
+    }
 
     #[test]
     fn the_caller_waits_only_beyond_the_look_ahead_of_a_block_with_redos_and_not_yet_handed_back() {

@@ -831,7 +831,8 @@ pub fn render_table(report: &BenchReport) -> String {
             per_config(report, |c| c.owner_turn_share.map(|share| 100.0 * share))
         );
         out += &format!(
-            "  of which dispatch had sent to a worker, which had not started them, %: {}\n",
+            "  of those, the ones dispatch had sent to a worker that had not started them by their turn, % of the \
+             same transactions: {}\n",
             per_config(report, |c| c.owner_overtook_share.map(|share| 100.0 * share))
         );
     }
@@ -1085,13 +1086,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     }
     let report = report.map_err(|e| e.to_string())?;
 
-    print!("{}", render_table(&report));
+    // The files first: a reader of the table that stops early (`| head`) ends the program.
     if let Some(path) = &args.plot {
         std::fs::write(path, render_svg(&report)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
+    print!("{}", render_table(&report));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -628,3 +628,31 @@ fn a_failed_read_of_the_beneficiary_is_judged_again_and_a_lasting_one_is_sequent
         assert_eq!(parallel.to_string(), sequential.to_string(), "{slots} slots");
     }
 }
+
+/// Transactions to the block's beneficiary go to no worker's queue, with or without the parent
+/// state: the caller runs each first at its turn, and none counts as overtaken
+/// (`BlockStats::owner_overtook`), whatever the worker does meanwhile.
+#[test]
+fn the_beneficiarys_transactions_are_the_callers_own_and_never_overtaken() {
+    let beneficiary = Address::with_last_byte(0xee);
+    let mut synthetic = SyntheticBlock::new("Cancun", 30_000_000, beneficiary);
+    let n = 40;
+    for i in 0..n {
+        synthetic.fund(sender(i), U256::from(10).pow(U256::from(18)));
+        let to = TxKind::Call(beneficiary);
+        synthetic.push(sender(i), to, U256::from(7), Bytes::new(), 60_000, Fee::Dynamic(20, 1), 0);
+    }
+    // The chain rule would hand a block of mostly the beneficiary's transactions back, and
+    // `common::config` has the cheap-block rule off.
+    let engine = common::engine_with(EngineConfig { chain_rule: None, ..common::config(2) });
+    let executor = Executor::DropIn(Arc::new(engine));
+    let (block, parent) = (synthetic.block(), common::parent_of(&synthetic.db));
+    for parent in [None, Some(&parent)] {
+        let diffs = common::differences_with(&synthetic.chain, &block, &synthetic.db, &executor, parent);
+        assert!(diffs.is_empty(), "parent state {}: {diffs:#?}", parent.is_some());
+        let output = executor.execute_with_parent(&synthetic.chain, &block, &synthetic.db, parent).unwrap();
+        let stats = output.stats.expect("run in a session");
+        assert_eq!(stats.sequential_from, None, "{stats:?}");
+        assert_eq!((stats.owner_turn_executions, stats.owner_overtook), (n as u64, 0), "{stats:?}");
+    }
+}

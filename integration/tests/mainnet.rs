@@ -109,11 +109,6 @@ fn the_drop_in_answers_reads_while_it_executes_and_stays_exact() {
             if stats.sequential_from.is_none() {
                 // Each transaction is executed first once, by a worker or by the caller at its turn.
                 assert!(stats.owner_turn_executions <= stats.txs as u64, "block {}: {stats:?}", block.block.number());
-                assert!(
-                    stats.owner_overtook <= stats.owner_turn_executions,
-                    "block {}: {stats:?}",
-                    block.block.number()
-                );
                 turn_executions += stats.owner_turn_executions;
                 overtook += stats.owner_overtook;
                 txs += stats.txs as u64;
@@ -132,11 +127,6 @@ fn the_drop_in_answers_reads_while_it_executes_and_stays_exact() {
     // The worker, waiting a round trip per missing key, falls behind the caller's turns now and
     // then (the slower it runs, the more often), so some were overtaken.
     assert!(overtook > 0, "{overtook} of {turn_executions}");
-    // Dispatch sends the caller more than half of these blocks' transactions (54% in a run of
-    // this test, with the beneficiary's and redone recipients'), so even a worker that started
-    // none of its own leaves the caller's lane the larger part of the count (11-12% overtaken
-    // here, 14% in the bench: docs/benchmarks.md, "At a glance").
-    assert!(overtook < turn_executions - overtook, "{overtook} of {turn_executions} overtaken");
 }
 
 /// The engine schedules by a transaction's summary and executes its `TxEnv`, built separately
