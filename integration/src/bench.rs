@@ -663,20 +663,20 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
             let limits: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].limit).collect();
             let redos: u64 = blocks.iter().map(|b| b.parallel[j].redos).sum();
             let allocations: Option<u64> = blocks.iter().map(|b| b.parallel[j].allocations).sum();
+            // The blocks this configuration ran to the end (no rule handed them back) with `count`
+            // above zero.
+            let ran_to_the_end = |count: fn(&ParallelResult) -> u64| -> Vec<&BlockBench> {
+                blocks.iter().filter(|b| b.parallel[j].sequential_from.is_none() && count(&b.parallel[j]) > 0).collect()
+            };
             // Executions against sequential transactions, over the same blocks: those this
             // configuration ran on the engine to the end.
-            let engine_run: Vec<&BlockBench> = blocks
-                .iter()
-                .filter(|b| b.parallel[j].sequential_from.is_none() && b.parallel[j].timed_executions > 0)
-                .collect();
+            let engine_run = ran_to_the_end(|p| p.timed_executions);
             let executing_ms: f64 = engine_run.iter().map(|b| b.parallel[j].timed_execution_ms).sum();
             let executions: u64 = engine_run.iter().map(|b| b.parallel[j].timed_executions).sum();
             let engine_txs: usize = engine_run.iter().map(|b| b.txs).sum();
             let sequential_ms: f64 = engine_run.iter().map(|b| b.limit.total_ms).sum();
-            let sessions: Vec<&BlockBench> = blocks
-                .iter()
-                .filter(|b| b.parallel[j].sequential_from.is_none() && b.parallel[j].owner_turn_executions > 0)
-                .collect();
+            // A session is known by its caller's turn executions (see `owner_turn_share`).
+            let sessions = ran_to_the_end(|p| p.owner_turn_executions);
             let turn_executions: u64 = sessions.iter().map(|b| b.parallel[j].owner_turn_executions).sum();
             let overtook: u64 = sessions.iter().map(|b| b.parallel[j].owner_overtook).sum();
             let session_txs: usize = sessions.iter().map(|b| b.txs).sum();
