@@ -13,8 +13,9 @@
 //! The two "spare" columns turn the bound into a budget: the microseconds per transaction, summed
 //! over both threads, that an engine may spend beyond the sequential executor's own execution and
 //! commit (publishing results, validating, applying them to a shared state, lines crossing
-//! between the cores) and still reach issue 4's targets, 1.3x (mainnet) and 1.7x (transfers and
-//! ERC-20 transfers); "none" where even an engine that spends nothing cannot:
+//! between the cores) and still reach the project's speed targets (docs/benchmarks.md, "At a
+//! glance"): 1.3x (mainnet) and 1.7x (raw and ERC-20 transfers); "none" where even an engine
+//! that spends nothing cannot, "-" for a block without transactions:
 //!
 //! ```text
 //! cargo run --release -p parevm --example phases [GAS]
@@ -83,16 +84,19 @@ fn two_thread_bound([total, execute, commit, _]: [f64; 4]) -> f64 {
 /// own execution and commit, and still reach `speedup` in the same pipeline: the block may take
 /// `total / speedup`, of which the serial part takes `alone` and the rest holds two threads'
 /// work. `None` when even an engine that adds nothing cannot (the commit alone, or the serial
-/// part, is too long).
+/// part, is too long). `txs` must be above zero.
 fn spare_per_tx([total, execute, commit, _]: [f64; 4], txs: usize, speedup: f64) -> Option<f64> {
     let alone = total - execute - commit;
     let pipeline = total / speedup - alone;
     let spare = 2.0 * pipeline - execute - commit;
-    (commit <= pipeline && spare >= 0.0 && txs > 0).then(|| spare / txs as f64)
+    (commit <= pipeline && spare >= 0.0).then(|| spare / txs as f64)
 }
 
-/// [`spare_per_tx`] in microseconds, or "none".
+/// [`spare_per_tx`] in microseconds, "none", or "-" without transactions.
 fn spare_column(times: [f64; 4], txs: usize, speedup: f64) -> String {
+    if txs == 0 {
+        return "-".into();
+    }
     spare_per_tx(times, txs, speedup).map_or("none".into(), |s| format!("{:.2}", s * 1e6))
 }
 
