@@ -158,3 +158,40 @@ fn main() {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100 µs in all: 80 executing, 10 committing, 10 alone (5 of them finishing).
+    const TIMES: [f64; 4] = [100e-6, 80e-6, 10e-6, 5e-6];
+
+    #[test]
+    fn the_budget_runs_out_exactly_at_the_bound() {
+        let bound = two_thread_bound(TIMES);
+        // Execution-bound: 10 alone + (80 + 10) / 2 = 55 µs.
+        assert!((bound - 100.0 / 55.0).abs() < 1e-9, "{bound}");
+        // Just under the bound the budget is nearly nothing; just over it, there is none.
+        let under = spare_per_tx(TIMES, 10, bound * 0.999).expect("room just under the bound");
+        assert!(under > 0.0 && under < 0.02e-6, "{under}");
+        assert_eq!(spare_per_tx(TIMES, 10, bound * 1.001), None);
+        // At 1.25x the block may take 80 µs: 70 for the pipeline, 140 over two threads, of which
+        // 90 are the sequential executor's own: 50 µs spare over 10 transactions.
+        let spare = spare_per_tx(TIMES, 10, 1.25).expect("room");
+        assert!((spare - 5e-6).abs() < 1e-12, "{spare}");
+    }
+
+    #[test]
+    fn a_commit_longer_than_the_pipeline_leaves_nothing() {
+        // Commit-bound: 10 alone + max(60, (20 + 60) / 2) = 70 µs, bound 1.43x.
+        let times = [90e-6, 20e-6, 60e-6, 5e-6];
+        let bound = two_thread_bound(times);
+        assert!((bound - 90.0 / 70.0).abs() < 1e-9, "{bound}");
+        // Just under the bound there is room in the two threads' sum (2 * 70 - 80 = 60 µs),
+        // but not past it, where the commit alone no longer fits.
+        assert!(spare_per_tx(times, 10, bound * 0.999).is_some());
+        assert_eq!(spare_per_tx(times, 10, bound * 1.001), None);
+        assert_eq!(spare_column(times, 0, 1.3), "-");
+        assert_eq!(spare_column(times, 10, 1.7), "none");
+    }
+}
