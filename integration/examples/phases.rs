@@ -183,12 +183,12 @@ mod tests {
 
     #[test]
     fn a_commit_longer_than_the_pipeline_leaves_nothing() {
-        // Commit-bound: 10 alone + max(60, (20 + 60) / 2) = 70 µs, bound 1.43x.
+        // Commit-bound: 10 alone + max(60, (20 + 60) / 2) = 70 µs, bound 1.29x.
         let times = [90e-6, 20e-6, 60e-6, 5e-6];
         let bound = two_thread_bound(times);
         assert!((bound - 90.0 / 70.0).abs() < 1e-9, "{bound}");
-        // Just under the bound there is room in the two threads' sum (2 * 70 - 80 = 60 µs),
-        // but not past it, where the commit alone no longer fits.
+        // Just under the bound the two threads' sum still has room (at the bound, 60 µs of
+        // pipeline: 2 * 60 - 80 = 40 µs), but past it the commit alone no longer fits.
         assert!(spare_per_tx(times, 10, bound * 0.999).is_some());
         assert_eq!(spare_per_tx(times, 10, bound * 1.001), None);
         assert_eq!(spare_column(times, 0, 1.3), "-");
