@@ -125,38 +125,31 @@ fn main() {
     let (mut mainnet_sum, mut mainnet_txs) = ([0.0; 4], 0);
     for (label, chain, block, db) in &cases {
         let times = phases(chain, block, db).map(|d| d.as_secs_f64());
-        let share = |i: usize| format!("{:.1}%", 100.0 * times[i] / times[0]);
-        println!(
-            "{label:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8} {:>14.2}x {:>10} {:>10}",
-            block.txs.len(),
-            times[0] * 1e3,
-            share(1),
-            share(2),
-            share(3),
-            two_thread_bound(times),
-            spare_column(times, block.txs.len(), 1.3),
-            spare_column(times, block.txs.len(), 1.7)
-        );
+        print_row(label, block.txs.len(), times);
         if label.parse::<u64>().is_ok() {
             mainnet_sum.iter_mut().zip(times).for_each(|(sum, t)| *sum += t);
             mainnet_txs += block.txs.len();
         }
     }
     if mainnet_sum[0] > 0.0 {
-        let share = |i: usize| format!("{:.1}%", 100.0 * mainnet_sum[i] / mainnet_sum[0]);
-        println!(
-            "{:<10} {:>6} {:>9.3}  {:>8} {:>8} {:>8} {:>14.2}x {:>10} {:>10}",
-            "mainnet",
-            mainnet_txs,
-            mainnet_sum[0] * 1e3,
-            share(1),
-            share(2),
-            share(3),
-            two_thread_bound(mainnet_sum),
-            spare_column(mainnet_sum, mainnet_txs, 1.3),
-            spare_column(mainnet_sum, mainnet_txs, 1.7)
-        );
+        print_row("mainnet", mainnet_txs, mainnet_sum);
     }
+}
+
+/// One line of the table: a block's (or the mainnet blocks' summed) `[total, execute, commit,
+/// finish]`, in seconds.
+fn print_row(label: &str, txs: usize, times: [f64; 4]) {
+    let share = |i: usize| format!("{:.1}%", 100.0 * times[i] / times[0]);
+    println!(
+        "{label:<10} {txs:>6} {:>9.3}  {:>8} {:>8} {:>8} {:>14.2}x {:>10} {:>10}",
+        times[0] * 1e3,
+        share(1),
+        share(2),
+        share(3),
+        two_thread_bound(times),
+        spare_column(times, txs, 1.3),
+        spare_column(times, txs, 1.7)
+    );
 }
 
 #[cfg(test)]
