@@ -117,7 +117,8 @@ pub struct BlockStats {
     /// the batch path. Not counted: the transactions a probe ran before the session (counted in
     /// `txs`), those after a hand-back, and, with the parent state, those the owner executed
     /// ahead of their turn from its lane. Without the parent state the owner runs most of a
-    /// mainnet block this way (docs/benchmarks.md, "At a glance").
+    /// mainnet block this way (docs/benchmarks.md, "What eats the time", "Who runs the drop-in's
+    /// transactions").
     pub owner_turn_executions: u64,
     /// Of `owner_turn_executions`, those static dispatch had sent to a worker's queue: the
     /// owner reached them at their turn before any worker started them. The rest were the

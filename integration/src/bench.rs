@@ -827,7 +827,7 @@ pub fn render_table(report: &BenchReport) -> String {
         out += &format!(
             "transactions whose first execution the caller's thread ran itself at their turn (its own lane, and \
              those no worker had started), over the blocks run in a session to the end, first run, %: {} \
-             (docs/benchmarks.md, At a glance)\n",
+             (docs/benchmarks.md, What eats the time, The drop-in)\n",
             per_config(report, |c| c.owner_turn_share.map(|share| 100.0 * share))
         );
         out += &format!(
