@@ -33,6 +33,12 @@
 //!   replaying exactly these blocks would gain), and the geometric mean of the per-block
 //!   speedups (every block weighs the same whatever its size; the right mean for ratios). Blocks
 //!   without transactions have nothing to parallelize and are left out of the geometric mean.
+//! - **Limit and bound.** One more sequential pass per block ([`crate::limit`]) gives what the
+//!   block allows: the *limit*, its critical path against its execution time, capped by the slot
+//!   count, and the *bound*, which also counts what every executor committing into revm's
+//!   `State` runs on one thread (each transaction's commit, in order; the setup and the finish).
+//!   A speedup is read against both: the gap to the bound is the engine's, the gap between the
+//!   bound and the limit is `State`'s.
 //!
 //! The blocks are historical mainnet blocks (PATHs), or with `--workload` synthetic blocks
 //! generated in-process from a seed ([`crate::workloads`]); either way they become a list of
@@ -188,6 +194,9 @@ pub struct ParallelResult {
     pub redo_rate: f64,
     /// The best speedup this many slots could reach on the block (see [`crate::limit`]).
     pub limit: f64,
+    /// The best speedup this many threads could reach on the block in an executor that commits
+    /// into revm's `State` ([`BlockLimit::bound`]).
+    pub bound: f64,
     /// Redos in the verification run.
     pub redos: u64,
     /// Executions (first runs and redos) in the verification run.
@@ -256,6 +265,8 @@ pub struct ConfigSummary {
     pub geomean_speedup: f64,
     /// Geometric mean of the per-block limits for this slot count, over the same blocks.
     pub geomean_limit: f64,
+    /// Geometric mean of the per-block bounds for this slot count, over the same blocks.
+    pub geomean_bound: f64,
     /// All redos of the verification runs divided by all transactions.
     pub redo_rate: f64,
     /// Heap allocations per transaction, over all blocks; `None` if not counted.
@@ -612,6 +623,7 @@ fn bench_block(case: &BenchCase<'_>, executors: &[Executor], options: BenchOptio
                 speedup: paired_speedup(&samples[0], &samples[j + 1]),
                 redo_rate: stats.redo_rate(),
                 limit: limit.speedup(engine.config().slots),
+                bound: limit.bound(engine.config().slots),
                 redos: stats.merge.total_redos(),
                 executions: stats.executions,
                 owner_turn_executions: stats.owner_turn_executions,
@@ -661,6 +673,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
             let total_ms: f64 = blocks.iter().map(|b| b.parallel[j].median_ms).sum();
             let speedups: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].speedup).collect();
             let limits: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].limit).collect();
+            let bounds: Vec<f64> = with_txs.iter().map(|b| b.parallel[j].bound).collect();
             let redos: u64 = blocks.iter().map(|b| b.parallel[j].redos).sum();
             let allocations: Option<u64> = blocks.iter().map(|b| b.parallel[j].allocations).sum();
             // The blocks this configuration ran to the end (no rule handed them back) with `count`
@@ -686,6 +699,7 @@ pub fn summarize(blocks: &[BlockBench]) -> BenchSummary {
                 overall_speedup: sequential_total_ms / total_ms,
                 geomean_speedup: geometric_mean(&speedups),
                 geomean_limit: geometric_mean(&limits),
+                geomean_bound: geometric_mean(&bounds),
                 redo_rate: if txs == 0 { 0.0 } else { redos as f64 / txs as f64 },
                 allocations_per_tx: per_tx(allocations, txs),
                 execution_us: (executing_ms > 0.0 && executions > 0).then(|| executing_ms * 1e3 / executions as f64),
@@ -741,7 +755,13 @@ pub fn render_table(report: &BenchReport) -> String {
     let mut header = vec![first.to_string(), "txs".into(), "Mgas".into(), "seq ms".into()];
     for config in &report.configs {
         let name = format!("par{}", config.slots);
-        header.extend([format!("{name} ms"), format!("{name} x"), format!("{name} limit"), format!("{name} redo/tx")]);
+        header.extend([
+            format!("{name} ms"),
+            format!("{name} x"),
+            format!("{name} limit"),
+            format!("{name} bound"),
+            format!("{name} redo/tx"),
+        ]);
     }
     let mgas = |gas: u64| format!("{:.2}", gas as f64 / 1e6);
     let mut rows = Vec::with_capacity(report.blocks.len() + 2);
@@ -749,7 +769,13 @@ pub fn render_table(report: &BenchReport) -> String {
         let mut row = vec![block.label.clone(), block.txs.to_string(), mgas(block.gas_used), ms(block.sequential_ms)];
         for p in &block.parallel {
             let chain = if p.sequential_from.is_some() { " s" } else { "" };
-            row.extend([ms(p.median_ms), ratio(p.speedup), ratio(p.limit), format!("{:.2}{chain}", p.redo_rate)]);
+            row.extend([
+                ms(p.median_ms),
+                ratio(p.speedup),
+                ratio(p.limit),
+                ratio(p.bound),
+                format!("{:.2}{chain}", p.redo_rate),
+            ]);
         }
         rows.push(row);
     }
@@ -762,9 +788,16 @@ pub fn render_table(report: &BenchReport) -> String {
             ms(config.total_ms),
             ratio(config.overall_speedup),
             String::new(),
+            String::new(),
             format!("{:.2}", config.redo_rate),
         ]);
-        geomean.extend([String::new(), ratio(config.geomean_speedup), ratio(config.geomean_limit), String::new()]);
+        geomean.extend([
+            String::new(),
+            ratio(config.geomean_speedup),
+            ratio(config.geomean_limit),
+            ratio(config.geomean_bound),
+            String::new(),
+        ]);
     }
 
     let widths: Vec<usize> = (0..header.len())
@@ -793,6 +826,8 @@ pub fn render_table(report: &BenchReport) -> String {
         "total: sums of block medians; speedup = sequential total / parallel total\n\
          limit: the block's critical path (longest chain of dependent txs, by execution time) divided\n\
          into its total execution time, capped by the slot count: no scheduler can do better\n\
+         bound: the same for an executor that commits into revm's State, as reth's must: each tx's commit\n\
+         in order on one thread, the setup and finish (post-block steps, bundle merge) alone (examples/phases)\n\
          geomean: of the per-block speedups (a block's: the median of its rounds' sequential / parallel),\n\
          over {} block(s) with transactions",
         summary.geomean_blocks
@@ -1178,13 +1213,21 @@ mod tests {
             sequential_ms: seq,
             sequential_samples_ms: vec![seq],
             sequential_allocations: None,
-            limit: BlockLimit { total_ms: seq, critical_path_ms: seq / 2.0, critical_path_txs: 1 },
+            limit: BlockLimit {
+                total_ms: seq,
+                critical_path_ms: seq / 2.0,
+                critical_path_txs: 1,
+                commit_ms: seq * 0.1,
+                setup_ms: seq * 0.05,
+                finish_ms: seq * 0.05,
+            },
             parallel: vec![ParallelResult {
                 slots: 2,
                 median_ms: par,
                 speedup: seq / par,
                 redo_rate: 0.0,
                 limit: 2.0,
+                bound: 1.8,
                 redos: txs as u64 / 2,
                 executions: txs as u64,
                 owner_turn_executions: 0,
@@ -1212,6 +1255,7 @@ mod tests {
         assert_eq!(p.total_ms, 6.0);
         assert_eq!(p.overall_speedup, 1.0);
         assert!((p.geomean_speedup - 2.0).abs() < 1e-12);
+        assert!((p.geomean_bound - 1.8).abs() < 1e-12, "{}", p.geomean_bound);
         assert_eq!(p.redo_rate, 0.5);
         // Execution times: all blocks' time over all blocks' counts, not a mean of means.
         // The empty block has no executions. Parallel: (0.5 + 0.5) ms over 20 executions;
@@ -1273,9 +1317,9 @@ mod tests {
         let blocks = vec![block(1, 10, 4.0, 1.0), block(12_345_678, 1000, 123.456, 61.0), block(3, 0, 1.0, 4.0)];
         let table = render_table(&report(blocks));
         let lines: Vec<&str> = table.lines().collect();
-        // Header, rule, 3 blocks, rule, total, geomean, five note lines (total, limit x2, geomean
-        // x2), execution times, the host's two lines.
-        assert_eq!(lines.len(), 16);
+        // Header, rule, 3 blocks, rule, total, geomean, seven note lines (total, limit x2, bound
+        // x2, geomean x2), execution times, the host's two lines.
+        assert_eq!(lines.len(), 18);
         let width = lines[0].len();
         for line in [lines[2], lines[3], lines[4], lines[6]] {
             assert_eq!(line.len(), width, "{line:?}");
@@ -1283,12 +1327,13 @@ mod tests {
         assert!(lines[7].starts_with("geomean"));
         assert!(lines[8].starts_with("total: sums of block medians"));
         assert!(lines[9].starts_with("limit: "));
-        assert!(lines[11].starts_with("geomean: of the per-block speedups (a block's: the median"));
-        assert!(lines[12].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
-        assert!(lines[13].starts_with("execution time, us, over the blocks"), "{}", lines[13]);
-        assert_eq!(lines[14], "host: the cross-core round trip could not be probed here");
-        assert_eq!(lines[15], "host: whether the two cores work as two could not be probed here");
-        assert!(lines[13].ends_with("parallel(2) 30.7 against 126.2 (0.24x)"), "{}", lines[13]);
+        assert!(lines[11].starts_with("bound: the same for an executor that commits into revm's State"));
+        assert!(lines[13].starts_with("geomean: of the per-block speedups (a block's: the median"));
+        assert!(lines[14].contains("over 2 block(s) with transactions (1 block(s) with 0 txs skipped)"));
+        assert!(lines[15].starts_with("execution time, us, over the blocks"), "{}", lines[15]);
+        assert_eq!(lines[16], "host: the cross-core round trip could not be probed here");
+        assert_eq!(lines[17], "host: whether the two cores work as two could not be probed here");
+        assert!(lines[15].ends_with("parallel(2) 30.7 against 126.2 (0.24x)"), "{}", lines[15]);
     }
 
     #[test]

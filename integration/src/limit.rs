@@ -1,4 +1,5 @@
-//! How much parallelism a block allows: its critical path.
+//! How much parallelism a block allows: its critical path, and the bound a pipeline on revm's
+//! `State` sets.
 //!
 //! One sequential pass, timing every transaction and taking its read and write sets from revm's
 //! `EvmState` (which lists every account and slot the transaction loaded, and marks what it
@@ -12,8 +13,14 @@
 //! the engine defers it: a transaction depends on earlier ones through the beneficiary only if it
 //! sends from it or to it. Everything else the transaction loaded counts as read.
 //!
-//! The limit counts slots only. With one slot parevm can still beat 1.0x, because the caller's
-//! thread merges and commits while the slot executes.
+//! The limit counts execution only. The same pass also times each transaction's commit (receipt
+//! and `State` commit), the block's setup (the `State`, the pre-block steps) and its finish (the
+//! post-block steps and the bundle merge, as reth runs it after the executor), for the *bound*:
+//! every executor that commits into revm's `State` commits in order on one thread, and runs the
+//! setup and the finish alone, so that `n` threads take at least `setup + finish + max(commit,
+//! (execution + commit) / n, critical path)`. The bound is the block's time divided by that.
+//! It is what explains the limit's 2.0x on cheap transactions that no executor reaches
+//! (docs/benchmarks.md, "What eats the time").
 
 use std::{collections::HashMap, time::Instant};
 
@@ -25,7 +32,7 @@ use alloy_evm::{
 };
 use alloy_primitives::{Address, U256};
 use parevm_statedb::{AccountSnapshot, AccountWrite, InMemoryDb, classify_write};
-use revm::database::State;
+use revm::database::{State, states::bundle_state::BundleRetention};
 use serde::Serialize;
 
 use crate::{BlockInput, ChainSpec, RethReceiptBuilder};
@@ -39,6 +46,12 @@ pub struct BlockLimit {
     pub critical_path_ms: f64,
     /// Transactions on that chain.
     pub critical_path_txs: usize,
+    /// Sum of the transactions' commits (receipt and `State` commit), in milliseconds.
+    pub commit_ms: f64,
+    /// The block's setup: the `State`, the EVM and the pre-block steps, in milliseconds.
+    pub setup_ms: f64,
+    /// The block's finish: the post-block steps and the bundle merge, in milliseconds.
+    pub finish_ms: f64,
 }
 
 impl BlockLimit {
@@ -46,10 +59,45 @@ impl BlockLimit {
     pub fn speedup(&self, slots: usize) -> f64 {
         if self.critical_path_ms <= 0.0 { 1.0 } else { (self.total_ms / self.critical_path_ms).min(slots as f64) }
     }
+
+    /// The block's sequential time: setup, executions, commits and finish, in milliseconds.
+    pub fn block_ms(&self) -> f64 {
+        self.setup_ms + self.total_ms + self.commit_ms + self.finish_ms
+    }
+
+    /// The shortest time the part between setup and finish can take on `slots` threads, one of
+    /// which commits every transaction in order (see the module's comment).
+    fn pipeline_ms(&self, slots: usize) -> f64 {
+        self.commit_ms.max((self.total_ms + self.commit_ms) / slots.max(1) as f64).max(self.critical_path_ms)
+    }
+
+    /// The best speedup `slots` threads can reach on this block in an executor that commits into
+    /// revm's `State` (see the module's comment); 1.0 at one slot. On a chain of dependent
+    /// transactions it reads above [`Self::speedup`], which leaves commits out: one thread can
+    /// commit a transaction while the other executes the next from its unconfirmed result.
+    pub fn bound(&self, slots: usize) -> f64 {
+        let least = self.setup_ms + self.finish_ms + self.pipeline_ms(slots);
+        if least <= 0.0 { 1.0 } else { self.block_ms() / least }
+    }
+
+    /// What an engine on `slots` threads may spend per transaction, summed over the threads,
+    /// beyond the sequential executor's own execution and commit, and still reach `speedup` on
+    /// this block, in microseconds: the block may then take `block_ms / speedup`, of which the
+    /// setup and finish take their part alone and the rest holds the threads' work. `None` where
+    /// even an engine that spends nothing cannot (the commit, the critical path or the part
+    /// alone too long), or the block has no transactions.
+    pub fn spare_us_per_tx(&self, slots: usize, txs: usize, speedup: f64) -> Option<f64> {
+        let pipeline = self.block_ms() / speedup - self.setup_ms - self.finish_ms;
+        let spare = slots as f64 * pipeline - self.total_ms - self.commit_ms;
+        (txs > 0 && self.commit_ms <= pipeline && self.critical_path_ms <= pipeline && spare >= 0.0)
+            .then(|| spare * 1e3 / txs as f64)
+    }
 }
 
 /// Measures `block`'s limit (one sequential pass over `db`).
 pub fn block_limit(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> Result<BlockLimit, BlockExecutionError> {
+    let ms = |since: Instant| since.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
     let mut state = State::builder().with_database_ref(db).with_bundle_update().build();
     let env = block.evm_env(chain);
     let beneficiary = env.block_env.beneficiary;
@@ -57,16 +105,17 @@ pub fn block_limit(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> Re
     let factory = EthBlockExecutorFactory::new(RethReceiptBuilder, chain.clone(), EthEvmFactory::default());
     let mut executor = factory.create_executor(evm, block.execution_ctx());
     executor.apply_pre_execution_changes()?;
+    let setup_ms = ms(started);
 
     let mut account_writer: HashMap<Address, usize> = HashMap::new();
     let mut slot_writer: HashMap<(Address, U256), usize> = HashMap::new();
     // (weight of the heaviest chain ending at tx, its length)
     let mut chains: Vec<(f64, usize)> = Vec::with_capacity(block.txs.len());
-    let mut total = 0.0;
+    let (mut total, mut commit_ms) = (0.0, 0.0);
     for (i, tx) in block.txs.iter().enumerate() {
         let started = Instant::now();
         let output = executor.execute_transaction_without_commit(tx)?;
-        let millis = started.elapsed().as_secs_f64() * 1e3;
+        let millis = ms(started);
         total += millis;
         let touches_beneficiary = tx.signer() == beneficiary || tx.to() == Some(beneficiary);
         let evm_state = &output.result.state;
@@ -111,11 +160,18 @@ pub fn block_limit(chain: &ChainSpec, block: &BlockInput, db: &InMemoryDb) -> Re
                 }
             }
         }
+        let committing = Instant::now();
         executor.commit_transaction(output);
+        commit_ms += ms(committing);
     }
+    let finishing = Instant::now();
+    executor.finish()?;
+    state.merge_transitions(BundleRetention::Reverts);
+    drop(state.take_bundle());
+    let finish_ms = ms(finishing);
     let (critical_path_ms, critical_path_txs) =
         chains.iter().copied().fold((0.0, 0), |best, chain| if chain.0 > best.0 { chain } else { best });
-    Ok(BlockLimit { total_ms: total, critical_path_ms, critical_path_txs })
+    Ok(BlockLimit { total_ms: total, critical_path_ms, critical_path_txs, commit_ms, setup_ms, finish_ms })
 }
 
 #[cfg(test)]
@@ -124,10 +180,69 @@ mod tests {
 
     #[test]
     fn the_limit_is_capped_by_slots_and_never_below_one() {
-        let limit = BlockLimit { total_ms: 10.0, critical_path_ms: 2.0, critical_path_txs: 3 };
+        let limit = BlockLimit { total_ms: 10.0, critical_path_ms: 2.0, critical_path_txs: 3, ..BLOCK };
         assert_eq!(limit.speedup(8), 5.0);
         assert_eq!(limit.speedup(2), 2.0);
-        let serial = BlockLimit { total_ms: 10.0, critical_path_ms: 10.0, critical_path_txs: 9 };
+        let serial = BlockLimit { total_ms: 10.0, critical_path_ms: 10.0, critical_path_txs: 9, ..BLOCK };
         assert_eq!(serial.speedup(8), 1.0);
+    }
+
+    /// 100 ms in all: 80 executing, 10 committing, 5 of setup and 5 of finish; a short
+    /// critical path.
+    const BLOCK: BlockLimit = BlockLimit {
+        total_ms: 80.0,
+        critical_path_ms: 8.0,
+        critical_path_txs: 1,
+        commit_ms: 10.0,
+        setup_ms: 5.0,
+        finish_ms: 5.0,
+    };
+
+    #[test]
+    fn the_bound_counts_the_commit_and_the_part_alone() {
+        assert_eq!(BLOCK.block_ms(), 100.0);
+        // Execution-bound at 2 slots: 10 alone + (80 + 10) / 2 = 55 ms.
+        assert!((BLOCK.bound(2) - 100.0 / 55.0).abs() < 1e-9, "{}", BLOCK.bound(2));
+        // One slot does everything itself.
+        assert!((BLOCK.bound(1) - 1.0).abs() < 1e-9, "{}", BLOCK.bound(1));
+        // Commit-bound at 16 slots: 10 alone + max(10, 90 / 16) = 20 ms.
+        assert!((BLOCK.bound(16) - 5.0).abs() < 1e-9, "{}", BLOCK.bound(16));
+        // A chain: the critical path is every execution, and the commits still overlap it.
+        let chain = BlockLimit { critical_path_ms: 80.0, critical_path_txs: 10, ..BLOCK };
+        assert_eq!(chain.speedup(2), 1.0);
+        assert!((chain.bound(2) - 100.0 / 90.0).abs() < 1e-9, "{}", chain.bound(2));
+    }
+
+    #[test]
+    fn the_budget_runs_out_exactly_at_the_bound() {
+        let bound = BLOCK.bound(2);
+        // Just under the bound the budget is nearly nothing; just over it, there is none.
+        let under = BLOCK.spare_us_per_tx(2, 10, bound * 0.999).expect("room just under the bound");
+        assert!(under > 0.0 && under < 20.0, "{under}");
+        assert_eq!(BLOCK.spare_us_per_tx(2, 10, bound * 1.001), None);
+        // At 1.25x the block may take 80 ms: 70 for the pipeline, 140 over two threads, of which
+        // 90 are the sequential executor's own: 50 ms spare over 10 transactions.
+        let spare = BLOCK.spare_us_per_tx(2, 10, 1.25).expect("room");
+        assert!((spare - 5_000.0).abs() < 1e-6, "{spare}");
+        assert_eq!(BLOCK.spare_us_per_tx(2, 0, 1.25), None, "no transactions, no budget per transaction");
+    }
+
+    #[test]
+    fn a_commit_or_chain_longer_than_the_pipeline_leaves_nothing() {
+        // Commit-bound: 10 alone + max(60, (20 + 60) / 2) = 70 ms, bound 1.29x.
+        let commits = BlockLimit { total_ms: 20.0, critical_path_ms: 2.0, commit_ms: 60.0, ..BLOCK };
+        let bound = commits.bound(2);
+        assert!((bound - 90.0 / 70.0).abs() < 1e-9, "{bound}");
+        // Just under the bound the two threads' sum still has room (at the bound, 60 ms of
+        // pipeline: 2 * 60 - 80 = 40 ms), but past it the commit alone no longer fits.
+        assert!(commits.spare_us_per_tx(2, 10, bound * 0.999).is_some());
+        assert_eq!(commits.spare_us_per_tx(2, 10, bound * 1.001), None);
+        // Chain-bound: 10 alone + 70 ms of one chain, bound 1.25x; the threads' sum has room
+        // past it, the chain has not.
+        let chain = BlockLimit { critical_path_ms: 70.0, ..BLOCK };
+        let bound = chain.bound(2);
+        assert!((bound - 100.0 / 80.0).abs() < 1e-9, "{bound}");
+        assert!(chain.spare_us_per_tx(2, 10, bound * 0.999).is_some());
+        assert_eq!(chain.spare_us_per_tx(2, 10, bound * 1.001), None);
     }
 }

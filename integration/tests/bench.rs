@@ -63,10 +63,10 @@ fn bench_two_blocks() {
     assert_eq!(json["blocks"].as_array().map(Vec::len), Some(2));
 
     let table = parevm::bench::render_table(&report);
-    // Header and rule, 2 blocks, rule, total and geomean, 5 note lines, execution times, host
+    // Header and rule, 2 blocks, rule, total and geomean, 7 note lines, execution times, host
     // (the round trip, then the shared cores; each says so when it could not be probed).
     let host_lines = 2;
-    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 5 + 1 + host_lines);
+    assert_eq!(table.lines().count(), 2 + 2 + 1 + 2 + 7 + 1 + host_lines);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[lines.len() - 1 - host_lines].starts_with("execution time, us, over the blocks"), "{table}");
     assert!(lines[lines.len() - host_lines..].iter().all(|line| line.starts_with("host: ")), "{table}");
@@ -95,6 +95,8 @@ fn bench_two_blocks() {
         assert!(block.limit.critical_path_ms > 0.0 && block.limit.critical_path_ms <= block.limit.total_ms + 1e-9);
         for p in &block.parallel {
             assert!((1.0..=p.slots as f64).contains(&p.limit), "limit {} at {} slots", p.limit, p.slots);
+            // One thread commits and the setup and finish run alone: short of the slot count.
+            assert!(p.bound >= 1.0 && p.bound < p.slots as f64, "bound {} at {} slots", p.bound, p.slots);
         }
     }
 }

@@ -48,4 +48,10 @@ fn independent_transfers_have_a_one_transaction_critical_path() {
     let speedup = limit.speedup(2);
     assert!((1.0..=2.0).contains(&speedup), "{speedup}");
     assert!(limit.critical_path_ms < limit.total_ms, "one of 30 is less than all 30");
+    // Committing them and finishing the block are timed too, and no executor on revm's `State`
+    // splits those: two threads stay short of 2x, and one slot is the sequential executor.
+    assert!(limit.commit_ms > 0.0 && limit.setup_ms > 0.0 && limit.finish_ms > 0.0, "{limit:?}");
+    let bound = limit.bound(2);
+    assert!(bound > 1.0 && bound < 2.0, "{bound}");
+    assert!((limit.bound(1) - 1.0).abs() < 1e-9, "{}", limit.bound(1));
 }
