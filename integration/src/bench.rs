@@ -1204,6 +1204,15 @@ mod tests {
     }
 
     fn block(number: u64, txs: usize, seq: f64, par: f64) -> BlockBench {
+        let limit = BlockLimit {
+            txs,
+            total_ms: seq,
+            critical_path_ms: seq / 2.0,
+            critical_path_txs: 1,
+            commit_ms: seq * 0.1,
+            setup_ms: seq * 0.05,
+            finish_ms: seq * 0.05,
+        };
         BlockBench {
             label: number.to_string(),
             number,
@@ -1213,21 +1222,14 @@ mod tests {
             sequential_ms: seq,
             sequential_samples_ms: vec![seq],
             sequential_allocations: None,
-            limit: BlockLimit {
-                total_ms: seq,
-                critical_path_ms: seq / 2.0,
-                critical_path_txs: 1,
-                commit_ms: seq * 0.1,
-                setup_ms: seq * 0.05,
-                finish_ms: seq * 0.05,
-            },
+            limit,
             parallel: vec![ParallelResult {
                 slots: 2,
                 median_ms: par,
                 speedup: seq / par,
                 redo_rate: 0.0,
                 limit: 2.0,
-                bound: 1.8,
+                bound: limit.bound(2),
                 redos: txs as u64 / 2,
                 executions: txs as u64,
                 owner_turn_executions: 0,
@@ -1244,7 +1246,8 @@ mod tests {
 
     #[test]
     fn summary_skips_empty_blocks_in_the_geomean_only() {
-        let blocks = [block(1, 10, 4.0, 1.0), block(2, 10, 1.0, 1.0), block(3, 0, 1.0, 4.0)];
+        let mut blocks = [block(1, 10, 4.0, 1.0), block(2, 10, 1.0, 1.0), block(3, 0, 1.0, 4.0)];
+        blocks[2].parallel[0].bound = 1.0;
         let summary = summarize(&blocks);
         assert_eq!(summary.blocks, 3);
         assert_eq!(summary.txs, 20);
@@ -1255,7 +1258,8 @@ mod tests {
         assert_eq!(p.total_ms, 6.0);
         assert_eq!(p.overall_speedup, 1.0);
         assert!((p.geomean_speedup - 2.0).abs() < 1e-12);
-        assert!((p.geomean_bound - 1.8).abs() < 1e-12, "{}", p.geomean_bound);
+        // Each block's own bound, 1.2 / 0.65 of its time (see `block`), the empty one's left out.
+        assert!((p.geomean_bound - 1.2 / 0.65).abs() < 1e-12, "{}", p.geomean_bound);
         assert_eq!(p.redo_rate, 0.5);
         // Execution times: all blocks' time over all blocks' counts, not a mean of means.
         // The empty block has no executions. Parallel: (0.5 + 0.5) ms over 20 executions;
@@ -1325,6 +1329,15 @@ mod tests {
             assert_eq!(line.len(), width, "{line:?}");
         }
         assert!(lines[7].starts_with("geomean"));
+        // Each cell right-aligned under its heading: block 1's limit (2 slots, critical path half
+        // the block) and bound (1.2 / 0.65, see `block`), then the bounds' geomean.
+        let under = |line: &str, heading: &str| {
+            let end = lines[0].find(heading).expect("heading") + heading.len();
+            line[end - 5..end].to_string()
+        };
+        assert_eq!(under(lines[2], "par2 limit"), "2.00x");
+        assert_eq!(under(lines[2], "par2 bound"), "1.85x");
+        assert_eq!(under(lines[7], "par2 bound"), "1.85x");
         assert!(lines[8].starts_with("total: sums of block medians"));
         assert!(lines[9].starts_with("limit: "));
         assert!(lines[11].starts_with("bound: the same for an executor that commits into revm's State"));
