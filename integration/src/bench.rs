@@ -920,14 +920,15 @@ pub fn render_table(report: &BenchReport) -> String {
 }
 
 /// A plot of the report: one column per block (in order), the limit of the widest configuration
-/// as a grey bar, each configuration's speedup as a coloured dot, and a line at 1x.
+/// as a grey bar and its bound as a black stroke across it, each configuration's speedup as a
+/// coloured dot, and a line at 1x.
 pub fn render_svg(report: &BenchReport) -> String {
     const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
     let (width, height, left, bottom, top) = (960.0, 420.0, 50.0, 60.0, 30.0);
     let blocks = &report.blocks;
     let max = blocks
         .iter()
-        .flat_map(|b| b.parallel.iter().flat_map(|p| [p.speedup, p.limit]))
+        .flat_map(|b| b.parallel.iter().flat_map(|p| [p.speedup, p.limit, p.bound]))
         .filter(|v| v.is_finite())
         .fold(2.0_f64, f64::max)
         .ceil();
@@ -936,7 +937,7 @@ pub fn render_svg(report: &BenchReport) -> String {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"18\" font-size=\"13\">parevm: speedup over sequential per block (dots) and the block's limit (grey) on {} cores</text>\n",
+         <text x=\"{left}\" y=\"18\" font-size=\"13\">parevm: speedup over sequential per block (dots), the block's limit (grey) and bound (black) on {} cores</text>\n",
         report.cores
     );
     for tick in 0..=max as usize {
@@ -958,6 +959,12 @@ pub fn render_svg(report: &BenchReport) -> String {
                 x + column * 0.15,
                 column * 0.7,
                 y(0.0) - top_y
+            );
+            let bound_y = y(widest.bound);
+            svg += &format!(
+                "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{bound_y:.1}\" y2=\"{bound_y:.1}\" stroke=\"#222\" stroke-width=\"2\"/>\n",
+                x + column * 0.15,
+                x + column * 0.85
             );
         }
         for (j, p) in block.parallel.iter().enumerate() {
@@ -1347,6 +1354,22 @@ mod tests {
         assert_eq!(lines[16], "host: the cross-core round trip could not be probed here");
         assert_eq!(lines[17], "host: whether the two cores work as two could not be probed here");
         assert!(lines[15].ends_with("parallel(2) 30.7 against 126.2 (0.24x)"), "{}", lines[15]);
+    }
+
+    #[test]
+    fn the_plot_draws_each_blocks_limit_bound_and_speedup() {
+        let blocks = vec![block(1, 10, 4.0, 1.0), block(2, 10, 1.0, 1.0)];
+        let svg = render_svg(&report(blocks));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        // Two blocks: two grey bars (and the background), two bound strokes, two dots and the
+        // legend's dot.
+        assert_eq!(svg.matches("fill=\"#ccc\"").count(), 2);
+        assert_eq!(svg.matches("stroke=\"#222\"").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 3);
+        // The scale runs to 4x (block 1's 4x speedup): the bound, 1.2 / 0.65 of the block's
+        // time (see `block`), sits that far up the 330 pixels between y = 390 (0x) and y = 30.
+        let bound_y = 30.0 + 330.0 * (1.0 - 1.2 / 0.65 / 4.0);
+        assert!(svg.contains(&format!("y1=\"{bound_y:.1}\"")), "{svg}");
     }
 
     #[test]
