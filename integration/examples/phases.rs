@@ -1,5 +1,6 @@
 //! Where the sequential executor's time goes: executing transactions, committing them (receipt
-//! and `State` commit), and finishing the block (post-block steps and the bundle merge).
+//! and `State` commit), and finishing the block (post-block steps, the bundle merge, dropping the
+//! `State`).
 //!
 //! The engine parallelises only the first part; the commit of each confirmed transaction and the
 //! block's finish stay on one thread, in order, in every executor built on revm's `State`. The

@@ -37,8 +37,9 @@
 //!   block allows: the *limit*, its critical path against its execution time, capped by the slot
 //!   count, and the *bound*, which also counts what every executor committing into revm's
 //!   `State` runs on one thread (each transaction's commit, in order; the setup and the finish).
-//!   A speedup is read against both: the gap to the bound is the engine's, the gap between the
-//!   bound and the limit is `State`'s.
+//!   A speedup is read against both: the gap to the bound is the engine's; where the bound is
+//!   under the limit (cheap transactions), the difference is `State`'s serial part. On a chain
+//!   the bound reads above the limit, the commits overlapping the chain's executions.
 //!
 //! The blocks are historical mainnet blocks (PATHs), or with `--workload` synthetic blocks
 //! generated in-process from a seed ([`crate::workloads`]); either way they become a list of
@@ -1361,13 +1362,12 @@ mod tests {
         let blocks = vec![block(1, 10, 4.0, 1.0), block(2, 10, 1.0, 1.0)];
         let svg = render_svg(&report(blocks));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
-        // Two blocks: two grey bars (and the background), two bound strokes, two dots and the
-        // legend's dot.
+        // Two blocks: two grey bars, two bound strokes, two dots and the legend's dot.
         assert_eq!(svg.matches("fill=\"#ccc\"").count(), 2);
         assert_eq!(svg.matches("stroke=\"#222\"").count(), 2);
         assert_eq!(svg.matches("<circle").count(), 3);
         // The scale runs to 4x (block 1's 4x speedup): the bound, 1.2 / 0.65 of the block's
-        // time (see `block`), sits that far up the 330 pixels between y = 390 (0x) and y = 30.
+        // time (see `block`), sits that far up the 330 pixels between y = 360 (0x) and y = 30.
         let bound_y = 30.0 + 330.0 * (1.0 - 1.2 / 0.65 / 4.0);
         assert!(svg.contains(&format!("y1=\"{bound_y:.1}\"")), "{svg}");
     }
